@@ -1,0 +1,128 @@
+import { ConfigError } from './errors.ts';
+
+/** Everything the exporter is told by its environment, validated once per cold start. */
+export interface Config {
+  baseUrl: URL;
+  tokenUrl: URL;
+  tokenAuth: 'client_secret_post' | 'client_secret_basic';
+  clientIdParam: string;
+  clientSecretParam: string;
+  credentialsCacheSeconds: number;
+  bucket: string;
+  prefix: string;
+  pageSize: number;
+  firstPageIndex: number;
+  concurrency: number;
+  requestTimeoutMs: number;
+  maxRetries: number;
+  runRetryBudget: number;
+  tokenRenewMarginSeconds: number;
+  fileMaxBytes: number;
+  deadlineMarginSeconds: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
+
+/**
+ * Defaults, each chosen for a reason:
+ * - page size 1000: what Actility's public code uses; larger pages mean fewer requests
+ *   against the fair-use budget, and the maximum is not documented, so we stay at a size
+ *   seen to work.
+ * - renew margin 60 s: longer than one request with its timeout, so a token never expires
+ *   while a request that carries it is in flight; it is capped at half a token's lifetime
+ *   (see token.ts) so very short lifetimes do not turn into a grant per request.
+ * - concurrency 4: enough to hide latency (the window refills while pages stream out)
+ *   while staying polite; it halves on every 429/503.
+ * - credentials cached 300 s: a rotated secret is picked up within five minutes even on
+ *   a warm container, and a rejected client re-reads at once anyway.
+ * - 256 MiB of NDJSON per data file: gzip files are not splittable, so engines read one
+ *   file per worker; a few tens of MB compressed is the size they read best.
+ */
+export const DEFAULTS = {
+  THINGPARK_TOKEN_AUTH: 'client_secret_post',
+  THINGPARK_CREDENTIALS_CACHE_SECONDS: 300,
+  SNAPSHOT_PREFIX: 'thingpark/',
+  THINGPARK_PAGE_SIZE: 1000,
+  THINGPARK_FIRST_PAGE_INDEX: 0,
+  THINGPARK_CONCURRENCY: 4,
+  THINGPARK_REQUEST_TIMEOUT_MS: 30_000,
+  THINGPARK_MAX_RETRIES: 5,
+  RUN_RETRY_BUDGET: 100,
+  TOKEN_RENEW_MARGIN_SECONDS: 60,
+  SNAPSHOT_FILE_MAX_BYTES: 256 * 1024 * 1024,
+  RUN_DEADLINE_MARGIN_SECONDS: 20,
+} as const;
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const required = (name: string): string => {
+    const value = env[name]?.trim();
+    if (!value) problems.push(`${name} is required`);
+    return value ?? '';
+  };
+  const integer = (name: keyof typeof DEFAULTS, min: number, max: number): number => {
+    const raw = env[name]?.trim();
+    if (raw === undefined || raw === '') return DEFAULTS[name] as number;
+    const value = Number(raw);
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+    }
+    return value;
+  };
+  const url = (name: string, raw: string): URL => {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      problems.push(`${name} must be an absolute URL, got "${raw}"`);
+      return new URL('https://invalid.invalid');
+    }
+    if (parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {
+      problems.push(`${name} must use https:// (plain http:// is allowed only for loopback addresses)`);
+    } else if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+      problems.push(`${name} must be an http(s) URL, got "${parsed.protocol}"`);
+    }
+    return parsed;
+  };
+
+  const baseRaw = required('THINGPARK_BASE_URL').replace(/\/+$/, '');
+  const baseUrl = url('THINGPARK_BASE_URL', baseRaw || 'https://missing.invalid');
+  const tokenRaw = env.THINGPARK_TOKEN_URL?.trim() || `${baseRaw}${TOKEN_PATH}`;
+  const tokenUrl = url('THINGPARK_TOKEN_URL', tokenRaw);
+  const tokenAuth = env.THINGPARK_TOKEN_AUTH?.trim() || DEFAULTS.THINGPARK_TOKEN_AUTH;
+  if (tokenAuth !== 'client_secret_post' && tokenAuth !== 'client_secret_basic') {
+    problems.push(`THINGPARK_TOKEN_AUTH must be client_secret_post or client_secret_basic, got "${tokenAuth}"`);
+  }
+  const prefix = env.SNAPSHOT_PREFIX ?? DEFAULTS.SNAPSHOT_PREFIX;
+  if (prefix !== '' && (!prefix.endsWith('/') || prefix.startsWith('/'))) {
+    problems.push(`SNAPSHOT_PREFIX must be empty or end with "/" and not start with it, got "${prefix}"`);
+  }
+
+  const config: Config = {
+    baseUrl,
+    tokenUrl,
+    tokenAuth: tokenAuth as Config['tokenAuth'],
+    clientIdParam: required('THINGPARK_CLIENT_ID_PARAM'),
+    clientSecretParam: required('THINGPARK_CLIENT_SECRET_PARAM'),
+    credentialsCacheSeconds: integer('THINGPARK_CREDENTIALS_CACHE_SECONDS', 0, 86_400),
+    bucket: required('SNAPSHOT_BUCKET'),
+    prefix,
+    pageSize: integer('THINGPARK_PAGE_SIZE', 1, 100_000),
+    firstPageIndex: integer('THINGPARK_FIRST_PAGE_INDEX', 0, 1),
+    concurrency: integer('THINGPARK_CONCURRENCY', 1, 64),
+    requestTimeoutMs: integer('THINGPARK_REQUEST_TIMEOUT_MS', 100, 900_000),
+    maxRetries: integer('THINGPARK_MAX_RETRIES', 0, 20),
+    runRetryBudget: integer('RUN_RETRY_BUDGET', 0, 100_000),
+    tokenRenewMarginSeconds: integer('TOKEN_RENEW_MARGIN_SECONDS', 0, 3_600),
+    fileMaxBytes: integer('SNAPSHOT_FILE_MAX_BYTES', 1024, 5 * 1024 ** 4),
+    deadlineMarginSeconds: integer('RUN_DEADLINE_MARGIN_SECONDS', 0, 600),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+}

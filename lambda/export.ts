@@ -1,0 +1,236 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { DeadlineError } from './errors.ts';
+import type { Trigger } from './event.ts';
+import { runKeys } from './layout.ts';
+import { orderedPages, type PagingStats } from './pages.ts';
+import { advancePointer, clearDataPrefix, commitManifest, readJson, type Manifest, type Pointer } from './publish.ts';
+import { RetryBudget, retrying } from './retry.ts';
+import type { Runtime } from './runtime.ts';
+import { DataWriter } from './snapshot.ts';
+import { pageFetcher, type Brief, type RequestStats } from './thingpark.ts';
+import { AdaptiveWindow } from './window.ts';
+
+/** The handler's answer: what the run did and where its snapshot is. */
+export interface RunSummary {
+  runId: string;
+  status: 'committed' | 'already-committed';
+  trigger: Trigger['kind'];
+  label?: string;
+  runTime: string;
+  devices: number;
+  pages: number;
+  pageRequests: number;
+  wastedRequests: number;
+  duplicates: number;
+  unkeyed: number;
+  throttled: number;
+  retries: number;
+  tokenRequests: number;
+  bucket: string;
+  manifestKey: string;
+  latestKey: string;
+  pointerMoved: boolean;
+  dataKeys: string[];
+  bytes: number;
+  durationMs: number;
+}
+
+export interface RunOptions {
+  runId: string;
+  /** Milliseconds left before the Lambda's hard timeout. */
+  remainingMs: () => number;
+  logger: Logger;
+}
+
+/**
+ * One export: page through the fleet into the snapshot's data files, then commit the
+ * manifest, then move the pointer. Until the manifest exists the run is invisible to
+ * readers; if anything fails first, the data files are removed and nothing else changes.
+ */
+export async function exportRun(runtime: Runtime, trigger: Trigger, options: RunOptions): Promise<RunSummary> {
+  const { config, s3 } = runtime;
+  const { runId, logger } = options;
+  const startedAt = new Date();
+  const keys = runKeys(config.prefix, runId, trigger.runTime);
+
+  const committed = await readJson<Manifest>(s3, config.bucket, keys.manifestKey);
+  if (committed) {
+    // A redelivered schedule: the run is done; finish its publication in case the
+    // earlier attempt stopped between manifest and pointer.
+    const pointerMoved = await advancePointer(s3, config.bucket, keys.latestKey, pointerOf(committed.value, keys.manifestKey));
+    logger.info('Run already committed; returning its summary', { runId });
+    return summaryOf(committed.value, 'already-committed', keys.manifestKey, keys.latestKey, pointerMoved, 0, startedAt);
+  }
+  const leftovers = await clearDataPrefix(s3, config.bucket, keys.dataPrefix);
+  if (leftovers > 0) logger.warn('Removed data files an earlier, failed attempt of this run left', { runId, leftovers });
+
+  const grantsBefore = runtime.tokens.grants;
+  const deadline = deadlineFor(options.remainingMs(), config.deadlineMarginSeconds);
+  const requestStats: RequestStats = { requests: 0, throttled: 0, tokenRefusals: 0 };
+  const pagingStats: PagingStats = { pages: 0, wasted: 0 };
+  const budget = new RetryBudget(config.runRetryBudget);
+  const window = new AdaptiveWindow(config.concurrency);
+  const writer = new DataWriter(s3, config.bucket, keys.dataKey, config.fileMaxBytes, { 'export-run-id': runId });
+  const seen = new Set<string>();
+  let duplicates = 0;
+  let unkeyed = 0;
+
+  const fetchPage = pageFetcher({
+    baseUrl: config.baseUrl,
+    pageSize: config.pageSize,
+    requestTimeoutMs: config.requestTimeoutMs,
+    tokens: runtime.tokens,
+    retry: retrying({ maxRetries: config.maxRetries, budget }),
+    window,
+    stats: requestStats,
+  });
+
+  const stream = async (): Promise<void> => {
+    const runField = `,"exportRunId":${JSON.stringify(runId)}}`;
+    const pages = orderedPages(fetchPage, { firstIndex: config.firstPageIndex, window, signal: deadline.signal, stats: pagingStats });
+    for await (const page of pages) {
+      for (const brief of page.briefs) {
+        const key = deviceKey(brief);
+        if (key === undefined) unkeyed += 1;
+        else if (seen.has(key)) {
+          duplicates += 1;
+          continue;
+        } else seen.add(key);
+        await writer.write(withRunId(brief, runField));
+      }
+      logger.debug('Page written', { runId, page: page.index, briefs: page.briefs.length, window: window.limit });
+    }
+  };
+
+  logger.info('Run started', { runId, trigger: trigger.kind, runTime: trigger.runTime.toISOString() });
+  let files;
+  try {
+    await Promise.race([stream(), deadline.reached]);
+    files = await Promise.race([writer.close(), deadline.reached]);
+  } catch (error) {
+    await writer.abort().catch((cleanup: unknown) =>
+      logger.error('Could not remove the failed run\'s data files; they have no manifest and are not part of any snapshot', {
+        runId,
+        error: cleanup instanceof Error ? cleanup.message : String(cleanup),
+      }),
+    );
+    throw deadline.signal.aborted ? deadline.signal.reason : error;
+  } finally {
+    deadline.clear();
+  }
+
+  const finishedAt = new Date();
+  const manifest: Manifest = {
+    schemaVersion: 1,
+    runId,
+    trigger: trigger.kind,
+    ...(trigger.kind === 'on-demand' && trigger.label ? { label: trigger.label } : {}),
+    runTime: trigger.runTime.toISOString(),
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
+    source: { baseUrl: config.baseUrl.href, pageSize: config.pageSize, firstPageIndex: config.firstPageIndex },
+    counts: {
+      devices: files.reduce((sum, file) => sum + file.devices, 0),
+      pages: pagingStats.pages,
+      pageRequests: requestStats.requests,
+      wastedRequests: pagingStats.wasted,
+      duplicates,
+      unkeyed,
+      throttled: requestStats.throttled,
+      retries: budget.spent,
+      tokenGrants: runtime.tokens.grants - grantsBefore,
+    },
+    bucket: config.bucket,
+    tableLocation: keys.tableLocation,
+    dataPrefix: keys.dataPrefix,
+    files,
+    bytes: files.reduce((sum, file) => sum + file.bytes, 0),
+  };
+  if (!(await commitManifest(s3, config.bucket, keys.manifestKey, manifest))) {
+    const winner = await readJson<Manifest>(s3, config.bucket, keys.manifestKey);
+    logger.warn('Another attempt committed this run first; returning its summary', { runId });
+    return summaryOf(winner?.value ?? manifest, 'already-committed', keys.manifestKey, keys.latestKey, false, 0, startedAt);
+  }
+  const pointerMoved = await advancePointer(s3, config.bucket, keys.latestKey, pointerOf(manifest, keys.manifestKey));
+  if (!pointerMoved) logger.warn('A newer run already holds the latest pointer; left it there', { runId });
+  return summaryOf(manifest, 'committed', keys.manifestKey, keys.latestKey, pointerMoved, manifest.counts.tokenGrants, startedAt);
+}
+
+/** De-duplication key: the device's `ref`, else its EUI (case-insensitive). */
+function deviceKey(brief: Brief): string | undefined {
+  const { ref, EUI } = brief;
+  if ((typeof ref === 'string' && ref !== '') || typeof ref === 'number') return String(ref);
+  if (typeof EUI === 'string' && EUI !== '') return EUI.toUpperCase();
+  return undefined;
+}
+
+/** The brief as the platform sent it, with the run id appended, without copying the object. */
+function withRunId(brief: Brief, runField: string): string {
+  const json = JSON.stringify(brief);
+  return json.length === 2 ? `{${runField.slice(1)}` : json.slice(0, -1) + runField;
+}
+
+function deadlineFor(remainingMs: number, marginSeconds: number) {
+  const controller = new AbortController();
+  const budgetMs = remainingMs - marginSeconds * 1000;
+  let fire: (reason: unknown) => void = () => undefined;
+  const reached = new Promise<never>((_, reject) => {
+    fire = reject;
+  });
+  reached.catch(() => undefined);
+  const timer = setTimeout(() => {
+    const reason = new DeadlineError(
+      `Stopped ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS) with the export unfinished; ` +
+        'nothing was published. Raise the function timeout or THINGPARK_CONCURRENCY, or lower THINGPARK_REQUEST_TIMEOUT_MS.',
+    );
+    controller.abort(reason);
+    fire(reason);
+  }, Math.max(0, budgetMs));
+  return { signal: controller.signal, reached, clear: () => clearTimeout(timer) };
+}
+
+function pointerOf(manifest: Manifest, manifestKey: string): Pointer {
+  return {
+    runId: manifest.runId,
+    runTime: manifest.runTime,
+    manifestKey,
+    devices: manifest.counts.devices,
+    finishedAt: manifest.finishedAt,
+  };
+}
+
+function summaryOf(
+  manifest: Manifest,
+  status: RunSummary['status'],
+  manifestKey: string,
+  latestKey: string,
+  pointerMoved: boolean,
+  tokenRequests: number,
+  startedAt: Date,
+): RunSummary {
+  const { counts } = manifest;
+  return {
+    runId: manifest.runId,
+    status,
+    trigger: manifest.trigger,
+    ...(manifest.label ? { label: manifest.label } : {}),
+    runTime: manifest.runTime,
+    devices: counts.devices,
+    pages: counts.pages,
+    pageRequests: counts.pageRequests,
+    wastedRequests: counts.wastedRequests,
+    duplicates: counts.duplicates,
+    unkeyed: counts.unkeyed,
+    throttled: counts.throttled,
+    retries: counts.retries,
+    tokenRequests,
+    bucket: manifest.bucket,
+    manifestKey,
+    latestKey,
+    pointerMoved,
+    dataKeys: manifest.files.map((file) => file.key),
+    bytes: manifest.bytes,
+    durationMs: Date.now() - startedAt.getTime(),
+  };
+}

@@ -1,0 +1,21 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RunSummary } from './export.ts';
+
+/** Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE. */
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'thingpark-exporter' });
+export const metrics = new Metrics({
+  serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'thingpark-exporter',
+  namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'ThingParkExporter',
+});
+
+export function recordRun(summary: RunSummary): void {
+  metrics.addMetric('exportSucceeded', MetricUnit.Count, 1);
+  metrics.addMetric('devices', MetricUnit.Count, summary.devices);
+  metrics.addMetric('pages', MetricUnit.Count, summary.pages);
+  metrics.addMetric('pageRequests', MetricUnit.Count, summary.pageRequests);
+  metrics.addMetric('duplicates', MetricUnit.Count, summary.duplicates);
+  metrics.addMetric('rejectedRequests', MetricUnit.Count, summary.throttled);
+  metrics.addMetric('tokenGrants', MetricUnit.Count, summary.tokenRequests);
+  metrics.addMetric('durationMs', MetricUnit.Milliseconds, summary.durationMs);
+}

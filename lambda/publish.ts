@@ -1,0 +1,130 @@
+import {
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import type { DataFile } from './snapshot.ts';
+
+/** What a committed run wrote; its presence is what makes the run's data official. */
+export interface Manifest {
+  schemaVersion: 1;
+  runId: string;
+  trigger: 'schedule' | 'on-demand';
+  label?: string;
+  /** The schedule's time, or the invocation's for an on-demand run; orders runs. */
+  runTime: string;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  source: { baseUrl: string; pageSize: number; firstPageIndex: number };
+  counts: {
+    devices: number;
+    pages: number;
+    pageRequests: number;
+    wastedRequests: number;
+    duplicates: number;
+    unkeyed: number;
+    throttled: number;
+    retries: number;
+    tokenGrants: number;
+  };
+  bucket: string;
+  tableLocation: string;
+  dataPrefix: string;
+  files: DataFile[];
+  bytes: number;
+}
+
+/** The `latest` pointer: small, so a reader can find the newest run with one GET. */
+export interface Pointer {
+  runId: string;
+  runTime: string;
+  manifestKey: string;
+  devices: number;
+  finishedAt: string;
+}
+
+const JSON_TYPE = 'application/json';
+
+export async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<{ value: T; etag: string } | undefined> {
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const text = (await object.Body?.transformToString()) ?? '';
+    return { value: JSON.parse(text) as T, etag: object.ETag ?? '' };
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Writes the manifest only if none exists for this run (a conditional write), so two
+ * deliveries of one schedule can never both commit. Returns false when one already did.
+ */
+export async function commitManifest(s3: S3Client, bucket: string, key: string, manifest: Manifest): Promise<boolean> {
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: JSON.stringify(manifest, null, 2),
+        ContentType: JSON_TYPE,
+        IfNoneMatch: '*',
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (statusOf(error) === 412) return false;
+    throw error;
+  }
+}
+
+/**
+ * Points `latest` at this run unless it already points at a newer one. The write is
+ * conditional on the pointer read, so a slower, older run finishing late cannot replace a
+ * newer run's pointer between our read and our write; on a conflict it reads again.
+ */
+export async function advancePointer(s3: S3Client, bucket: string, key: string, pointer: Pointer): Promise<boolean> {
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    const current = await readJson<Pointer>(s3, bucket, key);
+    if (current && isNewer(current.value, pointer)) return false;
+    try {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: key,
+          Body: JSON.stringify(pointer, null, 2),
+          ContentType: JSON_TYPE,
+          CacheControl: 'no-cache',
+          ...(current ? { IfMatch: current.etag } : { IfNoneMatch: '*' }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status !== 412 && status !== 409) throw error;
+    }
+  }
+  throw new Error(`The pointer ${key} kept changing under concurrent writers; it was left as it was`);
+}
+
+function isNewer(current: Pointer, candidate: Pointer): boolean {
+  if (current.runTime !== candidate.runTime) return current.runTime > candidate.runTime;
+  return current.runId > candidate.runId;
+}
+
+/** Deletes what a crashed attempt of this run left in its data folder before it starts anew. */
+export async function clearDataPrefix(s3: S3Client, bucket: string, dataPrefix: string): Promise<number> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: dataPrefix }));
+  const keys = (listed.Contents ?? []).flatMap(({ Key }) => (Key ? [{ Key }] : []));
+  if (keys.length > 0) {
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  }
+  return keys.length;
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+}

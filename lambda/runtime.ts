@@ -1,0 +1,22 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from './config.ts';
+import { ssmCredentials } from './credentials.ts';
+import { clientCredentialsGrant } from './grant.ts';
+import { TokenCache } from './token.ts';
+
+/** What outlives one invocation in a warm execution context: clients and the token. */
+export interface Runtime {
+  config: Config;
+  s3: S3Client;
+  tokens: TokenCache;
+}
+
+export function createRuntime(config: Config): Runtime {
+  const credentials = ssmCredentials(config, config.credentialsCacheSeconds);
+  return {
+    config,
+    // Endpoints come from the SDK's own AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SSM.
+    s3: new S3Client({}),
+    tokens: new TokenCache(clientCredentialsGrant(config, credentials), config.tokenRenewMarginSeconds),
+  };
+}

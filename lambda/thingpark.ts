@@ -1,0 +1,136 @@
+import { MalformedPageError, PlatformError } from './errors.ts';
+import { TransientError, isNetworkError, parseRetryAfter, type Retrying } from './retry.ts';
+import type { TokenCache } from './token.ts';
+import type { AdaptiveWindow } from './window.ts';
+
+export const DEVICES_PATH = '/thingpark/wireless/rest/subscriptions/mine/devices';
+
+/** A device brief as the platform sent it: an open object, every field kept. */
+export type Brief = Record<string, unknown>;
+
+export interface DevicePage {
+  index: number;
+  briefs: Brief[];
+  /** False on the last page; undefined where a deployment leaves it out. */
+  more: boolean | undefined;
+}
+
+/** Counters the run summary reports; shared by every request of a run. */
+export interface RequestStats {
+  requests: number;
+  throttled: number;
+  tokenRefusals: number;
+}
+
+export interface PageSource {
+  baseUrl: URL;
+  pageSize: number;
+  requestTimeoutMs: number;
+  tokens: TokenCache;
+  retry: Retrying;
+  window: AdaptiveWindow;
+  stats: RequestStats;
+}
+
+/**
+ * Fetches one page of the device list: authorised with the cached token, bounded by a
+ * timeout, retried on transient failures, re-authorised once on a 401, and validated.
+ */
+export function pageFetcher(source: PageSource): (index: number, signal: AbortSignal) => Promise<DevicePage> {
+  const root = source.baseUrl.href.replace(/\/+$/, '') + DEVICES_PATH;
+  return (index, signal) =>
+    source.retry(async (attemptSignal) => {
+      const url = `${root}?pageIndex=${index}&pageSize=${source.pageSize}`;
+      const token = await source.tokens.get();
+      let answer = await send(source, url, token, index, attemptSignal);
+      if (answer.status === 401) {
+        source.stats.tokenRefusals += 1;
+        source.tokens.invalidate(token);
+        answer = await send(source, url, await source.tokens.get(), index, attemptSignal);
+        if (answer.status === 401) {
+          throw new PlatformError(
+            `The device API refused a freshly granted token for page ${index} (HTTP 401). ` +
+              'Check that the service account may read this subscription\'s devices.',
+            401,
+          );
+        }
+      }
+      return parsePage(index, answer.body, answer.contentType);
+    }, signal);
+}
+
+interface Answer {
+  status: number;
+  body: string;
+  contentType: string;
+}
+
+async function send(source: PageSource, url: string, token: string, index: number, signal: AbortSignal): Promise<Answer> {
+  const { stats, window } = source;
+  const timeout = AbortSignal.timeout(source.requestTimeoutMs);
+  const ticket = window.ticket();
+  stats.requests += 1;
+  let response: Response;
+  let body: string;
+  try {
+    response = await fetch(url, {
+      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+      signal: AbortSignal.any([signal, timeout]),
+    });
+    body = await response.text();
+  } catch (error) {
+    if (signal.aborted || !isNetworkError(error)) throw error;
+    throw new TransientError(
+      timeout.aborted
+        ? `page ${index} timed out after ${source.requestTimeoutMs} ms`
+        : `page ${index}: ${(error as Error).message}`,
+    );
+  }
+  const { status } = response;
+  const contentType = response.headers.get('content-type') ?? '';
+  if (status === 200 || status === 401) {
+    if (status === 200) window.succeeded();
+    return { status, body, contentType };
+  }
+  const detail = `page ${index}: HTTP ${status} ${excerpt(body, token)}`;
+  if (status === 429 || status === 503) {
+    stats.throttled += 1;
+    window.rejected(ticket);
+    throw new TransientError(detail, status, parseRetryAfter(response.headers.get('retry-after')));
+  }
+  if (status >= 500 || status === 408) throw new TransientError(detail, status);
+  throw new PlatformError(`The device API answered ${detail}`, status);
+}
+
+/** The documented shape `{ briefs: [...], more, now }`; anything else is a malformed page. */
+export function parsePage(index: number, body: string, contentType: string): DevicePage {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new MalformedPageError(index, `not JSON (content-type "${contentType}")`, excerpt(body));
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new MalformedPageError(index, 'expected an object with "briefs"', excerpt(body));
+  }
+  const { briefs, more } = parsed as { briefs?: unknown; more?: unknown };
+  if (!Array.isArray(briefs)) {
+    throw new MalformedPageError(index, '"briefs" is missing or not an array', excerpt(body));
+  }
+  if (more !== undefined && typeof more !== 'boolean') {
+    throw new MalformedPageError(index, '"more" is not a boolean', excerpt(body));
+  }
+  for (const brief of briefs) {
+    if (typeof brief !== 'object' || brief === null || Array.isArray(brief)) {
+      throw new MalformedPageError(index, 'a brief is not an object', excerpt(body));
+    }
+  }
+  return { index, briefs: briefs as Brief[], more };
+}
+
+/** A short, single-line start of a body for an error message, with the token masked. */
+export function excerpt(body: string, token?: string): string {
+  let text = body.slice(0, 400);
+  if (token) text = text.split(token).join('***');
+  return text.replace(/\s+/g, ' ').trim().slice(0, 120);
+}

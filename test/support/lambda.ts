@@ -1,0 +1,67 @@
+import type { Context } from 'aws-lambda';
+import { vi } from 'vitest';
+
+type Handler = typeof import('../../lambda/handler.ts').handler;
+
+/**
+ * A cold start: the environment set, then lambda/handler.ts imported afresh, so its
+ * module-scope state (config, clients, token cache) is new. Calls to the returned handler
+ * share that state, as warm invocations do.
+ */
+export async function coldStart(env: Record<string, string | undefined>): Promise<Handler> {
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+  vi.resetModules();
+  const { handler } = await import('../../lambda/handler.ts');
+  return handler;
+}
+
+let requests = 0;
+
+/** A Lambda context with `remainingMs` left before the (simulated) timeout. */
+export function lambdaContext(remainingMs = 900_000): Context {
+  requests += 1;
+  const deadline = Date.now() + remainingMs;
+  return {
+    awsRequestId: `${requests.toString(16).padStart(8, '0')}-test-request`,
+    functionName: 'thingpark-exporter',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:000000000000:function:thingpark-exporter',
+    memoryLimitInMB: '1024',
+    logGroupName: '/aws/lambda/thingpark-exporter',
+    logStreamName: 'test',
+    callbackWaitsForEmptyEventLoop: false,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/** Everything written to stdout and stderr while `fn` runs, to search for secrets. */
+export async function captureOutput<T>(fn: () => Promise<T>): Promise<{ result?: T; error?: unknown; output: string }> {
+  const chunks: string[] = [];
+  const streams = [process.stdout, process.stderr];
+  const originals = streams.map((stream) => stream.write.bind(stream));
+  for (const stream of streams) {
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
+      const callback = rest.find((arg) => typeof arg === 'function') as (() => void) | undefined;
+      callback?.();
+      return true;
+    }) as typeof stream.write;
+  }
+  try {
+    const result = await fn();
+    return { result, output: chunks.join('') };
+  } catch (error) {
+    return { error, output: chunks.join('') };
+  } finally {
+    streams.forEach((stream, i) => {
+      stream.write = originals[i] as typeof stream.write;
+    });
+  }
+}

@@ -1,0 +1,37 @@
+import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+
+/** A client for the tests' own reads of the stand-in S3 (the exporter builds its own). */
+export function testS3(endpoint: string): S3Client {
+  return new S3Client({
+    endpoint,
+    region: 'eu-west-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+}
+
+export async function getText(s3: S3Client, bucket: string, key: string): Promise<string> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  return (await object.Body?.transformToString()) ?? '';
+}
+
+export async function getJson<T = Record<string, unknown>>(s3: S3Client, bucket: string, key: string): Promise<T> {
+  return JSON.parse(await getText(s3, bucket, key)) as T;
+}
+
+/** Every row of a gzip NDJSON data file. */
+export async function readRows(s3: S3Client, bucket: string, key: string): Promise<Record<string, unknown>[]> {
+  const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  const bytes = await object.Body?.transformToByteArray();
+  const text = gunzipSync(Buffer.from(bytes ?? new Uint8Array())).toString();
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+export async function listKeys(s3: S3Client, bucket: string, prefix = ''): Promise<string[]> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+  return (listed.Contents ?? []).map(({ Key }) => Key ?? '').sort();
+}

@@ -1,0 +1,83 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import S3rver from 's3rver';
+import { startPlatform, type Platform, type SimulatorOptions } from './simulator.ts';
+import { startSsm, type SsmServer } from './ssm-server.ts';
+import type { TokenServerOptions } from './token-server.ts';
+
+export const DEMO = {
+  bucket: 'thingpark-snapshots',
+  clientIdParam: '/thingpark-exporter/client-id',
+  clientSecretParam: '/thingpark-exporter/client-secret',
+  clientId: 'demo-exporter',
+  clientSecret: 'demo-secret-change-me',
+  region: 'eu-west-1',
+} as const;
+
+export interface StandIns {
+  platform: Platform;
+  ssm: SsmServer;
+  s3Url: string;
+  /** The exporter's environment pointing at the stand-ins (plus the SDK's own variables). */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export interface StandInOptions {
+  simulator?: Partial<SimulatorOptions>;
+  token?: Partial<TokenServerOptions>;
+}
+
+/**
+ * Everything the exporter talks to, on 127.0.0.1: the ThingPark simulator with its
+ * Keycloak-path token server, an SSM endpoint seeded with the demo credentials, and s3rver
+ * with the snapshot bucket. The exporter reaches them only through its documented
+ * environment and the SDK's standard endpoint variables.
+ */
+export async function startStandIns(options: StandInOptions = {}): Promise<StandIns> {
+  const platform = await startPlatform(options.simulator, {
+    clientId: DEMO.clientId,
+    clientSecret: DEMO.clientSecret,
+    ...options.token,
+  });
+  const ssm = await startSsm();
+  ssm.put(DEMO.clientIdParam, options.token?.clientId ?? DEMO.clientId);
+  ssm.put(DEMO.clientSecretParam, options.token?.clientSecret ?? DEMO.clientSecret, 'SecureString');
+
+  const directory = await mkdtemp(join(tmpdir(), 's3rver-'));
+  const s3rver = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: [{ name: DEMO.bucket, configs: [] }],
+  });
+  const { port } = (await s3rver.run()) as AddressInfo;
+  const s3Url = `http://127.0.0.1:${port}`;
+
+  return {
+    platform,
+    ssm,
+    s3Url,
+    env: {
+      THINGPARK_BASE_URL: platform.url,
+      THINGPARK_CLIENT_ID_PARAM: DEMO.clientIdParam,
+      THINGPARK_CLIENT_SECRET_PARAM: DEMO.clientSecretParam,
+      SNAPSHOT_BUCKET: DEMO.bucket,
+      AWS_REGION: DEMO.region,
+      AWS_ACCESS_KEY_ID: 'S3RVER',
+      AWS_SECRET_ACCESS_KEY: 'S3RVER',
+      AWS_ENDPOINT_URL_S3: s3Url,
+      AWS_ENDPOINT_URL_SSM: ssm.url,
+      // s3rver stores aws-chunked bodies verbatim; send plain bodies as S3 also accepts.
+      AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+      AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+    },
+    async stop() {
+      await Promise.allSettled([platform.close(), ssm.close(), s3rver.close()]);
+      await rm(directory, { recursive: true, force: true });
+    },
+  };
+}
