@@ -89,8 +89,9 @@ export function loadConfig(env: Env = process.env): Config {
 
   const baseRaw = required('THINGPARK_BASE_URL').replace(/\/+$/, '');
   const baseUrl = url('THINGPARK_BASE_URL', baseRaw || 'https://missing.invalid');
-  const tokenRaw = env.THINGPARK_TOKEN_URL?.trim() || `${baseRaw}${TOKEN_PATH}`;
-  const tokenUrl = url('THINGPARK_TOKEN_URL', tokenRaw);
+  const tokenRaw = env.THINGPARK_TOKEN_URL?.trim();
+  // Derived from the base URL unless given; a missing base URL is already reported.
+  const tokenUrl = tokenRaw || baseRaw ? url('THINGPARK_TOKEN_URL', tokenRaw || `${baseRaw}${TOKEN_PATH}`) : baseUrl;
   const tokenAuth = env.THINGPARK_TOKEN_AUTH?.trim() || DEFAULTS.THINGPARK_TOKEN_AUTH;
   if (tokenAuth !== 'client_secret_post' && tokenAuth !== 'client_secret_basic') {
     problems.push(`THINGPARK_TOKEN_AUTH must be client_secret_post or client_secret_basic, got "${tokenAuth}"`);

@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 
@@ -34,4 +36,17 @@ export async function readRows(s3: S3Client, bucket: string, key: string): Promi
 export async function listKeys(s3: S3Client, bucket: string, prefix = ''): Promise<string[]> {
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
   return (listed.Contents ?? []).map(({ Key }) => Key ?? '').sort();
+}
+
+/** Downloads a manifest's data files into `directory`, keeping their keys as paths. */
+export async function downloadFiles(s3: S3Client, bucket: string, keys: string[], directory: string): Promise<string[]> {
+  const paths: string[] = [];
+  for (const key of keys) {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    const path = join(directory, key);
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(path, (await object.Body?.transformToByteArray()) ?? new Uint8Array());
+    paths.push(path);
+  }
+  return paths;
 }

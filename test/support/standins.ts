@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,8 @@ export interface StandIns {
   platform: Platform;
   ssm: SsmServer;
   s3Url: string;
+  /** Object writes and deletes, in the order S3 applied them. */
+  s3Events: { event: string; key: string }[];
   /** The exporter's environment pointing at the stand-ins (plus the SDK's own variables). */
   env: Record<string, string>;
   stop(): Promise<void>;
@@ -54,6 +57,11 @@ export async function startStandIns(options: StandInOptions = {}): Promise<Stand
     directory,
     configureBuckets: [{ name: DEMO.bucket, configs: [] }],
   });
+  const s3Events: StandIns['s3Events'] = [];
+  // s3rver is a Koa app, an EventEmitter its typings leave out.
+  (s3rver as unknown as EventEmitter).on('event', (event: { Records: { eventName: string; s3: { object: { key: string } } }[] }) => {
+    for (const record of event.Records) s3Events.push({ event: record.eventName, key: decodeURIComponent(record.s3.object.key) });
+  });
   const { port } = (await s3rver.run()) as AddressInfo;
   const s3Url = `http://127.0.0.1:${port}`;
 
@@ -61,6 +69,7 @@ export async function startStandIns(options: StandInOptions = {}): Promise<Stand
     platform,
     ssm,
     s3Url,
+    s3Events,
     env: {
       THINGPARK_BASE_URL: platform.url,
       THINGPARK_CLIENT_ID_PARAM: DEMO.clientIdParam,
