@@ -3,7 +3,7 @@ import { DeadlineError } from './errors.ts';
 import type { Trigger } from './event.ts';
 import { runKeys } from './layout.ts';
 import { orderedPages, type PagingStats } from './pages.ts';
-import { advancePointer, clearDataPrefix, commitManifest, readJson, type Manifest, type Pointer } from './publish.ts';
+import { advancePointer, clearDataPrefix, commitManifest, readJson, type Manifest, type Pointer, type RunCounts } from './publish.ts';
 import { RetryBudget, retrying } from './retry.ts';
 import type { Runtime } from './runtime.ts';
 import { DataWriter } from './snapshot.ts';
@@ -11,29 +11,23 @@ import { pageFetcher, type Brief, type RequestStats } from './thingpark.ts';
 import { AdaptiveWindow } from './window.ts';
 
 /** The handler's answer: what the run did and where its snapshot is. */
-export interface RunSummary {
+export type RunSummary = {
   runId: string;
   status: 'committed' | 'already-committed';
   trigger: Trigger['kind'];
   label?: string;
   runTime: string;
-  devices: number;
-  pages: number;
-  pageRequests: number;
-  wastedRequests: number;
-  duplicates: number;
-  unkeyed: number;
-  throttled: number;
-  retries: number;
-  tokenRequests: number;
-  bucket: string;
-  manifestKey: string;
-  latestKey: string;
-  pointerMoved: boolean;
-  dataKeys: string[];
-  bytes: number;
-  durationMs: number;
-}
+} & Omit<RunCounts, 'tokenGrants'> & {
+    /** Grants this invocation made; a replayed run made none. */
+    tokenRequests: number;
+    bucket: string;
+    manifestKey: string;
+    latestKey: string;
+    pointerMoved: boolean;
+    dataKeys: string[];
+    bytes: number;
+    durationMs: number;
+  };
 
 export interface RunOptions {
   runId: string;
@@ -209,21 +203,14 @@ function summaryOf(
   tokenRequests: number,
   startedAt: Date,
 ): RunSummary {
-  const { counts } = manifest;
+  const { tokenGrants: _grantsOfTheRun, ...counts } = manifest.counts;
   return {
     runId: manifest.runId,
     status,
     trigger: manifest.trigger,
     ...(manifest.label ? { label: manifest.label } : {}),
     runTime: manifest.runTime,
-    devices: counts.devices,
-    pages: counts.pages,
-    pageRequests: counts.pageRequests,
-    wastedRequests: counts.wastedRequests,
-    duplicates: counts.duplicates,
-    unkeyed: counts.unkeyed,
-    throttled: counts.throttled,
-    retries: counts.retries,
+    ...counts,
     tokenRequests,
     bucket: manifest.bucket,
     manifestKey,

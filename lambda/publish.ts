@@ -7,6 +7,19 @@ import {
 } from '@aws-sdk/client-s3';
 import type { DataFile } from './snapshot.ts';
 
+/** What a run counted on its way through the fleet. */
+export interface RunCounts {
+  devices: number;
+  pages: number;
+  pageRequests: number;
+  wastedRequests: number;
+  duplicates: number;
+  unkeyed: number;
+  throttled: number;
+  retries: number;
+  tokenGrants: number;
+}
+
 /** What a committed run wrote; its presence is what makes the run's data official. */
 export interface Manifest {
   schemaVersion: 1;
@@ -19,17 +32,7 @@ export interface Manifest {
   finishedAt: string;
   durationMs: number;
   source: { baseUrl: string; pageSize: number; firstPageIndex: number };
-  counts: {
-    devices: number;
-    pages: number;
-    pageRequests: number;
-    wastedRequests: number;
-    duplicates: number;
-    unkeyed: number;
-    throttled: number;
-    retries: number;
-    tokenGrants: number;
-  };
+  counts: RunCounts;
   bucket: string;
   tableLocation: string;
   dataPrefix: string;
@@ -45,8 +48,6 @@ export interface Pointer {
   devices: number;
   finishedAt: string;
 }
-
-const JSON_TYPE = 'application/json';
 
 export async function readJson<T>(s3: S3Client, bucket: string, key: string): Promise<{ value: T; etag: string } | undefined> {
   try {
@@ -65,15 +66,7 @@ export async function readJson<T>(s3: S3Client, bucket: string, key: string): Pr
  */
 export async function commitManifest(s3: S3Client, bucket: string, key: string, manifest: Manifest): Promise<boolean> {
   try {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: JSON.stringify(manifest, null, 2),
-        ContentType: JSON_TYPE,
-        IfNoneMatch: '*',
-      }),
-    );
+    await putJson(s3, bucket, key, manifest, { IfNoneMatch: '*' });
     return true;
   } catch (error) {
     if (statusOf(error) === 412) return false;
@@ -91,16 +84,7 @@ export async function advancePointer(s3: S3Client, bucket: string, key: string, 
     const current = await readJson<Pointer>(s3, bucket, key);
     if (current && isNewer(current.value, pointer)) return false;
     try {
-      await s3.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          Body: JSON.stringify(pointer, null, 2),
-          ContentType: JSON_TYPE,
-          CacheControl: 'no-cache',
-          ...(current ? { IfMatch: current.etag } : { IfNoneMatch: '*' }),
-        }),
-      );
+      await putJson(s3, bucket, key, pointer, current ? { IfMatch: current.etag } : { IfNoneMatch: '*' });
       return true;
     } catch (error) {
       const status = statusOf(error);
@@ -123,6 +107,26 @@ export async function clearDataPrefix(s3: S3Client, bucket: string, dataPrefix: 
     await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
   }
   return keys.length;
+}
+
+/** A small JSON object, written only if the condition on the current object holds. */
+async function putJson(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  value: unknown,
+  condition: { IfNoneMatch: '*' } | { IfMatch: string },
+): Promise<void> {
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: JSON.stringify(value, null, 2),
+      ContentType: 'application/json',
+      CacheControl: 'no-cache',
+      ...condition,
+    }),
+  );
 }
 
 function statusOf(error: unknown): number | undefined {
