@@ -1,0 +1,180 @@
+import { Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+
+export interface MonitoringProps {
+  function: lambda.IFunction;
+  deadLetterQueue: sqs.IQueue;
+  functionTimeout: Duration;
+  /** How often a run is scheduled; two periods without a success raise an alarm. */
+  schedulePeriod: Duration;
+  serviceName: string;
+  metricsNamespace: string;
+  alarmEmail?: string;
+}
+
+/** Alarms on the four ways an export goes wrong, the topic they notify, and a dashboard. */
+export class Monitoring extends Construct {
+  readonly key: kms.Key;
+  readonly topic: sns.Topic;
+  readonly alarms: {
+    errors: cloudwatch.Alarm;
+    deadLetters: cloudwatch.Alarm;
+    duration: cloudwatch.Alarm;
+    noSuccess: cloudwatch.Alarm;
+  };
+  readonly dashboard: cloudwatch.Dashboard;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const fn = props.function;
+    const { partition, region, account } = Stack.of(this);
+
+    // CloudWatch cannot publish to a topic under the AWS-managed aws/sns key: its policy
+    // cannot be changed to let the CloudWatch service use it.
+    this.key = new kms.Key(this, 'TopicKey', {
+      description: 'thingpark-exporter alarm topic',
+      enableKeyRotation: true,
+      // It encrypts alarm notifications only while SNS holds them: nothing kept needs it after a destroy.
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
+    });
+    this.key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToUseTheKey',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    this.topic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: 'thingpark-exporter alarms',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    // enforceSSL gives the topic a policy of its own, which replaces SNS's default one:
+    // CloudWatch's right to publish is stated here, for this account's alarms only.
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToPublish',
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          ArnLike: { 'aws:SourceArn': `arn:${partition}:cloudwatch:${region}:${account}:alarm:*` },
+          StringEquals: { 'aws:SourceAccount': account },
+        },
+      }),
+    );
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+
+    const fiveMinutes = Duration.minutes(5);
+    const exporterMetric = (metricName: string, statistic: string, period: Duration = fiveMinutes) =>
+      new cloudwatch.Metric({
+        namespace: props.metricsNamespace,
+        metricName,
+        dimensionsMap: { service: props.serviceName },
+        statistic,
+        period,
+      });
+
+    const errors = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
+      alarmDescription: 'A run failed (Lambda Errors > 0). Its log and the DLQ message say why.',
+      metric: fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const deadLetters = new cloudwatch.Alarm(this, 'DeadLettersAlarm', {
+      alarmDescription: 'A run failed after its retries, or a schedule could not be delivered: messages are waiting in the DLQ.',
+      metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: fiveMinutes }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const durationThreshold = props.functionTimeout.toMilliseconds() * 0.8;
+    const duration = new cloudwatch.Alarm(this, 'DurationAlarm', {
+      alarmDescription: `A run took more than 80% of the ${props.functionTimeout.toMinutes()}-minute timeout: the fleet is outgrowing one invocation.`,
+      metric: fn.metricDuration({ statistic: 'Maximum', period: fiveMinutes }),
+      threshold: durationThreshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    // No datapoint at all is the failure this alarm exists for: missing data breaches.
+    const noSuccess = new cloudwatch.Alarm(this, 'NoSuccessAlarm', {
+      alarmDescription: `No export succeeded within two schedule periods (${props.schedulePeriod.toMinutes()} minutes each).`,
+      metric: exporterMetric('exportSucceeded', 'Sum', props.schedulePeriod),
+      threshold: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 2,
+      treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+    });
+    this.alarms = { errors, deadLetters, duration, noSuccess };
+    const action = new SnsAction(this.topic);
+    for (const alarm of Object.values(this.alarms)) {
+      alarm.addAlarmAction(action);
+      alarm.addOkAction(action);
+    }
+
+    const hourly = Duration.hours(1);
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.days(7),
+      widgets: [
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Devices exported',
+            left: [exporterMetric('devices', 'Maximum', hourly)],
+            right: [exporterMetric('duplicates', 'Sum', hourly)],
+            width: 12,
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Pages and requests',
+            left: [exporterMetric('pages', 'Sum', hourly), exporterMetric('pageRequests', 'Sum', hourly)],
+            right: [exporterMetric('rejectedRequests', 'Sum', hourly)],
+            width: 12,
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Run duration (ms)',
+            left: [exporterMetric('durationMs', 'Maximum', hourly), fn.metricDuration({ statistic: 'Maximum', period: hourly })],
+            leftAnnotations: [{ value: durationThreshold, label: '80% of timeout' }],
+            width: 12,
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Token grants',
+            left: [exporterMetric('tokenGrants', 'Sum', hourly)],
+            width: 12,
+          }),
+        ],
+        [
+          new cloudwatch.GraphWidget({
+            title: 'Runs: succeeded, errors, throttles',
+            left: [
+              exporterMetric('exportSucceeded', 'Sum', hourly),
+              fn.metricErrors({ statistic: 'Sum', period: hourly }),
+              fn.metricThrottles({ statistic: 'Sum', period: hourly }),
+            ],
+            width: 12,
+          }),
+          new cloudwatch.AlarmStatusWidget({
+            title: 'Alarms',
+            alarms: [errors, deadLetters, duration, noSuccess],
+            width: 12,
+          }),
+        ],
+      ],
+    });
+  }
+}

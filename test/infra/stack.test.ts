@@ -1,0 +1,632 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, CfnElement, Validations } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import type { Asset } from 'aws-cdk-lib/aws-s3-assets';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import cdkJson from '../../cdk.json' with { type: 'json' };
+import { ExporterStack, settingsFromContext } from '../../infra/exporter-stack.ts';
+
+const ENV = { account: '123456789012', region: 'eu-west-1' };
+const KEY_ARN = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
+
+interface Synthesized {
+  app: App;
+  stack: ExporterStack;
+  template: Template;
+  pack: AwsSolutionsChecks;
+  id: (construct: IConstruct) => string;
+}
+
+/** Builds the app as infra/app.ts does (cdk.json's flags, cdk-nag registered) and synthesizes it. */
+function synthesize(context: Record<string, unknown>, bundle: boolean): Synthesized {
+  const app = new App({
+    context: { ...cdkJson.context, ...context, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }) },
+  });
+  const stack = new ExporterStack(app, 'ThingParkExporter', { env: ENV, settings: settingsFromContext(app) });
+  const pack = new AwsSolutionsChecks(app);
+  Validations.of(app).addPlugins(pack);
+  // Synthesis runs the validation plugins and throws on any unacknowledged finding.
+  const template = Template.fromStack(stack);
+  const id = (construct: IConstruct) => stack.getLogicalId(construct.node.defaultChild as CfnElement);
+  return { app, stack, template, pack, id };
+}
+
+// Template JSON is untyped by nature; `any` keeps the assertions readable.
+type Resource = { Properties: Record<string, any> } & Record<string, any>;
+
+function resourcesOf(template: Template, type: string): Record<string, Resource> {
+  return template.findResources(type) as Record<string, Resource>;
+}
+
+function onlyResource(template: Template, type: string) {
+  const found = Object.values(resourcesOf(template, type));
+  expect(found).toHaveLength(1);
+  return found[0]!;
+}
+
+function policyStatements(template: Template, roleLogicalId: string): any[] {
+  const policies = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).filter((policy) =>
+    policy.Properties.Roles.some((role: any) => role.Ref === roleLogicalId),
+  );
+  expect(policies).toHaveLength(1);
+  return policies[0]!.Properties.PolicyDocument.Statement;
+}
+
+const objectArn = (bucketId: string, key: string) => ({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [bucketId, 'Arn'] }, `/${key}`]] });
+const arnOf = (logicalId: string) => ({ 'Fn::GetAtt': [logicalId, 'Arn'] });
+
+describe('ExporterStack with the default context (bundled, as `cdk synth` builds it)', () => {
+  let s: Synthesized;
+  let bucketId: string;
+  let queueId: string;
+  let functionId: string;
+  beforeAll(() => {
+    s = synthesize({ alarmEmail: 'ops@example.com', snapshotExpirationDays: '90' }, true);
+    bucketId = s.id(s.stack.bucket);
+    queueId = s.id(s.stack.deadLetterQueue);
+    functionId = s.id(s.stack.function);
+  });
+
+  describe('function', () => {
+    it('runs Node.js 24 on arm64 with 1024 MB, the 15-minute maximum and one run at a time', () => {
+      s.template.hasResourceProperties('AWS::Lambda::Function', {
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+        MemorySize: 1024,
+        Timeout: 900,
+        ReservedConcurrentExecutions: 1,
+        Role: arnOf(s.id(s.stack.function.role!)),
+        LoggingConfig: { LogGroup: { Ref: s.id(s.stack.function.logGroup) } },
+      });
+    });
+
+    it('sets only the variables the stack decides, from the context defaults', () => {
+      const fn = onlyResource(s.template, 'AWS::Lambda::Function');
+      expect(fn.Properties.Environment.Variables).toEqual({
+        THINGPARK_BASE_URL: 'https://community.thingpark.io',
+        THINGPARK_CLIENT_ID_PARAM: '/thingpark-exporter/client-id',
+        THINGPARK_CLIENT_SECRET_PARAM: '/thingpark-exporter/client-secret',
+        SNAPSHOT_BUCKET: { Ref: bucketId },
+        SNAPSHOT_PREFIX: 'thingpark/',
+        POWERTOOLS_SERVICE_NAME: 'thingpark-exporter',
+        POWERTOOLS_METRICS_NAMESPACE: 'ThingParkExporter',
+        NODE_OPTIONS: '--enable-source-maps',
+      });
+    });
+
+    it('keeps its logs in a log group of its own for one month', () => {
+      s.template.resourceCountIs('AWS::Logs::LogGroup', 1);
+      s.template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+    });
+
+    it('is bundled as ESM with the AWS SDK inside and the createRequire banner', () => {
+      const code = s.stack.function.node.findChild('Code') as Asset;
+      const assetDir = join(s.app.outdir, code.assetPath);
+      expect(readdirSync(assetDir).sort()).toEqual(['index.mjs', 'index.mjs.map']);
+      const bundle = readFileSync(join(assetDir, 'index.mjs'), 'utf8');
+      expect(bundle.startsWith("import { createRequire } from 'module'; const require = createRequire(import.meta.url);")).toBe(true);
+      // bundleAwsSDK: no import of @aws-sdk/* is left for the runtime to resolve.
+      expect(bundle).not.toMatch(/from\s*["']@aws-sdk\//);
+      expect(bundle).toMatch(/export\s*\{[^}]*\bhandler\b/);
+    });
+
+    it('retries a failed async run twice within an hour, then sends it to the DLQ', () => {
+      s.template.resourceCountIs('AWS::Lambda::EventInvokeConfig', 1);
+      s.template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+        FunctionName: { Ref: functionId },
+        Qualifier: '$LATEST',
+        MaximumRetryAttempts: 2,
+        MaximumEventAgeInSeconds: 3600,
+        DestinationConfig: { OnFailure: { Destination: arnOf(queueId) } },
+      });
+    });
+  });
+
+  describe('function role', () => {
+    it('has no managed policy and trusts only Lambda', () => {
+      const role = s.template.findResources('AWS::IAM::Role')[s.id(s.stack.function.role!)]!;
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ]);
+    });
+
+    it('may do exactly what the function does, on exactly its keys and parameters', () => {
+      const statements = policyStatements(s.template, s.id(s.stack.function.role!));
+      expect(statements).toEqual([
+        { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Effect: 'Allow', Resource: arnOf(s.id(s.stack.function.logGroup)) },
+        { Action: ['sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:SendMessage'], Effect: 'Allow', Resource: arnOf(queueId) },
+        {
+          Sid: 'WriteSnapshots',
+          Action: 's3:PutObject',
+          Effect: 'Allow',
+          Resource: [
+            objectArn(bucketId, 'thingpark/devices/*'),
+            objectArn(bucketId, 'thingpark/latest.json'),
+            objectArn(bucketId, 'thingpark/manifests/*'),
+          ],
+        },
+        { Sid: 'AbortDataUploads', Action: 's3:AbortMultipartUpload', Effect: 'Allow', Resource: objectArn(bucketId, 'thingpark/devices/*') },
+        {
+          Sid: 'ReadManifestsAndPointer',
+          Action: 's3:GetObject',
+          Effect: 'Allow',
+          Resource: [objectArn(bucketId, 'thingpark/latest.json'), objectArn(bucketId, 'thingpark/manifests/*')],
+        },
+        { Sid: 'DeleteFailedRunData', Action: 's3:DeleteObject', Effect: 'Allow', Resource: objectArn(bucketId, 'thingpark/devices/*') },
+        { Sid: 'ListSnapshotBucket', Action: 's3:ListBucket', Effect: 'Allow', Resource: arnOf(bucketId) },
+        {
+          Sid: 'ReadThingParkCredentials',
+          Action: 'ssm:GetParameters',
+          Effect: 'Allow',
+          Resource: [
+            'arn:aws:ssm:eu-west-1:123456789012:parameter/thingpark-exporter/client-id',
+            'arn:aws:ssm:eu-west-1:123456789012:parameter/thingpark-exporter/client-secret',
+          ],
+        },
+      ]);
+    });
+
+    it('needs no KMS statement for the AWS-managed aws/ssm key, and never a wildcard action', () => {
+      const statements = policyStatements(s.template, s.id(s.stack.function.role!));
+      const actions = statements.flatMap((statement) => [statement.Action].flat() as string[]);
+      expect(actions.filter((action) => action.startsWith('kms:'))).toEqual([]);
+      expect(actions.filter((action) => action.includes('*'))).toEqual([]);
+    });
+
+    it('references the parameters by name only: no parameter and no secret in the template', () => {
+      s.template.resourceCountIs('AWS::SSM::Parameter', 0);
+      expect(JSON.stringify(s.template.toJSON())).not.toMatch(/SecureString|client_secret|clientSecret"/);
+    });
+  });
+
+  describe('snapshot bucket', () => {
+    it('blocks public access, enforces TLS, is encrypted and versioned, and is retained', () => {
+      s.template.hasResource('AWS::S3::Bucket', {
+        DeletionPolicy: 'Retain',
+        UpdateReplacePolicy: 'Retain',
+        Properties: Match.objectLike({
+          BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+          PublicAccessBlockConfiguration: {
+            BlockPublicAcls: true,
+            BlockPublicPolicy: true,
+            IgnorePublicAcls: true,
+            RestrictPublicBuckets: true,
+          },
+          VersioningConfiguration: { Status: 'Enabled' },
+        }),
+      });
+      s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: bucketId },
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    });
+
+    it('aborts stale uploads, expires old versions, and expires snapshots after snapshotExpirationDays', () => {
+      const bucket = s.template.findResources('AWS::S3::Bucket')[bucketId]!;
+      expect(bucket.Properties.LifecycleConfiguration.Rules).toEqual([
+        { Id: 'abort-incomplete-uploads', AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+        {
+          Id: 'expire-noncurrent-versions',
+          NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+          ExpiredObjectDeleteMarker: true,
+          Status: 'Enabled',
+        },
+        { Id: 'expire-devices', Prefix: 'thingpark/devices/', ExpirationInDays: 90, Status: 'Enabled' },
+        { Id: 'expire-manifests', Prefix: 'thingpark/manifests/', ExpirationInDays: 90, Status: 'Enabled' },
+      ]);
+    });
+  });
+
+  describe('dead-letter queue', () => {
+    it('is encrypted, TLS-only and keeps messages 14 days', () => {
+      s.template.hasResourceProperties('AWS::SQS::Queue', { SqsManagedSseEnabled: true, MessageRetentionPeriod: 14 * 24 * 3600 });
+      s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+        Queues: [{ Ref: queueId }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          ]),
+        },
+      });
+    });
+  });
+
+  describe('schedule', () => {
+    it('sends the scheduled time, retries delivery three times within an hour, dead-letters the rest', () => {
+      const schedule = onlyResource(s.template, 'AWS::Scheduler::Schedule').Properties;
+      expect(schedule.ScheduleExpression).toBe('rate(1 hour)');
+      expect(schedule.FlexibleTimeWindow).toEqual({ Mode: 'OFF' });
+      expect(JSON.parse(schedule.Target.Input)).toEqual({ scheduledTime: '<aws.scheduler.scheduled-time>' });
+      expect(schedule.Target).toMatchObject({
+        Arn: arnOf(functionId),
+        RoleArn: arnOf(s.id(s.stack.node.findChild('SchedulerRole'))),
+        RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
+        DeadLetterConfig: { Arn: arnOf(queueId) },
+      });
+    });
+
+    it('uses a role of its own that this account only can hand to Scheduler, for this function only', () => {
+      const roleId = s.id(s.stack.node.findChild('SchedulerRole'));
+      const role = s.template.findResources('AWS::IAM::Role')[roleId]!;
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        {
+          Action: 'sts:AssumeRole',
+          Effect: 'Allow',
+          Principal: { Service: 'scheduler.amazonaws.com' },
+          Condition: { StringEquals: { 'aws:SourceAccount': '123456789012' } },
+        },
+      ]);
+      expect(policyStatements(s.template, roleId)).toEqual([
+        {
+          Action: 'lambda:InvokeFunction',
+          Effect: 'Allow',
+          Resource: [arnOf(functionId), { 'Fn::Join': ['', [arnOf(functionId), ':*']] }],
+        },
+        { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arnOf(queueId) },
+      ]);
+    });
+  });
+
+  describe('alarms and notifications', () => {
+    it('encrypts the topic with a rotated customer-managed key that CloudWatch may use', () => {
+      const keyId = s.id(s.stack.monitoring.key);
+      s.template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: arnOf(keyId) });
+      s.template.hasResource('AWS::KMS::Key', { DeletionPolicy: 'Delete' });
+      s.template.hasResourceProperties('AWS::KMS::Key', {
+        EnableKeyRotation: true,
+        PendingWindowInDays: 7,
+        KeyPolicy: {
+          Statement: Match.arrayWith([
+            {
+              Sid: 'AllowCloudWatchAlarmsToUseTheKey',
+              Effect: 'Allow',
+              Principal: { Service: 'cloudwatch.amazonaws.com' },
+              Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+              Resource: '*',
+            },
+          ]),
+        },
+      });
+    });
+
+    it('lets only this account’s alarms publish to the TLS-only topic, and mails the operator', () => {
+      const topicId = s.id(s.stack.monitoring.topic);
+      s.template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+        Topics: [{ Ref: topicId }],
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+            {
+              Sid: 'AllowCloudWatchAlarmsToPublish',
+              Effect: 'Allow',
+              Principal: { Service: 'cloudwatch.amazonaws.com' },
+              Action: 'sns:Publish',
+              Resource: { Ref: topicId },
+              Condition: {
+                ArnLike: { 'aws:SourceArn': 'arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*' },
+                StringEquals: { 'aws:SourceAccount': '123456789012' },
+              },
+            },
+          ]),
+        },
+      });
+      s.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topicId } });
+    });
+
+    it('has the four alarms, each notifying the topic on alarm and on recovery', () => {
+      const topic = { Ref: s.id(s.stack.monitoring.topic) };
+      const alarms = Object.values(resourcesOf(s.template, 'AWS::CloudWatch::Alarm')).map((alarm) => alarm.Properties);
+      expect(alarms).toHaveLength(4);
+      for (const alarm of alarms) {
+        expect(alarm.AlarmActions).toEqual([topic]);
+        expect(alarm.OKActions).toEqual([topic]);
+      }
+    });
+
+    it('alarms on any function error', () => {
+      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Errors',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+      });
+    });
+
+    it('alarms on any message in the DLQ', () => {
+      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/SQS',
+        MetricName: 'ApproximateNumberOfMessagesVisible',
+        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+        Statistic: 'Maximum',
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
+      });
+    });
+
+    it('alarms when a run takes more than 80% of the timeout', () => {
+      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/Lambda',
+        MetricName: 'Duration',
+        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+        Statistic: 'Maximum',
+        Threshold: 720_000,
+        ComparisonOperator: 'GreaterThanThreshold',
+      });
+    });
+
+    it('alarms when no export succeeded within two schedule periods, missing data included', () => {
+      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'ThingParkExporter',
+        MetricName: 'exportSucceeded',
+        Dimensions: [{ Name: 'service', Value: 'thingpark-exporter' }],
+        Statistic: 'Sum',
+        Period: 3600,
+        EvaluationPeriods: 2,
+        DatapointsToAlarm: 2,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        TreatMissingData: 'breaching',
+      });
+    });
+
+    it('has a dashboard with devices, pages, duration, token grants and errors', () => {
+      const body = JSON.stringify(onlyResource(s.template, 'AWS::CloudWatch::Dashboard').Properties.DashboardBody);
+      for (const metric of ['devices', 'pages', 'durationMs', 'tokenGrants', 'exportSucceeded', 'Errors', 'Duration']) {
+        expect(body).toContain(`\\"${metric}\\"`);
+      }
+      expect(body).toContain('\\"ThingParkExporter\\"');
+    });
+  });
+
+  describe('analytics', () => {
+    it('has a Glue table over <prefix>devices/ with date projection on dt', () => {
+      const table = onlyResource(s.template, 'AWS::Glue::Table').Properties.TableInput;
+      expect(table.Name).toBe('devices');
+      expect(table.Parameters).toEqual({
+        classification: 'json',
+        'projection.enabled': 'true',
+        'projection.dt.type': 'date',
+        'projection.dt.range': '2024-01-01,NOW',
+        'projection.dt.format': 'yyyy-MM-dd',
+        'projection.dt.interval': '1',
+        'projection.dt.interval.unit': 'DAYS',
+        has_encrypted_data: false,
+      });
+      expect(table.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string', Comment: 'UTC date of the run (yyyy-MM-dd)' }]);
+      expect(table.StorageDescriptor).toMatchObject({
+        Location: { 'Fn::Join': ['', ['s3://', { Ref: bucketId }, '/thingpark/devices/']] },
+        SerdeInfo: { SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' },
+        InputFormat: 'org.apache.hadoop.mapred.TextInputFormat',
+      });
+      s.template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'thingpark' } });
+    });
+
+    it('declares the device brief columns with their types', () => {
+      const columns = onlyResource(s.template, 'AWS::Glue::Table').Properties.TableInput.StorageDescriptor.Columns;
+      expect(columns.map((column: { Name: string; Type: string }) => `${column.Name} ${column.Type}`)).toEqual([
+        'exportrunid string',
+        'ref string',
+        'eui string',
+        'name string',
+        'nwaddress string',
+        'healthstate string',
+        'lastuptimestamp bigint',
+        'lastdwtimestamp bigint',
+        'lastrssi double',
+        'lastsnr double',
+        'avgrssi double',
+        'avgsnr double',
+        'lastsf int',
+        'lastbatlevel int',
+        'alarmcount int',
+        'alarmlevel int',
+        'lat double',
+        'lon double',
+        'href string',
+        'model struct<commercialName:string>',
+        'networksubscription struct<commercialName:string>',
+        'appserversroutingprofile struct<name:string>',
+      ]);
+    });
+
+    it('has an Athena workgroup that enforces encrypted results in a TLS-only bucket of their own', () => {
+      const resultsId = s.id(s.stack.analytics.resultsBucket);
+      s.template.hasResourceProperties('AWS::Athena::WorkGroup', {
+        Name: 'thingpark',
+        WorkGroupConfiguration: {
+          EnforceWorkGroupConfiguration: true,
+          PublishCloudWatchMetricsEnabled: true,
+          ResultConfiguration: {
+            OutputLocation: { 'Fn::Join': ['', ['s3://', { Ref: resultsId }, '/athena-results/']] },
+            EncryptionConfiguration: { EncryptionOption: 'SSE_S3' },
+            ExpectedBucketOwner: '123456789012',
+          },
+        },
+      });
+      const results = s.template.findResources('AWS::S3::Bucket')[resultsId]!;
+      expect(results.Properties).toMatchObject({
+        BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+        PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      });
+      s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
+        Bucket: { Ref: resultsId },
+        PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+      });
+    });
+  });
+
+  describe('cdk-nag AwsSolutions', () => {
+    it('finds nothing unacknowledged, and the validation report is empty', () => {
+      expect(s.pack.validateScope(s.app).violations).toEqual([]);
+      const reportFile = join(s.app.outdir, 'validation-report.json');
+      expect(existsSync(reportFile)).toBe(true);
+      const report = JSON.parse(readFileSync(reportFile, 'utf8'));
+      expect(report.pluginReports.flatMap((plugin: { violations?: unknown[] }) => plugin.violations ?? [])).toEqual([]);
+      const annotations = Annotations.fromStack(s.stack);
+      expect(annotations.findError('*', Match.anyValue())).toEqual([]);
+      expect(annotations.findWarning('*', Match.anyValue())).toEqual([]);
+    });
+
+    it('acknowledges exactly the expected findings, each with a reason', () => {
+      const acknowledged: Record<string, string> = {};
+      for (const construct of s.app.node.findAll()) {
+        for (const entry of construct.node.metadata) {
+          if (entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY) Object.assign(acknowledged, entry.data);
+        }
+      }
+      const ids = Object.keys(acknowledged).map((key) => key.replace(/^[A-Za-z]+::/, ''));
+      expect(ids.sort()).toEqual(
+        [
+          'AwsSolutions-S1',
+          'AwsSolutions-SQS3',
+          `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/devices/*]`,
+          `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/manifests/*]`,
+          `AwsSolutions-IAM5[Resource::<${functionId}.Arn>:*]`,
+        ].sort(),
+      );
+      for (const reason of Object.values(acknowledged)) expect(reason.length).toBeGreaterThan(40);
+    });
+  });
+
+  describe('outputs', () => {
+    it('names everything an operator needs, and the exact on-demand command', () => {
+      const outputs = s.template.toJSON().Outputs as Record<string, { Value: unknown }>;
+      expect(Object.keys(outputs).sort()).toEqual(
+        ['AlarmTopicArn', 'AthenaWorkGroupName', 'DeadLetterQueueUrl', 'FunctionName', 'GlueDatabaseName', 'GlueTableName', 'InvokeCommand', 'SnapshotBucketName'].sort(),
+      );
+      expect(outputs.SnapshotBucketName!.Value).toEqual({ Ref: bucketId });
+      expect(outputs.FunctionName!.Value).toEqual({ Ref: functionId });
+      expect(outputs.DeadLetterQueueUrl!.Value).toEqual({ Ref: queueId });
+      expect(outputs.AlarmTopicArn!.Value).toEqual({ Ref: s.id(s.stack.monitoring.topic) });
+      expect(outputs.InvokeCommand!.Value).toEqual({
+        'Fn::Join': [
+          '',
+          [
+            'aws lambda invoke --region eu-west-1 --function-name ',
+            { Ref: functionId },
+            " --cli-binary-format raw-in-base64-out --cli-read-timeout 0 --payload '{}' summary.json && cat summary.json",
+          ],
+        ],
+      });
+    });
+  });
+});
+
+describe('ExporterStack with every context value given (not bundled)', () => {
+  let s: Synthesized;
+  beforeAll(() => {
+    s = synthesize(
+      {
+        thingparkBaseUrl: 'https://eu.thingpark.example/',
+        clientIdParameterName: 'tp/id',
+        clientSecretParameterName: '/tp/secret',
+        snapshotPrefix: 'exports/fleet/',
+        scheduleExpression: 'cron(0 6 * * ? *)',
+        schedulePeriodMinutes: '1440',
+        kmsKeyArn: KEY_ARN,
+        glueDatabaseName: 'fleet',
+        functionEnvironment: '{"THINGPARK_PAGE_SIZE": 500, "POWERTOOLS_LOG_LEVEL": "DEBUG"}',
+      },
+      false,
+    );
+  });
+
+  it('passes the context to the function, overrides included', () => {
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: Match.objectLike({
+          THINGPARK_BASE_URL: 'https://eu.thingpark.example/',
+          THINGPARK_CLIENT_ID_PARAM: 'tp/id',
+          THINGPARK_CLIENT_SECRET_PARAM: '/tp/secret',
+          SNAPSHOT_PREFIX: 'exports/fleet/',
+          THINGPARK_PAGE_SIZE: '500',
+          POWERTOOLS_LOG_LEVEL: 'DEBUG',
+        }),
+      },
+    });
+  });
+
+  it('decrypts the secret with the given key only through SSM and only for the secret parameter', () => {
+    const statements = policyStatements(s.template, s.id(s.stack.function.role!));
+    const secretArn = 'arn:aws:ssm:eu-west-1:123456789012:parameter/tp/secret';
+    expect(statements).toContainEqual({
+      Sid: 'ReadThingParkCredentials',
+      Action: 'ssm:GetParameters',
+      Effect: 'Allow',
+      Resource: ['arn:aws:ssm:eu-west-1:123456789012:parameter/tp/id', secretArn],
+    });
+    expect(statements).toContainEqual({
+      Sid: 'DecryptThingParkSecret',
+      Action: 'kms:Decrypt',
+      Effect: 'Allow',
+      Resource: KEY_ARN,
+      Condition: { StringEquals: { 'kms:ViaService': 'ssm.eu-west-1.amazonaws.com', 'kms:EncryptionContext:PARAMETER_ARN': secretArn } },
+    });
+  });
+
+  it('scopes S3 access and the table to the given prefix', () => {
+    const bucketId = s.id(s.stack.bucket);
+    const statements = policyStatements(s.template, s.id(s.stack.function.role!));
+    const resources = statements.filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket').flatMap((statement) => [statement.Resource].flat());
+    for (const resource of resources) expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|latest\.json)$/);
+    s.template.hasResourceProperties('AWS::Glue::Table', {
+      DatabaseName: { Ref: s.id(s.stack.analytics.database) },
+      TableInput: { StorageDescriptor: { Location: { 'Fn::Join': ['', ['s3://', { Ref: bucketId }, '/exports/fleet/devices/']] } } },
+    });
+    s.template.hasResourceProperties('AWS::Athena::WorkGroup', { Name: 'fleet' });
+  });
+
+  it('uses the cron schedule and the given period for the no-success alarm; no expiry and no subscription', () => {
+    s.template.hasResourceProperties('AWS::Scheduler::Schedule', { ScheduleExpression: 'cron(0 6 * * ? *)' });
+    s.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'exportSucceeded', Period: 86_400, EvaluationPeriods: 2 });
+    s.template.resourceCountIs('AWS::SNS::Subscription', 0);
+    const rules = s.template.findResources('AWS::S3::Bucket')[s.id(s.stack.bucket)]!.Properties.LifecycleConfiguration.Rules;
+    expect(rules.map((rule: { Id: string }) => rule.Id)).toEqual(['abort-incomplete-uploads', 'expire-noncurrent-versions']);
+  });
+
+  it('still has no unacknowledged cdk-nag finding', () => {
+    expect(s.pack.validateScope(s.app).violations).toEqual([]);
+  });
+});
+
+describe('settingsFromContext', () => {
+  const settings = (context: Record<string, unknown>) => settingsFromContext(new App({ context }));
+
+  it('derives the alarm period from a rate expression', () => {
+    expect(settings({}).schedulePeriodMinutes).toBe(60);
+    expect(settings({ scheduleExpression: 'rate(15 minutes)' }).schedulePeriodMinutes).toBe(15);
+    expect(settings({ scheduleExpression: 'rate(1 day)' }).schedulePeriodMinutes).toBe(1440);
+  });
+
+  it.each([
+    [{ scheduleExpression: 'cron(0 * * * ? *)' }, /schedulePeriodMinutes is required/],
+    [{ scheduleExpression: 'every hour' }, /scheduleExpression must be rate/],
+    [{ scheduleExpression: 'rate(1 hours)' }, /not a rate of minutes, hours or days/],
+    [{ schedulePeriodMinutes: '6000' }, /schedulePeriodMinutes must be an integer from 1 to 5040/],
+    [{ thingparkBaseUrl: 'http://thingpark.example' }, /THINGPARK_BASE_URL must use https/],
+    [{ snapshotPrefix: 'no-slash' }, /snapshotPrefix must be empty or a safe key prefix/],
+    [{ clientSecretParameterName: 'bad name' }, /clientSecretParameterName must be an SSM parameter name/],
+    [{ kmsKeyArn: 'alias/aws/ssm' }, /kmsKeyArn must be a key ARN/],
+    [{ alarmEmail: 'ops' }, /alarmEmail must be an e-mail address/],
+    [{ snapshotExpirationDays: '0' }, /snapshotExpirationDays must be an integer/],
+    [{ functionEnvironment: '{"SNAPSHOT_BUCKET": "other"}' }, /functionEnvironment may set only/],
+    [{ functionEnvironment: '{"THINGPARK_PAGE_SIZE": "0"}' }, /THINGPARK_PAGE_SIZE must be an integer/],
+  ])('rejects %j at synth time', (context, message) => {
+    expect(() => settings(context)).toThrow(message);
+  });
+});
