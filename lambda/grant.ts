@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import type { Config } from './config.ts';
 import type { ClientCredentials, CredentialsSource } from './credentials.ts';
 import { ClientRejectedError, PlatformError } from './errors.ts';
-import { RetryBudget, TransientError, isNetworkError, retrying } from './retry.ts';
+import { RetryBudget, TransientError, isNetworkError, parseRetryAfter, retrying } from './retry.ts';
 import type { Grant } from './token.ts';
 
 type GrantConfig = Pick<Config, 'tokenUrl' | 'tokenAuth' | 'requestTimeoutMs' | 'maxRetries'>;
@@ -89,17 +89,30 @@ function classify(error: unknown): Error {
     const detail = `HTTP ${error.status} ${error.error}`;
     if (REJECTED_CLIENT.has(error.error)) return new RejectedClient(detail);
     if (error.status >= 500 || error.status === 429) {
-      return new TransientError(`token endpoint answered ${detail}`, error.status);
+      return new TransientError(`token endpoint answered ${detail}`, error.status, retryAfterOf(error.response));
+    }
+    return new PlatformError(`The token endpoint refused the grant: ${detail}`, error.status);
+  }
+  // A 401 with a WWW-Authenticate challenge: what an OAuth server must answer when the client
+  // authenticated with HTTP Basic (client_secret_basic), and oidc-provider does. The OAuth
+  // error is in the challenge's parameters rather than the body.
+  if (error instanceof oidc.WWWAuthenticateChallengeError) {
+    const oauthError = error.cause.map((challenge) => challenge.parameters.error).find((value) => value !== undefined);
+    const detail = `HTTP ${error.status}${oauthError ? ` ${oauthError}` : ''}`;
+    if (error.status === 401 || (oauthError !== undefined && REJECTED_CLIENT.has(oauthError))) return new RejectedClient(detail);
+    if (error.status >= 500 || error.status === 429) {
+      return new TransientError(`token endpoint answered ${detail}`, error.status, retryAfterOf(error.response));
     }
     return new PlatformError(`The token endpoint refused the grant: ${detail}`, error.status);
   }
   // Only the status is kept: openid-client attaches the response body (which may hold a
   // token) to some of its errors, and nothing of it may reach a log.
-  const status = responseStatus(error);
-  if (status !== undefined) {
+  const response = responseOf(error);
+  if (response !== undefined) {
+    const { status } = response;
     if (status === 401) return new RejectedClient(`HTTP ${status}`);
     if (status >= 500 || status === 429 || status === 408) {
-      return new TransientError(`token endpoint answered HTTP ${status}`, status);
+      return new TransientError(`token endpoint answered HTTP ${status}`, status, retryAfterOf(response));
     }
     return new PlatformError(`The token endpoint answered HTTP ${status} without an OAuth error`, status);
   }
@@ -107,12 +120,22 @@ function classify(error: unknown): Error {
     return new TransientError(`token endpoint unreachable: ${(error as Error).message}`);
   }
   const code = (error as { code?: unknown }).code;
+  // openid-client wraps its own timeout (and an abort) in a ClientError whose cause is the
+  // DOMException: as transient as a dropped connection.
+  if (code === 'OAUTH_TIMEOUT' || isNetworkError((error as { cause?: unknown }).cause)) {
+    return new TransientError(`token endpoint did not answer in time (${typeof code === 'string' ? code : 'timeout'})`);
+  }
   return new PlatformError(
     `The token endpoint's answer was not a usable token response${typeof code === 'string' ? ` (${code})` : ''}`,
   );
 }
 
-function responseStatus(error: unknown): number | undefined {
+function responseOf(error: unknown): Response | undefined {
   const cause = (error as { cause?: unknown }).cause;
-  return cause instanceof Response ? cause.status : undefined;
+  return cause instanceof Response ? cause : undefined;
+}
+
+/** A rate-limited or unavailable token endpoint may say when to come back. */
+function retryAfterOf(response: Response | undefined): number | undefined {
+  return parseRetryAfter(response?.headers.get('retry-after') ?? null);
 }

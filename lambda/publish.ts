@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DeleteObjectsCommand,
   GetObjectCommand,
@@ -63,16 +64,26 @@ export async function readJson<T>(s3: S3Client, bucket: string, key: string): Pr
 /**
  * Writes the manifest only if none exists for this run (a conditional write), so two
  * deliveries of one schedule can never both commit. Returns false when one already did.
+ * S3 answers 409 ConditionalRequestConflict while another conditional write to the key is
+ * in progress; which of the two wins is not known yet, so ask again (412 once it won).
  */
 export async function commitManifest(s3: S3Client, bucket: string, key: string, manifest: Manifest): Promise<boolean> {
-  try {
-    await putJson(s3, bucket, key, manifest, { IfNoneMatch: '*' });
-    return true;
-  } catch (error) {
-    if (statusOf(error) === 412) return false;
-    throw error;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await putJson(s3, bucket, key, manifest, { IfNoneMatch: '*' });
+      return true;
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === 412) return false;
+      if (status !== 409 || attempt >= CONFLICT_ATTEMPTS) throw error;
+      await sleep(CONFLICT_BACKOFF_MS * attempt);
+    }
   }
 }
+
+/** Conditional writes that meet a write in progress (409) are tried this many times in all. */
+const CONFLICT_ATTEMPTS = 5;
+const CONFLICT_BACKOFF_MS = 100;
 
 /**
  * Points `latest` at this run unless it already points at a newer one. The write is
@@ -80,7 +91,7 @@ export async function commitManifest(s3: S3Client, bucket: string, key: string, 
  * newer run's pointer between our read and our write; on a conflict it reads again.
  */
 export async function advancePointer(s3: S3Client, bucket: string, key: string, pointer: Pointer): Promise<boolean> {
-  for (let attempt = 0; attempt < 5; attempt += 1) {
+  for (let attempt = 0; attempt < CONFLICT_ATTEMPTS; attempt += 1) {
     const current = await readJson<Pointer>(s3, bucket, key);
     if (current && isNewer(current.value, pointer)) return false;
     try {
@@ -89,6 +100,7 @@ export async function advancePointer(s3: S3Client, bucket: string, key: string, 
     } catch (error) {
       const status = statusOf(error);
       if (status !== 412 && status !== 409) throw error;
+      if (status === 409) await sleep(CONFLICT_BACKOFF_MS * (attempt + 1));
     }
   }
   throw new Error(`The pointer ${key} kept changing under concurrent writers; it was left as it was`);

@@ -1,5 +1,5 @@
-import { DelegateBackoff, handleWhen, retry, type IRetryBackoffContext } from 'cockatiel';
-import { RetryBudgetError } from './errors.ts';
+import { handleType, retry } from 'cockatiel';
+import { PlatformError, RetryBudgetError } from './errors.ts';
 
 /** A failure worth trying again: network trouble, a timeout, 5xx, 429 or 503. */
 export class TransientError extends Error {
@@ -47,43 +47,64 @@ export type Retrying = <T>(attempt: (signal: AbortSignal) => Promise<T>, signal?
 
 /**
  * Exponential backoff with full jitter (random in [0, min(max, base * 2^n))), or the
- * server's Retry-After where it sent one. Only TransientError is retried, and each retry
- * is paid from the run's budget.
+ * server's Retry-After where it sent one (capped at `maxRetryAfterMs`). Only TransientError
+ * is retried, at most `maxRetries` times per call, and each retry is paid from the budget
+ * before it is made: a failure that is not retried costs nothing. Cockatiel drives the
+ * attempts; the wait between them is ours, so that it ends as soon as the caller's signal
+ * aborts (a deadline, or a page no longer needed) instead of parking the run.
+ *
+ * Gives up with PlatformError once a call has used its retries (the last failure in the
+ * message), with RetryBudgetError once the budget is spent, and with the signal's reason
+ * when the caller aborted.
  */
 export function retrying(options: RetryOptions): Retrying {
   const { maxRetries, budget, baseDelayMs = 250, maxDelayMs = 20_000, maxRetryAfterMs = 60_000 } = options;
-  let exhausted = false;
-  const policy = retry(
-    handleWhen((error) => {
-      if (!(error instanceof TransientError)) return false;
-      if (budget.take()) return true;
-      exhausted = true;
-      return false;
-    }),
-    {
-      maxAttempts: maxRetries,
-      backoff: new DelegateBackoff((context: IRetryBackoffContext<unknown>) => {
-        const error = 'error' in context.result ? context.result.error : undefined;
-        if (error instanceof TransientError && error.retryAfterMs !== undefined) {
-          return Math.min(error.retryAfterMs, maxRetryAfterMs);
-        }
-        return Math.floor(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (context.attempt - 1)));
-      }),
-    },
-  );
-  return async (attempt, signal) => {
-    try {
-      return await policy.execute(({ signal: attemptSignal }) => attempt(attemptSignal), signal);
-    } catch (error) {
-      if (exhausted && error instanceof TransientError) {
-        throw new RetryBudgetError(
-          `The run spent its retry budget (${budget.limit} retries, RUN_RETRY_BUDGET); last failure: ${error.message}`,
-          { cause: error },
-        );
-      }
-      throw error;
-    }
+  const policy = retry(handleType(TransientError), { maxAttempts: maxRetries });
+  const delayAfter = (error: TransientError, retryNumber: number): number => {
+    if (error.retryAfterMs !== undefined) return Math.min(error.retryAfterMs, maxRetryAfterMs);
+    return Math.floor(Math.random() * Math.min(maxDelayMs, baseDelayMs * 2 ** (retryNumber - 1)));
   };
+  return (attempt, signal) =>
+    policy.execute(async ({ attempt: retries, signal: attemptSignal }) => {
+      try {
+        return await attempt(attemptSignal);
+      } catch (error) {
+        if (!(error instanceof TransientError)) throw error;
+        if (attemptSignal.aborted) throw attemptSignal.reason;
+        if (retries >= maxRetries) {
+          throw new PlatformError(
+            `Gave up after ${maxRetries} ${maxRetries === 1 ? 'retry' : 'retries'} (THINGPARK_MAX_RETRIES); last failure: ${error.message}`,
+            error.status,
+            { cause: error },
+          );
+        }
+        if (!budget.take()) {
+          throw new RetryBudgetError(
+            `The run spent its retry budget (${budget.limit} retries, RUN_RETRY_BUDGET); last failure: ${error.message}`,
+            { cause: error },
+          );
+        }
+        await wait(delayAfter(error, retries + 1), attemptSignal);
+        // The policy handles it: the next attempt starts at once, the wait is done.
+        throw error;
+      }
+    }, signal);
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason as soon as it aborts. */
+function wait(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 /** Parses Retry-After in both of its forms: delta-seconds or an HTTP date. */

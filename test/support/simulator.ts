@@ -12,6 +12,8 @@ export interface DeviceRequest {
   pageSize: number;
   /** 1 for the first request of this page index, 2 for its first retry, ... */
   attempt: number;
+  /** The bearer token presented, for rules that echo it back (a proxy's debug page). */
+  bearer: string;
 }
 
 /** What a fault rule makes the simulator do instead of (or before) answering normally. */
@@ -168,7 +170,7 @@ export async function startPlatform(
     const attempt = (stats.byPage.get(pageIndex) ?? 0) + 1;
     stats.byPage.set(pageIndex, attempt);
 
-    const fault = settings.fault?.({ pageIndex, pageSize, attempt });
+    const fault = settings.fault?.({ pageIndex, pageSize, attempt, bearer });
     if (fault?.delayMs) await sleep(fault.delayMs);
     if (fault?.destroy) {
       req.socket.destroy();

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Provider from 'oidc-provider';
 
 export const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
@@ -10,6 +11,25 @@ export interface TokenServerOptions {
   lifetimeSeconds: number;
   /** How the client authenticates; Keycloak accepts both. */
   authMethod?: 'client_secret_post' | 'client_secret_basic';
+  /** Replaces (or delays) the answer to a token request; see `TokenServer.fault`. */
+  fault?: (request: TokenRequest) => TokenFault | undefined;
+}
+
+/** One token request as the server saw it, for fault rules to match on. */
+export interface TokenRequest {
+  /** 1 for the first token request this server received, 2 for the next, ... */
+  attempt: number;
+}
+
+/** What a fault rule makes the token endpoint do instead of (or before) granting. */
+export interface TokenFault {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string;
+  /** Wait this long first; with no status, body or destroy, then answer normally. */
+  delayMs?: number;
+  /** Drop the connection without an answer. */
+  destroy?: boolean;
 }
 
 /**
@@ -20,7 +40,11 @@ export interface TokenServerOptions {
  */
 export class TokenServer {
   grants = 0;
+  /** Token requests received, granted or not (faulted, rejected client, ...). */
+  requests = 0;
   lifetimeSeconds: number;
+  /** Mutable at run time, like the simulator's options. */
+  fault: TokenServerOptions['fault'];
   readonly #issuer: string;
   readonly #clientId: string;
   readonly #authMethod: 'client_secret_post' | 'client_secret_basic';
@@ -32,17 +56,36 @@ export class TokenServer {
     this.#clientId = options.clientId;
     this.#authMethod = options.authMethod ?? 'client_secret_post';
     this.lifetimeSeconds = options.lifetimeSeconds;
+    this.fault = options.fault;
     this.#current = this.#build(options.clientSecret);
   }
 
-  /** Serves the token route; counts the grants it issued. */
+  /** Serves the token route; counts the requests and the grants it issued; plays faults. */
   handle(req: IncomingMessage, res: ServerResponse): void {
-    if (req.url?.startsWith(TOKEN_PATH)) {
-      res.on('finish', () => {
-        if (res.statusCode === 200) this.grants += 1;
-      });
+    if (!req.url?.startsWith(TOKEN_PATH)) {
+      this.#current.callback()(req, res);
+      return;
     }
-    this.#current.callback()(req, res);
+    this.requests += 1;
+    res.on('finish', () => {
+      if (res.statusCode === 200) this.grants += 1;
+    });
+    const fault = this.fault?.({ attempt: this.requests });
+    if (!fault) {
+      this.#current.callback()(req, res);
+      return;
+    }
+    void (async () => {
+      if (fault.delayMs) await sleep(fault.delayMs);
+      if (fault.destroy) {
+        req.socket.destroy();
+      } else if (fault.status !== undefined || fault.body !== undefined) {
+        res.writeHead(fault.status ?? 200, { 'content-type': 'application/json', ...fault.headers });
+        res.end(fault.body ?? '');
+      } else {
+        this.#current.callback()(req, res);
+      }
+    })();
   }
 
   /** True for a token this server issued that has not expired or been revoked. */

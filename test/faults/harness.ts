@@ -1,0 +1,231 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { inspect } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import type { Context } from 'aws-lambda';
+import { expect } from 'vitest';
+import type { RunSummary } from '../../lambda/export.ts';
+import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
+import type { SimulatorOptions } from '../support/simulator.ts';
+import { DEMO, startStandIns, type StandInOptions, type StandIns } from '../support/standins.ts';
+import { startS3Proxy, type S3Proxy } from './s3-proxy.ts';
+
+type Handler = Awaited<ReturnType<typeof coldStart>>;
+
+/**
+ * The stand-ins of test/support plus the S3 proxy (conditional writes, S3 faults), and a
+ * journal of everything every invocation printed, threw or returned, so that each file can
+ * check at its end that no secret or token reached any of it.
+ */
+export interface Harness extends StandIns {
+  proxy: S3Proxy;
+  /** Everything written to stdout/stderr, every error (message, stack, JSON, causes), every summary. */
+  journal: string[];
+  /** Secrets this file put in play (client secrets, right or wrong), to be found nowhere. */
+  secrets: Set<string>;
+}
+
+export async function startHarness(options: StandInOptions = {}): Promise<Harness> {
+  const standIns = await startStandIns(options);
+  const proxy = await startS3Proxy(standIns.s3Url);
+  const stop = standIns.stop;
+  return Object.assign(standIns, {
+    proxy,
+    journal: [],
+    secrets: new Set<string>([DEMO.clientSecret]),
+    env: { ...standIns.env, AWS_ENDPOINT_URL_S3: proxy.url },
+    async stop() {
+      await proxy.close();
+      await stop();
+    },
+  });
+}
+
+let prefixes = 0;
+/** A snapshot prefix of its own, so each test sees only its own runs, manifests and pointer. */
+export function freshPrefix(): string {
+  prefixes += 1;
+  return `faults-${process.pid}-${prefixes}/`;
+}
+
+/**
+ * The simulator, token server, SSM and S3 proxy back to normal, counters cleared. Waits
+ * first a moment for requests a previous run sent just before it ended (pages fetched
+ * ahead, then cancelled) to reach the simulator, so they do not count against the next
+ * test; requests already there were counted on arrival.
+ */
+export async function reset(h: Harness, options: Partial<SimulatorOptions> = {}) {
+  const { platform, ssm, proxy } = h;
+  await sleep(50);
+  Object.assign(platform.options, {
+    fleet: 250,
+    pageIndexBase: 0,
+    maxPageSize: 5000,
+    includeCount: false,
+    latencyMs: 0,
+    rateLimit: undefined,
+    fault: undefined,
+    ...options,
+  });
+  platform.stats.requests = 0;
+  platform.stats.byPage.clear();
+  platform.stats.unauthorized = 0;
+  platform.stats.rejected = 0;
+  platform.stats.maxInFlight = 0;
+  platform.tokens.grants = 0;
+  platform.tokens.requests = 0;
+  platform.tokens.fault = undefined;
+  platform.tokens.lifetimeSeconds = 300;
+  ssm.put(DEMO.clientIdParam, DEMO.clientId);
+  ssm.put(DEMO.clientSecretParam, DEMO.clientSecret, 'SecureString');
+  ssm.failNext(0);
+  proxy.rule = undefined;
+  proxy.log.length = 0;
+  return platform;
+}
+
+const TUNABLES = [
+  'THINGPARK_TOKEN_URL',
+  'THINGPARK_TOKEN_AUTH',
+  'THINGPARK_CREDENTIALS_CACHE_SECONDS',
+  'THINGPARK_FIRST_PAGE_INDEX',
+  'THINGPARK_CONCURRENCY',
+  'THINGPARK_REQUEST_TIMEOUT_MS',
+  'THINGPARK_MAX_RETRIES',
+  'RUN_RETRY_BUDGET',
+  'TOKEN_RENEW_MARGIN_SECONDS',
+  'SNAPSHOT_FILE_MAX_BYTES',
+  'RUN_DEADLINE_MARGIN_SECONDS',
+];
+
+/**
+ * A cold start against the harness, every tunable at its default unless given, page size
+ * 100, debug logging (captured by `invoke`, so nothing reaches the test output), and the
+ * given snapshot prefix.
+ */
+export async function exporter(h: Harness, prefix: string, env: Record<string, string | undefined> = {}): Promise<Handler> {
+  return coldStart({
+    ...h.env,
+    ...Object.fromEntries(TUNABLES.map((name) => [name, undefined])),
+    POWERTOOLS_LOG_LEVEL: 'DEBUG',
+    THINGPARK_PAGE_SIZE: '100',
+    SNAPSHOT_PREFIX: prefix,
+    ...env,
+  });
+}
+
+export interface Outcome {
+  summary?: RunSummary;
+  error?: Error;
+  output: string;
+  ms: number;
+}
+
+/** One invocation with all of its output captured into the journal (and kept off the console). */
+export async function invoke(h: Harness, handler: Handler, event: unknown, context: Context = lambdaContext()): Promise<Outcome> {
+  const started = Date.now();
+  const { result, error, output } = await captureOutput(() => handler(event, context));
+  const ms = Date.now() - started;
+  h.journal.push(output, describeError(error), JSON.stringify(result ?? null));
+  return { ...(result ? { summary: result } : {}), ...(error ? { error: error as Error } : {}), output, ms };
+}
+
+/** An invocation that must fail: its error. */
+export async function invokeFailing(h: Harness, handler: Handler, event: unknown, context?: Context): Promise<Error & { code?: string; status?: number }> {
+  const outcome = await invoke(h, handler, event, context);
+  if (!outcome.error) throw new Error(`Expected the run to fail; it returned ${JSON.stringify(outcome.summary)}`);
+  return outcome.error;
+}
+
+/** An invocation that must succeed: its summary (the captured output on failure, to debug). */
+export async function invokeOk(h: Harness, handler: Handler, event: unknown, context?: Context): Promise<RunSummary> {
+  const outcome = await invoke(h, handler, event, context);
+  if (!outcome.summary) {
+    throw new Error(`Expected the run to succeed; it failed with ${describeError(outcome.error).slice(0, 2000)}`);
+  }
+  return outcome.summary;
+}
+
+/** Message, stack, own enumerable fields and the whole cause chain, as anything might print them. */
+export function describeError(error: unknown): string {
+  if (error === undefined) return '';
+  const parts: string[] = [inspect(error, { depth: 10, showHidden: true })];
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 10; depth += 1) {
+    parts.push(current.name, current.message, current.stack ?? '');
+    try {
+      parts.push(JSON.stringify(current));
+    } catch {
+      // circular: inspect above already has it
+    }
+    current = current.cause;
+  }
+  return parts.join('\n');
+}
+
+/** Every object under a prefix with its exact bytes (base64), to compare before and after. */
+export async function objects(h: Harness, prefix: string): Promise<Record<string, string>> {
+  const s3 = h.proxy.direct;
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: DEMO.bucket, Prefix: prefix }));
+  expect(listed.IsTruncated ?? false).toBe(false);
+  const result: Record<string, string> = {};
+  for (const { Key } of listed.Contents ?? []) {
+    if (!Key) continue;
+    const object = await s3.send(new GetObjectCommand({ Bucket: DEMO.bucket, Key }));
+    result[Key] = Buffer.from((await object.Body?.transformToByteArray()) ?? new Uint8Array()).toString('base64');
+  }
+  return result;
+}
+
+/** Every object in the bucket as text (gzip data files inflated), for the secrets check. */
+export async function bucketText(h: Harness): Promise<string> {
+  const all = await objects(h, '');
+  return Object.entries(all)
+    .map(([key, base64]) => {
+      const bytes = Buffer.from(base64, 'base64');
+      return `${key}\n${key.endsWith('.gz') ? gunzipSync(bytes).toString() : bytes.toString()}`;
+    })
+    .join('\n');
+}
+
+/** Occurrences of each needle in the haystack, summed. */
+export function occurrences(haystack: string, needles: Iterable<string>): number {
+  let count = 0;
+  for (const needle of needles) {
+    if (needle === '') continue;
+    count += haystack.split(needle).length - 1;
+  }
+  return count;
+}
+
+/**
+ * The secrets check every fault file ends with: no client secret this file used and no
+ * token the platform saw occurs in anything the invocations printed, threw or returned, nor
+ * in any object written to the bucket.
+ */
+export async function expectNoSecretsLeaked(h: Harness): Promise<{ secrets: number; tokens: number; scanned: number }> {
+  const haystack = `${h.journal.join('\n')}\n${await bucketText(h)}`;
+  const tokens = [...h.platform.stats.tokens];
+  const found = { secrets: occurrences(haystack, h.secrets), tokens: occurrences(haystack, tokens) };
+  expect(h.journal.length).toBeGreaterThan(0);
+  expect(found).toEqual({ secrets: 0, tokens: 0 });
+  return { ...found, scanned: haystack.length };
+}
+
+/** Page arrival times per page index and attempt, recorded by a fault rule. */
+export function arrivals() {
+  const times = new Map<string, number>();
+  return {
+    mark(pageIndex: number, attempt: number) {
+      times.set(`${pageIndex}/${attempt}`, Date.now());
+    },
+    gap(pageIndex: number, from: number, to: number): number {
+      const a = times.get(`${pageIndex}/${from}`);
+      const b = times.get(`${pageIndex}/${to}`);
+      if (a === undefined || b === undefined) throw new Error(`page ${pageIndex} attempts ${from}/${to} not both seen`);
+      return b - a;
+    },
+  };
+}
+
+export { DEMO, lambdaContext };

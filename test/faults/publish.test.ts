@@ -1,0 +1,368 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readRows } from '../support/snapshot.ts';
+import {
+  DEMO,
+  expectNoSecretsLeaked,
+  exporter,
+  freshPrefix,
+  invoke,
+  invokeFailing,
+  invokeOk,
+  lambdaContext,
+  objects,
+  reset,
+  startHarness,
+  type Harness,
+} from './harness.ts';
+import { putDirect } from './s3-proxy.ts';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  await h?.stop();
+});
+
+const BASELINE = { scheduledTime: '2030-01-01T00:00:00Z' };
+const NEXT = { scheduledTime: '2030-01-02T00:00:00Z' };
+const NEXT_DATA = (prefix: string) => `${prefix}devices/dt=2030-01-02/run=20300102T000000Z/`;
+const NEXT_MANIFEST = (prefix: string) => `${prefix}manifests/20300102T000000Z.json`;
+
+/** A committed run under a fresh prefix; returns the prefix and every object in it, byte for byte. */
+async function baseline(env: Record<string, string> = {}) {
+  const prefix = freshPrefix();
+  await reset(h, { fleet: 150 });
+  const handler = await exporter(h, prefix, env);
+  const summary = await invokeOk(h, handler, BASELINE);
+  expect(summary.pointerMoved).toBe(true);
+  return { prefix, before: await objects(h, prefix) };
+}
+
+/** Object keys S3 created under a prefix since `from` (an index into s3Events). */
+function created(prefix: string, from: number): string[] {
+  return h.s3Events
+    .slice(from)
+    .filter(({ event, key }) => event.startsWith('ObjectCreated') && key.startsWith(prefix))
+    .map(({ key }) => key);
+}
+
+describe('deadline', () => {
+  it('stops with DeadlineError before the Lambda timeout and publishes nothing', async () => {
+    const { prefix, before } = await baseline();
+    // Pages 0-4 come at once and fill several data files; page 5 is slow: the run is
+    // waiting for it when the deadline comes.
+    await reset(h, { fleet: 3000, fault: ({ pageIndex }) => (pageIndex === 5 ? { delayMs: 5000 } : undefined) });
+    const handler = await exporter(h, prefix, {
+      RUN_DEADLINE_MARGIN_SECONDS: '1',
+      SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024),
+    });
+    const events = h.s3Events.length;
+    const started = Date.now();
+    const error = await invokeFailing(h, handler, NEXT, lambdaContext(2500));
+    const elapsed = Date.now() - started;
+    expect(error).toMatchObject({ name: 'DeadlineError', code: 'DEADLINE_NEAR' });
+    expect(error.message).toContain('RUN_DEADLINE_MARGIN_SECONDS');
+    expect(elapsed).toBeGreaterThanOrEqual(1400);
+    expect(elapsed).toBeLessThan(2500); // before the (simulated) Lambda timeout
+    // It had written data files; they are gone, and nothing else changed, byte for byte.
+    expect(created(NEXT_DATA(prefix), events).length).toBeGreaterThanOrEqual(4);
+    await sleep(300);
+    expect(await objects(h, prefix)).toEqual(before);
+  });
+
+  // BUG (lambda/snapshot.ts DataWriter.abort, with lambda/export.ts): a deadline (or any
+  // failure) that comes while a finished data file's PutObject is in flight aborts only the
+  // client's wait (lib-storage's done() rejects at once); S3 still stores the object, and
+  // abort() deletes only the files whose upload had completed. The in-flight file is left
+  // in the table location without a manifest. Seen as an intermittent failure of the test
+  // above before it was made deterministic.
+  it.fails('removes a data file whose upload was in flight when the deadline came', async () => {
+    const { prefix, before } = await baseline();
+    await reset(h, { fleet: 3000 });
+    h.proxy.rule = ({ key, method }) =>
+      method === 'PUT' && key === `${NEXT_DATA(prefix)}part-00002.ndjson.gz` ? { holdResponseMs: 1500 } : undefined;
+    const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1', SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024) });
+    const error = await invokeFailing(h, handler, NEXT, lambdaContext(2000));
+    expect(error.name).toBe('DeadlineError');
+    await sleep(1000);
+    expect(Object.keys(await objects(h, prefix))).toEqual(Object.keys(before));
+  });
+
+  it('ends a Retry-After longer than the time left at the deadline, not after the wait', async () => {
+    const { prefix, before } = await baseline();
+    await reset(h, {
+      fault: ({ pageIndex, attempt }) =>
+        pageIndex === 1 && attempt === 1 ? { status: 429, headers: { 'retry-after': '3600' }, body: '{}' } : undefined,
+    });
+    const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1' });
+    const started = Date.now();
+    const error = await invokeFailing(h, handler, NEXT, lambdaContext(2000));
+    expect(error.name).toBe('DeadlineError');
+    expect(Date.now() - started).toBeLessThan(1800);
+    expect(await objects(h, prefix)).toEqual(before);
+  });
+
+  it('publishes nothing when less time than the margin remains at the start', async () => {
+    const { prefix, before } = await baseline();
+    await reset(h);
+    const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '5' });
+    const error = await invokeFailing(h, handler, NEXT, lambdaContext(3000));
+    expect(error.name).toBe('DeadlineError');
+    await sleep(200);
+    expect(await objects(h, prefix)).toEqual(before);
+  });
+});
+
+describe('atomic publish', () => {
+  it('a page failing mid-run leaves the previous snapshot byte-identical and removes the data files it wrote', async () => {
+    const { prefix, before } = await baseline();
+    await reset(h, { fleet: 1000, fault: ({ pageIndex }) => (pageIndex === 5 ? { status: 200, body: 'this is not JSON' } : undefined) });
+    const handler = await exporter(h, prefix, { SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024) });
+    const events = h.s3Events.length;
+    const error = await invokeFailing(h, handler, NEXT);
+    expect(error).toMatchObject({ name: 'MalformedPageError', code: 'PAGE_MALFORMED' });
+    expect(error.message).toContain('Page 5');
+    expect(created(NEXT_DATA(prefix), events).length).toBeGreaterThanOrEqual(4); // pages 0-4 were written ...
+    expect(await objects(h, prefix)).toEqual(before); // ... and removed; pointer and manifest untouched
+  });
+
+  it('an S3 failure while writing data removes what was written and publishes nothing', async () => {
+    const { prefix, before } = await baseline();
+    await reset(h, { fleet: 1000 });
+    h.proxy.rule = ({ key }) => (key === `${NEXT_DATA(prefix)}part-00003.ndjson.gz` ? { status: 500, code: 'InternalError' } : undefined);
+    const handler = await exporter(h, prefix, { SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024) });
+    const events = h.s3Events.length;
+    const error = await invokeFailing(h, handler, NEXT);
+    expect(error.name).toBe('InternalError');
+    expect(created(NEXT_DATA(prefix), events).length).toBe(3); // parts 0-2, then part 3 failed
+    expect(await objects(h, prefix)).toEqual(before);
+  });
+
+  // BUG (lambda/export.ts): when the manifest write fails with anything but 412, exportRun
+  // throws without deleting the run's data files. They sit in the table location with no
+  // manifest, and engines reading the table (devices/) see them as data.
+  it.fails('an S3 failure committing the manifest publishes nothing and removes the data files', async () => {
+    const { prefix, before } = await baseline();
+    await reset(h);
+    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key === NEXT_MANIFEST(prefix) ? { status: 500, code: 'InternalError' } : undefined);
+    const handler = await exporter(h, prefix);
+    const error = await invokeFailing(h, handler, NEXT);
+    expect(error.name).toBe('InternalError');
+    expect(await objects(h, prefix)).toEqual(before);
+  });
+
+  it('a pointer write failure leaves the run committed but not latest; its redelivery moves the pointer', async () => {
+    const { prefix, before } = await baseline();
+    const sim = await reset(h);
+    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key === `${prefix}latest.json` ? { status: 500, code: 'InternalError' } : undefined);
+    const handler = await exporter(h, prefix);
+    const error = await invokeFailing(h, handler, NEXT);
+    expect(error.name).toBe('InternalError');
+    const after = await objects(h, prefix);
+    expect(after[`${prefix}latest.json`]).toBe(before[`${prefix}latest.json`]);
+    expect(after[NEXT_MANIFEST(prefix)]).toBeDefined();
+
+    h.proxy.rule = undefined;
+    const requests = sim.stats.requests;
+    const redelivered = await invokeOk(h, handler, NEXT);
+    expect(redelivered).toMatchObject({ status: 'already-committed', pointerMoved: true, runId: '20300102T000000Z' });
+    expect(sim.stats.requests).toBe(requests);
+    const latest = JSON.parse(Buffer.from((await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`] ?? '', 'base64').toString());
+    expect(latest).toMatchObject({ runId: '20300102T000000Z', manifestKey: NEXT_MANIFEST(prefix) });
+  });
+
+  it('never moves the pointer backwards: an older schedule finishing after a newer one leaves latest at the newer', async () => {
+    const prefix = freshPrefix();
+    await reset(h);
+    const handler = await exporter(h, prefix);
+    const newer = await invokeOk(h, handler, { scheduledTime: '2031-06-01T12:00:00Z' });
+    expect(newer.pointerMoved).toBe(true);
+    const pointer = (await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`];
+    const older = await invokeOk(h, handler, { scheduledTime: '2031-06-01T06:00:00Z' });
+    expect(older).toMatchObject({ status: 'committed', pointerMoved: false });
+    // An on-demand run stamped "now" is older than that schedule too.
+    const onDemand = await invokeOk(h, handler, { label: 'manual' });
+    expect(onDemand.pointerMoved).toBe(false);
+    const after = await objects(h, prefix);
+    expect(after[`${prefix}latest.json`]).toBe(pointer);
+    expect(after[older.manifestKey]).toBeDefined();
+  });
+
+  it('an older run losing the pointer race (412) re-reads and leaves the newer run latest', async () => {
+    const { prefix } = await baseline();
+    await reset(h);
+    const newerPointer = JSON.stringify({ runId: '20990101T000000Z', runTime: '2099-01-01T00:00:00.000Z', manifestKey: `${prefix}manifests/20990101T000000Z.json`, devices: 1, finishedAt: '2099-01-01T00:10:00.000Z' });
+    let injected = false;
+    h.proxy.rule = async ({ key, method, condition }) => {
+      if (method === 'PUT' && key === `${prefix}latest.json` && condition && !injected) {
+        injected = true; // a newer run moves the pointer between our read and our write
+        await putDirect(h.proxy, DEMO.bucket, key, newerPointer);
+      }
+      return undefined;
+    };
+    const handler = await exporter(h, prefix);
+    const summary = await invokeOk(h, handler, NEXT);
+    expect(summary).toMatchObject({ status: 'committed', pointerMoved: false });
+    const pointerRequests = h.proxy.log.filter(({ key }) => key === `${prefix}latest.json`);
+    expect(pointerRequests.map(({ method, status }) => `${method} ${status}`)).toEqual(['GET 200', 'PUT 412', 'GET 200']);
+    const latest = (await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`];
+    expect(Buffer.from(latest ?? '', 'base64').toString()).toBe(newerPointer);
+  });
+
+  it('a newer run whose pointer write meets an older writer (412) re-reads and still moves the pointer', async () => {
+    const { prefix } = await baseline();
+    await reset(h);
+    const olderPointer = JSON.stringify({ runId: '20200101T000000Z', runTime: '2020-01-01T00:00:00.000Z', manifestKey: `${prefix}manifests/20200101T000000Z.json`, devices: 1, finishedAt: '2020-01-01T00:10:00.000Z' });
+    let injected = false;
+    h.proxy.rule = async ({ key, method, condition }) => {
+      if (method === 'PUT' && key === `${prefix}latest.json` && condition && !injected) {
+        injected = true;
+        await putDirect(h.proxy, DEMO.bucket, key, olderPointer);
+      }
+      return undefined;
+    };
+    const handler = await exporter(h, prefix);
+    const summary = await invokeOk(h, handler, NEXT);
+    expect(summary).toMatchObject({ status: 'committed', pointerMoved: true });
+    expect(h.proxy.log.filter(({ key }) => key === `${prefix}latest.json`).map(({ method, status }) => `${method} ${status}`)).toEqual([
+      'GET 200',
+      'PUT 412',
+      'GET 200',
+      'PUT 200',
+    ]);
+    const latest = JSON.parse(Buffer.from((await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`] ?? '', 'base64').toString());
+    expect(latest).toMatchObject({ runId: '20300102T000000Z' });
+  });
+
+  it('a manifest conflict (412: another attempt committed first) returns already-committed with the winner\'s summary', async () => {
+    const { prefix } = await baseline();
+    await reset(h);
+    const winner = JSON.stringify({
+      schemaVersion: 1,
+      runId: '20300102T000000Z',
+      trigger: 'schedule',
+      runTime: '2030-01-02T00:00:00.000Z',
+      startedAt: '2030-01-02T00:00:01.000Z',
+      finishedAt: '2030-01-02T00:00:02.000Z',
+      durationMs: 1000,
+      source: { baseUrl: h.platform.url, pageSize: 100, firstPageIndex: 0 },
+      counts: { devices: 4242, pages: 43, pageRequests: 44, wastedRequests: 1, duplicates: 0, unkeyed: 0, throttled: 0, retries: 0, tokenGrants: 1 },
+      bucket: DEMO.bucket,
+      tableLocation: `${prefix}devices/`,
+      dataPrefix: NEXT_DATA(prefix),
+      files: [{ key: `${NEXT_DATA(prefix)}part-00000.ndjson.gz`, devices: 4242, bytes: 1, uncompressedBytes: 1 }],
+      bytes: 1,
+    });
+    h.proxy.rule = async ({ key, method, condition }) => {
+      if (method === 'PUT' && key === NEXT_MANIFEST(prefix) && condition) await putDirect(h.proxy, DEMO.bucket, key, winner);
+      return undefined;
+    };
+    const handler = await exporter(h, prefix);
+    const summary = await invokeOk(h, handler, NEXT);
+    expect(summary).toMatchObject({ status: 'already-committed', devices: 4242, pointerMoved: false });
+    expect(h.proxy.log.filter(({ key }) => key === NEXT_MANIFEST(prefix)).map(({ method, status }) => `${method} ${status}`)).toContain('PUT 412');
+    const manifest = (await objects(h, NEXT_MANIFEST(prefix)))[NEXT_MANIFEST(prefix)];
+    expect(Buffer.from(manifest ?? '', 'base64').toString()).toBe(winner);
+  });
+
+  it('retries a manifest write that meets a concurrent conditional write in progress (409)', async () => {
+    const { prefix } = await baseline();
+    await reset(h);
+    let conflicts = 0;
+    h.proxy.rule = ({ key, method }) => {
+      if (method === 'PUT' && key === NEXT_MANIFEST(prefix) && conflicts < 1) {
+        conflicts += 1;
+        return { status: 409, code: 'ConditionalRequestConflict' };
+      }
+      return undefined;
+    };
+    const handler = await exporter(h, prefix);
+    const summary = await invokeOk(h, handler, NEXT);
+    expect(summary).toMatchObject({ status: 'committed', pointerMoved: true });
+    expect(h.proxy.log.filter(({ key, method }) => method === 'PUT' && key === NEXT_MANIFEST(prefix)).map(({ status }) => status)).toEqual([409, 200]);
+  });
+});
+
+describe('idempotent schedules', () => {
+  it('a schedule delivered twice commits once: one manifest, one set of data files, no device request the second time', async () => {
+    const prefix = freshPrefix();
+    const sim = await reset(h, { fleet: 700 });
+    const handler = await exporter(h, prefix, { SNAPSHOT_FILE_MAX_BYTES: String(128 * 1024) });
+    const first = await invokeOk(h, handler, NEXT);
+    expect(first).toMatchObject({ status: 'committed', devices: 700 });
+    const after = await objects(h, prefix);
+    const counts = { device: sim.stats.requests, token: sim.tokens.requests, ssm: h.ssm.calls };
+    const events = h.s3Events.length;
+
+    const second = await invokeOk(h, handler, NEXT);
+    expect(second).toMatchObject({ status: 'already-committed', runId: first.runId, devices: 700, tokenRequests: 0 });
+    expect(second.dataKeys).toEqual(first.dataKeys);
+    expect({ device: sim.stats.requests, token: sim.tokens.requests, ssm: h.ssm.calls }).toEqual(counts);
+    expect(created(prefix, events).filter((key) => !key.endsWith('latest.json'))).toEqual([]);
+    expect(await objects(h, prefix)).toEqual(after);
+    const keys = Object.keys(after);
+    expect(keys.filter((key) => key.includes('/manifests/'))).toEqual([first.manifestKey]);
+    expect(keys.filter((key) => key.includes('/devices/')).sort()).toEqual([...first.dataKeys].sort());
+  });
+
+  it('a redelivery on a cold start also returns already-committed without a device request', async () => {
+    const prefix = freshPrefix();
+    const sim = await reset(h);
+    await invokeOk(h, await exporter(h, prefix), NEXT);
+    const requests = sim.stats.requests;
+    const summary = await invokeOk(h, await exporter(h, prefix), NEXT);
+    expect(summary.status).toBe('already-committed');
+    expect(sim.stats.requests).toBe(requests);
+  });
+
+  it('a schedule redelivered after a failed attempt commits once, with only its own data files', async () => {
+    const prefix = freshPrefix();
+    const sim = await reset(h, { fleet: 600, fault: ({ pageIndex }) => (pageIndex === 3 ? { status: 500, body: '{}' } : undefined) });
+    const handler = await exporter(h, prefix, { THINGPARK_MAX_RETRIES: '0', SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024) });
+    await invokeFailing(h, handler, NEXT);
+    expect(await objects(h, prefix)).toEqual({});
+    sim.options.fault = undefined;
+    const summary = await invokeOk(h, handler, NEXT);
+    expect(summary).toMatchObject({ status: 'committed', devices: 600 });
+    const keys = Object.keys(await objects(h, prefix));
+    expect(keys.filter((key) => key.includes('/devices/')).sort()).toEqual([...summary.dataKeys].sort());
+    expect(keys.filter((key) => key.includes('/manifests/'))).toEqual([summary.manifestKey]);
+  });
+
+  // BUG (lambda/export.ts + lambda/layout.ts): every attempt of a schedule writes the same
+  // data keys (run=<runId>/part-NNNNN), and an attempt starts by deleting whatever is under
+  // that prefix (clearDataPrefix) and, on failure, deletes "its" files. A duplicate delivery
+  // running at the same time as the first therefore deletes files the first attempt then
+  // commits in its manifest: a committed snapshot with missing data.
+  it.fails('a duplicate delivery running concurrently cannot damage the committed snapshot', async () => {
+    const prefix = freshPrefix();
+    await reset(h, { fleet: 800, latencyMs: 120 });
+    const env = { THINGPARK_CONCURRENCY: '1', SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024), RUN_DEADLINE_MARGIN_SECONDS: '1' };
+    const first = await exporter(h, prefix, env);
+    const duplicate = await exporter(h, prefix, env);
+    const events = h.s3Events.length;
+    const firstRun = invoke(h, first, NEXT);
+    while (!created(NEXT_DATA(prefix), events).some((key) => key.endsWith('part-00001.ndjson.gz'))) await sleep(10);
+    // The duplicate starts while the first is still paging, and runs out of time.
+    const duplicateRun = invoke(h, duplicate, NEXT, lambdaContext(1400));
+    const [a, b] = await Promise.all([firstRun, duplicateRun]);
+    expect(a.summary?.status).toBe('committed');
+    expect(b.error?.name).toBe('DeadlineError');
+    const manifest = JSON.parse(Buffer.from((await objects(h, NEXT_MANIFEST(prefix)))[NEXT_MANIFEST(prefix)] ?? '', 'base64').toString()) as {
+      files: { key: string; devices: number }[];
+    };
+    const stored = await objects(h, NEXT_DATA(prefix));
+    for (const file of manifest.files) {
+      expect(stored[file.key], `${file.key} listed in the manifest`).toBeDefined();
+      expect((await readRows(h.proxy.direct, DEMO.bucket, file.key)).length).toBe(file.devices);
+    }
+  });
+});
+
+describe('publish: secrets', () => {
+  it('leaks no secret or token in anything the runs above printed, threw, returned or wrote', async () => {
+    await expectNoSecretsLeaked(h);
+  });
+});
