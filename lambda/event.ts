@@ -57,11 +57,15 @@ function usage(): string {
 }
 
 /**
- * A schedule's run id is its time alone, so a redelivered schedule maps to the same keys.
- * An on-demand run adds the request id, so two operators' runs never collide.
+ * A schedule's run id is its time alone, so a redelivered schedule maps to the same run.
+ * An on-demand run adds its attempt, so two operators' runs never collide.
  */
 export function runIdOf(trigger: Trigger, requestId: string): string {
   const stamp = trigger.runTime.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
-  if (trigger.kind === 'schedule') return stamp;
-  return `${stamp}-${requestId.replace(/[^A-Za-z0-9]/g, '').slice(0, 8).toLowerCase() || 'local'}`;
+  return trigger.kind === 'schedule' ? stamp : `${stamp}-${attemptOf(requestId)}`;
+}
+
+/** One invocation's short, key-safe name: the start of its request id. */
+export function attemptOf(requestId: string): string {
+  return requestId.replace(/[^A-Za-z0-9]/g, '').slice(0, 8).toLowerCase() || 'local';
 }

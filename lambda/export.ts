@@ -3,7 +3,7 @@ import { DeadlineError } from './errors.ts';
 import type { Trigger } from './event.ts';
 import { runKeys } from './layout.ts';
 import { orderedPages, type PagingStats } from './pages.ts';
-import { advancePointer, clearDataPrefix, commitManifest, readJson, type Manifest, type Pointer, type RunCounts } from './publish.ts';
+import { advancePointer, commitManifest, readJson, removeStrayFiles, type Manifest, type Pointer, type RunCounts } from './publish.ts';
 import { RetryBudget, retrying } from './retry.ts';
 import type { Runtime } from './runtime.ts';
 import { DataWriter } from './snapshot.ts';
@@ -31,6 +31,8 @@ export type RunSummary = {
 
 export interface RunOptions {
   runId: string;
+  /** Tells this attempt's files from another delivery's of the same run. */
+  attempt: string;
   /** Milliseconds left before the Lambda's hard timeout. */
   remainingMs: () => number;
   logger: Logger;
@@ -45,7 +47,7 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
   const { config, s3 } = runtime;
   const { runId, logger } = options;
   const startedAt = new Date();
-  const keys = runKeys(config.prefix, runId, trigger.runTime);
+  const keys = runKeys(config.prefix, runId, trigger.runTime, options.attempt);
 
   const committed = await readJson<Manifest>(s3, config.bucket, keys.manifestKey);
   if (committed) {
@@ -55,9 +57,6 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
     logger.info('Run already committed; returning its summary', { runId });
     return summaryOf(committed.value, 'already-committed', keys.manifestKey, keys.latestKey, pointerMoved, 0, startedAt);
   }
-  const leftovers = await clearDataPrefix(s3, config.bucket, keys.dataPrefix);
-  if (leftovers > 0) logger.warn('Removed data files an earlier, failed attempt of this run left', { runId, leftovers });
-
   const grantsBefore = runtime.tokens.grants;
   const deadline = deadlineFor(options.remainingMs(), config.deadlineMarginSeconds);
   const requestStats: RequestStats = { requests: 0, throttled: 0, tokenRefusals: 0 };
@@ -79,9 +78,12 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
     stats: requestStats,
   });
 
+  // Stops the paging when the run fails elsewhere (the writer), as the deadline does.
+  const stop = new AbortController();
+  const signal = AbortSignal.any([deadline.signal, stop.signal]);
   const stream = async (): Promise<void> => {
     const runField = `,"exportRunId":${JSON.stringify(runId)}}`;
-    const pages = orderedPages(fetchPage, { firstIndex: config.firstPageIndex, window, signal: deadline.signal, stats: pagingStats });
+    const pages = orderedPages(fetchPage, { firstIndex: config.firstPageIndex, window, signal, stats: pagingStats });
     for await (const page of pages) {
       for (const brief of page.briefs) {
         const key = deviceKey(brief);
@@ -97,17 +99,22 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
   };
 
   logger.info('Run started', { runId, trigger: trigger.kind, runTime: trigger.runTime.toISOString() });
-  let files;
-  try {
-    await Promise.race([stream(), deadline.reached]);
-    files = await Promise.race([writer.close(), deadline.reached]);
-  } catch (error) {
-    await writer.abort().catch((cleanup: unknown) =>
+  const discard = () =>
+    writer.discard().catch((cleanup: unknown) =>
       logger.error('Could not remove the failed run\'s data files; they have no manifest and are not part of any snapshot', {
         runId,
         error: cleanup instanceof Error ? cleanup.message : String(cleanup),
       }),
     );
+  let files;
+  const streaming = stream();
+  try {
+    await Promise.race([streaming, deadline.reached]);
+    files = await Promise.race([writer.close(), deadline.reached]);
+  } catch (error) {
+    stop.abort(error);
+    await discard();
+    await streaming.catch(() => undefined);
     throw deadline.signal.aborted ? deadline.signal.reason : error;
   } finally {
     deadline.clear();
@@ -141,11 +148,26 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
     files,
     bytes: files.reduce((sum, file) => sum + file.bytes, 0),
   };
-  if (!(await commitManifest(s3, config.bucket, keys.manifestKey, manifest))) {
+  let won: boolean;
+  try {
+    won = await commitManifest(s3, config.bucket, keys.manifestKey, manifest);
+  } catch (error) {
+    // The write may or may not have landed; what is in S3 now decides.
+    const landed = await readJson<Manifest>(s3, config.bucket, keys.manifestKey).catch(() => undefined);
+    if (!landed) {
+      await discard();
+      throw error;
+    }
+    won = landed.value.files[0]?.key === files[0]?.key;
+  }
+  if (!won) {
+    await discard();
     const winner = await readJson<Manifest>(s3, config.bucket, keys.manifestKey);
-    logger.warn('Another attempt committed this run first; returning its summary', { runId });
+    logger.warn('Another attempt committed this run first; removed this attempt\'s files and returned its summary', { runId });
     return summaryOf(winner?.value ?? manifest, 'already-committed', keys.manifestKey, keys.latestKey, false, 0, startedAt);
   }
+  const stray = await removeStrayFiles(s3, config.bucket, keys.dataPrefix, new Set(files.map(({ key }) => key)));
+  if (stray > 0) logger.warn('Removed data files an earlier, failed attempt of this run left', { runId, stray });
   const pointerMoved = await advancePointer(s3, config.bucket, keys.latestKey, pointerOf(manifest, keys.manifestKey));
   if (!pointerMoved) logger.warn('A newer run already holds the latest pointer; left it there', { runId });
   return summaryOf(manifest, 'committed', keys.manifestKey, keys.latestKey, pointerMoved, manifest.counts.tokenGrants, startedAt);

@@ -1,7 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { loadConfig } from './config.ts';
 import { ExporterError } from './errors.ts';
-import { parseTrigger, runIdOf } from './event.ts';
+import { attemptOf, parseTrigger, runIdOf } from './event.ts';
 import { exportRun, type RunSummary } from './export.ts';
 import { logger, metrics, recordRun } from './observability.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
@@ -20,6 +20,7 @@ export async function handler(event: unknown, context: Context): Promise<RunSumm
     logger.appendKeys({ runId });
     const summary = await exportRun(runtime, trigger, {
       runId,
+      attempt: attemptOf(context.awsRequestId),
       remainingMs: () => context.getRemainingTimeInMillis(),
       logger,
     });

@@ -111,14 +111,18 @@ function isNewer(current: Pointer, candidate: Pointer): boolean {
   return current.runId > candidate.runId;
 }
 
-/** Deletes what a crashed attempt of this run left in its data folder before it starts anew. */
-export async function clearDataPrefix(s3: S3Client, bucket: string, dataPrefix: string): Promise<number> {
+/**
+ * Deletes the files in a committed run's data folder that its manifest does not list:
+ * what an earlier attempt of the same run left when it died without cleaning up.
+ * A run's folder holds a few files per attempt, far under one listing page.
+ */
+export async function removeStrayFiles(s3: S3Client, bucket: string, dataPrefix: string, keep: ReadonlySet<string>): Promise<number> {
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: dataPrefix }));
-  const keys = (listed.Contents ?? []).flatMap(({ Key }) => (Key ? [{ Key }] : []));
-  if (keys.length > 0) {
-    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+  const stray = (listed.Contents ?? []).flatMap(({ Key }) => (Key && !keep.has(Key) ? [{ Key }] : []));
+  if (stray.length > 0) {
+    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: stray, Quiet: true } }));
   }
-  return keys.length;
+  return stray.length;
 }
 
 /** A small JSON object, written only if the condition on the current object holds. */

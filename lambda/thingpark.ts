@@ -55,7 +55,7 @@ export function pageFetcher(source: PageSource): (index: number, signal: AbortSi
           );
         }
       }
-      return parsePage(index, answer.body, answer.contentType);
+      return parsePage(index, answer.body, answer.contentType, answer.token);
     }, signal);
 }
 
@@ -63,6 +63,8 @@ interface Answer {
   status: number;
   body: string;
   contentType: string;
+  /** The token the request carried, to mask wherever the body is quoted. */
+  token: string;
 }
 
 async function send(source: PageSource, url: string, token: string, index: number, signal: AbortSignal): Promise<Answer> {
@@ -90,7 +92,7 @@ async function send(source: PageSource, url: string, token: string, index: numbe
   const contentType = response.headers.get('content-type') ?? '';
   if (status === 200 || status === 401) {
     if (status === 200) window.succeeded();
-    return { status, body, contentType };
+    return { status, body, contentType, token };
   }
   const detail = `page ${index}: HTTP ${status} ${excerpt(body, token)}`;
   if (status === 429 || status === 503) {
@@ -102,27 +104,30 @@ async function send(source: PageSource, url: string, token: string, index: numbe
   throw new PlatformError(`The device API answered ${detail}`, status);
 }
 
-/** The documented shape `{ briefs: [...], more, now }`; anything else is a malformed page. */
-export function parsePage(index: number, body: string, contentType: string): DevicePage {
+/**
+ * The documented shape `{ briefs: [...], more, now }`; anything else is a malformed page.
+ * The token is masked in the excerpt: a proxy's error page may echo the request headers.
+ */
+export function parsePage(index: number, body: string, contentType: string, token?: string): DevicePage {
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new MalformedPageError(index, `not JSON (content-type "${contentType}")`, excerpt(body));
+    throw new MalformedPageError(index, `not JSON (content-type "${contentType}")`, excerpt(body, token));
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new MalformedPageError(index, 'expected an object with "briefs"', excerpt(body));
+    throw new MalformedPageError(index, 'expected an object with "briefs"', excerpt(body, token));
   }
   const { briefs, more } = parsed as { briefs?: unknown; more?: unknown };
   if (!Array.isArray(briefs)) {
-    throw new MalformedPageError(index, '"briefs" is missing or not an array', excerpt(body));
+    throw new MalformedPageError(index, '"briefs" is missing or not an array', excerpt(body, token));
   }
   if (more !== undefined && typeof more !== 'boolean') {
-    throw new MalformedPageError(index, '"more" is not a boolean', excerpt(body));
+    throw new MalformedPageError(index, '"more" is not a boolean', excerpt(body, token));
   }
   for (const brief of briefs) {
     if (typeof brief !== 'object' || brief === null || Array.isArray(brief)) {
-      throw new MalformedPageError(index, 'a brief is not an object', excerpt(body));
+      throw new MalformedPageError(index, 'a brief is not an object', excerpt(body, token));
     }
   }
   return { index, briefs: briefs as Brief[], more };
