@@ -57,25 +57,7 @@ export function freshPrefix(): string {
 export async function reset(h: Harness, options: Partial<SimulatorOptions> = {}) {
   const { platform, ssm, proxy } = h;
   await sleep(50);
-  Object.assign(platform.options, {
-    fleet: 250,
-    pageIndexBase: 0,
-    maxPageSize: 5000,
-    includeCount: false,
-    latencyMs: 0,
-    rateLimit: undefined,
-    fault: undefined,
-    ...options,
-  });
-  platform.stats.requests = 0;
-  platform.stats.byPage.clear();
-  platform.stats.unauthorized = 0;
-  platform.stats.rejected = 0;
-  platform.stats.maxInFlight = 0;
-  platform.tokens.grants = 0;
-  platform.tokens.requests = 0;
-  platform.tokens.fault = undefined;
-  platform.tokens.lifetimeSeconds = 300;
+  platform.reset({ fleet: 250, ...options });
   ssm.put(DEMO.clientIdParam, DEMO.clientId);
   ssm.put(DEMO.clientSecretParam, DEMO.clientSecret, 'SecureString');
   ssm.failNext(0);

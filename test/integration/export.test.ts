@@ -19,26 +19,9 @@ afterAll(async () => {
   await standIns.stop();
 });
 
-/** Resets the simulator to `options` (the rest to defaults) and clears its counters. */
+/** The simulator at its defaults overlaid with `options`, counters cleared. */
 function platform(options: Partial<SimulatorOptions>) {
-  const { platform } = standIns;
-  Object.assign(platform.options, {
-    fleet: 2500,
-    pageIndexBase: 0,
-    maxPageSize: 5000,
-    includeCount: false,
-    latencyMs: 0,
-    rateLimit: undefined,
-    fault: undefined,
-    ...options,
-  });
-  platform.stats.requests = 0;
-  platform.stats.byPage.clear();
-  platform.stats.unauthorized = 0;
-  platform.stats.maxInFlight = 0;
-  platform.tokens.grants = 0;
-  platform.tokens.lifetimeSeconds = 300;
-  return platform;
+  return standIns.platform.reset(options);
 }
 
 /** A cold start with the stand-ins' environment, every tunable at its default unless given. */

@@ -71,6 +71,8 @@ export interface Platform {
   options: SimulatorOptions;
   stats: SimulatorStats;
   tokens: TokenServer;
+  /** Back to the defaults overlaid with `options`, counters cleared, token faults off. */
+  reset(options?: Partial<SimulatorOptions>): Platform;
   close(): Promise<void>;
 }
 
@@ -203,17 +205,26 @@ export async function startPlatform(
     return true;
   }
 
-  return {
+  const platform: Platform = {
     url,
     options: settings,
     stats,
     tokens: tokenServer,
+    reset(overrides = {}) {
+      for (const name of Object.keys(settings) as (keyof SimulatorOptions)[]) delete settings[name];
+      Object.assign(settings, DEFAULTS, overrides);
+      Object.assign(stats, { requests: 0, rejected: 0, unauthorized: 0, maxInFlight: 0, firstAt: 0, lastAt: 0 });
+      stats.byPage.clear();
+      Object.assign(tokenServer, { grants: 0, requests: 0, fault: undefined, lifetimeSeconds: token.lifetimeSeconds ?? 300 });
+      return platform;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+  return platform;
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
