@@ -3,17 +3,36 @@ import type { AdaptiveWindow } from './window.ts';
 
 export interface PagingStats {
   pages: number;
-  /** Requested ahead of the page that ended the list: the price of not knowing the count. */
+  /**
+   * Page fetches started past the page that ended the list, then cancelled (whether or
+   * not they had reached the platform yet): the price of not knowing the count.
+   */
   wasted: number;
 }
 
+/** Briefs that may be held ahead (about 40 MB of parsed briefs); see `orderedPages`. */
+export const HELD_BRIEFS = 16_000;
+
 /**
- * Yields the device list's pages in page order while up to `window.limit` pages are
- * requested ahead. The total is unknown, so it keeps fetching ahead until the page that
- * ends the list (`more: false` or no briefs) arrives; requests beyond it are cancelled and
- * counted as wasted. Pages come out strictly in index order, whatever order they arrive
- * in, so de-duplication keeps a device's first occurrence and output is reproducible.
- * Fetched pages wait in the window until their turn, so memory is bounded by the window.
+ * Yields the device list's pages strictly in page-index order, whatever order they arrive
+ * in, while later pages are fetched ahead: de-duplication then keeps a device's first
+ * occurrence and output is reproducible run to run.
+ *
+ * How far ahead, and why:
+ * - at most `window.max` page fetches are unfinished (waiting for the window, on the wire,
+ *   or waiting to retry); the window's gate keeps at most `window.limit` of them on the
+ *   wire. Counting against `max` rather than the shrinking limit means pages sleeping
+ *   through a Retry-After do not stop the others from using the window;
+ * - at most `2 * window.max` pages, or more if pages are small (up to `HELD_BRIEFS`
+ *   briefs), are held: unfinished, or fetched and waiting for their turn. This bounds
+ *   memory by the window and the page size, not the fleet. The slack lets the fetches
+ *   behind a slow or retried page carry on instead of stalling until it arrives (a
+ *   Retry-After of a second is 20 pages at 20 requests/s); when the next page is already
+ *   there (the writer lags) the slack is not used.
+ * New fetches start whenever one finishes, not only when a page is yielded. The total is
+ * unknown, so fetching continues until a page that ends the list (`more: false` or no
+ * briefs) arrives; fetches already started past it are cancelled once it is yielded and
+ * counted as wasted.
  */
 export async function* orderedPages(
   fetchPage: (index: number, signal: AbortSignal) => Promise<DevicePage>,
@@ -22,28 +41,62 @@ export async function* orderedPages(
   const { window, stats } = options;
   const ahead = new AbortController();
   const signal = AbortSignal.any([options.signal, ahead.signal]);
+  let hold = 2 * window.max;
+  let largest = 1;
+  // The first page known to end the list, once one has arrived (maybe ahead of its turn).
+  let last = Number.POSITIVE_INFINITY;
+  // Holds exactly the pages [expected, next): started and not yet yielded.
   const pending = new Map<number, Promise<DevicePage>>();
   let next = options.firstIndex;
   let expected = options.firstIndex;
+  const finished = new Set<number>();
+  let stopped = false;
+
+  const fill = (): void => {
+    for (;;) {
+      const unfinished = pending.size - finished.size;
+      // More than `max` held pages only while the next page to yield is still unfinished:
+      // when it is the writer that lags, fetching further ahead only costs memory.
+      const room = finished.has(expected) ? window.max : hold;
+      if (stopped || next > last || unfinished >= window.max || pending.size >= room) return;
+      const index = next;
+      const request = fetchPage(index, signal);
+      const settled = (page?: DevicePage): void => {
+        if (!pending.has(index)) return;
+        finished.add(index);
+        if (page) {
+          if (isLast(page)) last = Math.min(last, index);
+          largest = Math.max(largest, page.briefs.length);
+          hold = Math.max(2 * window.max, Math.floor(HELD_BRIEFS / largest));
+        }
+        fill();
+      };
+      // Awaited in turn below; until then a failure must not count as unhandled.
+      request.then(settled, () => settled());
+      pending.set(next, request);
+      next += 1;
+    }
+  };
+
   try {
     for (;;) {
-      while (pending.size < window.limit) {
-        const request = fetchPage(next, signal);
-        // Awaited in turn below; until then a failure must not count as unhandled.
-        request.catch(() => undefined);
-        pending.set(next, request);
-        next += 1;
-      }
+      fill();
       const page = await (pending.get(expected) as Promise<DevicePage>);
       pending.delete(expected);
+      finished.delete(expected);
       expected += 1;
       stats.pages += 1;
       yield page;
-      if (page.more === false || page.briefs.length === 0) break;
+      if (isLast(page)) break;
     }
   } finally {
+    stopped = true;
     stats.wasted += pending.size;
     ahead.abort();
     await Promise.allSettled(pending.values());
   }
+}
+
+function isLast(page: DevicePage): boolean {
+  return page.more === false || page.briefs.length === 0;
 }

@@ -69,8 +69,9 @@ interface Answer {
 
 async function send(source: PageSource, url: string, token: string, index: number, signal: AbortSignal): Promise<Answer> {
   const { stats, window } = source;
+  // A place in the window and the pacer's go first; the timeout counts from the send.
+  const ticket = await window.acquire(index, signal);
   const timeout = AbortSignal.timeout(source.requestTimeoutMs);
-  const ticket = window.ticket();
   stats.requests += 1;
   let response: Response;
   let body: string;
@@ -87,6 +88,8 @@ async function send(source: PageSource, url: string, token: string, index: numbe
         ? `page ${index} timed out after ${source.requestTimeoutMs} ms`
         : `page ${index}: ${(error as Error).message}`,
     );
+  } finally {
+    window.release();
   }
   const { status } = response;
   const contentType = response.headers.get('content-type') ?? '';

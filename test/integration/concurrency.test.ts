@@ -1,0 +1,160 @@
+import diagnostics from 'node:diagnostics_channel';
+import type { Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { coldStart, lambdaContext } from '../support/lambda.ts';
+import type { SimulatorOptions } from '../support/simulator.ts';
+import { readRows, testS3 } from '../support/snapshot.ts';
+import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
+
+let standIns: StandIns;
+let port = 0;
+let connections = 0;
+const countConnection = (message: unknown) => {
+  if ((message as { socket: Socket }).socket.localPort === port) connections += 1;
+};
+
+beforeAll(async () => {
+  standIns = await startStandIns();
+  port = Number(new URL(standIns.platform.url).port);
+  diagnostics.subscribe('net.server.socket', countConnection);
+});
+afterAll(async () => {
+  diagnostics.unsubscribe('net.server.socket', countConnection);
+  await standIns.stop();
+});
+
+/** The simulator reset to `options`, counters cleared (after stragglers of the last test). */
+async function platform(options: Partial<SimulatorOptions>) {
+  await sleep(50);
+  connections = 0;
+  return standIns.platform.reset(options);
+}
+
+async function exporter(env: Record<string, string>) {
+  return coldStart({
+    ...standIns.env,
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+    THINGPARK_PAGE_SIZE: '100',
+    THINGPARK_FIRST_PAGE_INDEX: undefined,
+    THINGPARK_MAX_RETRIES: undefined,
+    RUN_RETRY_BUDGET: undefined,
+    ...env,
+  });
+}
+
+async function refsOf(dataKeys: string[]): Promise<string[]> {
+  const s3 = testS3(standIns.s3Url);
+  const refs: string[] = [];
+  for (const key of dataKeys) for (const row of await readRows(s3, DEMO.bucket, key)) refs.push(row.ref as string);
+  return refs;
+}
+
+/** The simulator's refs (test/support/fleet.ts) in fleet order. */
+const fleetRefs = (size: number) => Array.from({ length: size }, (_, i) => String(2_000_000 + i));
+
+describe('concurrent paging', () => {
+  it('keeps within THINGPARK_CONCURRENCY, fetches every page once, reuses connections', async () => {
+    const sim = await platform({ fleet: 20_000, latencyMs: 20 });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '6' });
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ status: 'committed', devices: 20_000, duplicates: 0, throttled: 0, retries: 0 });
+    expect(sim.stats.maxInFlight).toBeLessThanOrEqual(6);
+    expect(sim.stats.maxInFlight).toBeGreaterThanOrEqual(4);
+    // Pages 0-199 exactly once each; anything past them was fetched ahead and is counted.
+    for (let page = 0; page < 200; page += 1) expect(sim.stats.byPage.get(page)).toBe(1);
+    const pastTheEnd = [...sim.stats.byPage.keys()].filter((page) => page >= 200).length;
+    expect(pastTheEnd).toBeLessThanOrEqual(summary.wastedRequests);
+    expect(summary.wastedRequests).toBeLessThanOrEqual(6);
+    expect(summary.pageRequests).toBe(sim.stats.requests);
+    // Keep-alive: about one connection per slot of the window (undici opens the odd extra
+    // one while another is being handed back) for 200+ requests, not one each.
+    expect(sim.stats.requests).toBeGreaterThan(200);
+    expect(connections).toBeLessThanOrEqual(2 * 6 + 2);
+  });
+
+  it('writes pages in index order even when later pages arrive first', async () => {
+    const completed: number[] = [];
+    const delays = new Map([
+      [0, 300],
+      [1, 200],
+      [2, 100],
+    ]);
+    await platform({
+      fleet: 1_000,
+      fault: ({ pageIndex }) => {
+        const delayMs = delays.get(pageIndex) ?? 0;
+        setTimeout(() => completed.push(pageIndex), delayMs);
+        return delayMs > 0 ? { delayMs } : undefined;
+      },
+    });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '4' });
+    const summary = await handler({}, lambdaContext());
+    expect(summary.devices).toBe(1_000);
+    // Page 3 was answered before pages 2, 1 and 0 ...
+    expect(completed.indexOf(3)).toBeLessThan(completed.indexOf(2));
+    expect(completed.indexOf(2)).toBeLessThan(completed.indexOf(1));
+    expect(completed.indexOf(1)).toBeLessThan(completed.indexOf(0));
+    // ... and the snapshot still holds the fleet in page order.
+    expect(await refsOf(summary.dataKeys)).toEqual(fleetRefs(1_000));
+  });
+
+  it('stops at the last page: the few requests past it are cancelled and counted as wasted', async () => {
+    const sim = await platform({ fleet: 1_000, latencyMs: 30 });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '8' });
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ devices: 1_000, pages: 10 });
+    for (let page = 0; page < 10; page += 1) expect(sim.stats.byPage.get(page)).toBe(1);
+    const pastTheEnd = [...sim.stats.byPage.entries()].filter(([page]) => page >= 10);
+    expect(pastTheEnd.every(([, requests]) => requests === 1)).toBe(true);
+    expect(pastTheEnd.length).toBeLessThanOrEqual(summary.wastedRequests);
+    expect(summary.wastedRequests).toBeLessThanOrEqual(8);
+    expect(summary.pageRequests).toBe(10 + pastTheEnd.length);
+  });
+
+  it.each([429, 503])('halves the window on HTTP %i and grows it back slowly', async (status) => {
+    // In flight at the simulator when each request arrives, in arrival order.
+    const arrivals: { page: number; attempt: number; inFlight: number }[] = [];
+    const sim = await platform({
+      fleet: 30_000,
+      latencyMs: 50,
+      fault: ({ pageIndex, attempt }) => {
+        arrivals.push({ page: pageIndex, attempt, inFlight: sim.stats.inFlight });
+        return pageIndex === 20 && attempt === 1 ? { status, body: JSON.stringify({ code: status, message: 'slow down' }) } : undefined;
+      },
+    });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '8' });
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ devices: 30_000, throttled: 1, retries: 1 });
+    expect(sim.stats.maxInFlight).toBe(8);
+    const retry = arrivals.findIndex(({ page, attempt }) => page === 20 && attempt === 2);
+    const rejected = arrivals.findIndex(({ page, attempt }) => page === 20 && attempt === 1);
+    expect(Math.max(...arrivals.slice(0, rejected).map(({ inFlight }) => inFlight))).toBe(8);
+    // Requests sent before the cut drain away; then no more than half the window is used ...
+    const after = arrivals.slice(retry);
+    const halved = after.findIndex(({ inFlight }) => inFlight <= 4);
+    expect(halved).toBeGreaterThanOrEqual(0);
+    expect(halved).toBeLessThanOrEqual(8);
+    // ... and it takes 2 × (4 + 5 + 6 + 7) = 44 successes to get back to 8.
+    const regrown = after.findIndex(({ inFlight }, i) => i > halved && inFlight === 8);
+    expect(regrown).toBeGreaterThanOrEqual(halved + 30);
+    expect(Math.max(...after.slice(halved, halved + 8).map(({ inFlight }) => inFlight))).toBeLessThanOrEqual(5);
+  });
+
+  it('paces a rate-limited platform instead of hammering it', async () => {
+    const sim = await platform({ fleet: 16_000, rateLimit: { perSecond: 40, burst: 4, status: 503 } });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '8' });
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ status: 'committed', devices: 16_000, duplicates: 0 });
+    expect(summary.throttled).toBe(sim.stats.rejected);
+    expect(summary.retries).toBe(sim.stats.rejected);
+    // Each of the 160 pages (plus a few past the end) once, and once more per rejection.
+    const pastTheEnd = [...sim.stats.byPage.keys()].filter((page) => page >= 160).length;
+    expect(pastTheEnd).toBeLessThanOrEqual(summary.wastedRequests);
+    expect(sim.stats.requests).toBe(160 + pastTheEnd + sim.stats.rejected);
+    expect(sim.stats.maxInFlight).toBeLessThanOrEqual(8);
+    // The bench measures the rate (≥ 90 % of the limit); here: few rejections, not a storm.
+    expect(sim.stats.rejected / sim.stats.requests).toBeLessThan(0.1);
+    expect(await refsOf(summary.dataKeys)).toEqual(fleetRefs(16_000));
+  });
+});
