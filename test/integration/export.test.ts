@@ -154,6 +154,27 @@ describe('paging variants', () => {
     expect(summary.duplicates).toBe(2);
     expect(summary.unkeyed).toBe(1);
   });
+
+  it('tells refs apart exactly as written: a numeric ref equals its decimal string, nothing else does', async () => {
+    const fleet = [
+      { ref: '123', name: 'a' },
+      { ref: 123, name: 'a, ref sent as a number' },
+      { ref: '0123', name: 'b: leading zero, another ref' },
+      { ref: '123.0', name: 'c' },
+      { ref: '-123', name: 'd' },
+      { ref: -123, name: 'd, as a number' },
+      { ref: '123456789012345678901', name: 'e: beyond 2^53' },
+      { ref: '123456789012345678902', name: 'f: differs from e in the last digit' },
+      { ref: '70B3D5FFFF000009', name: 'g' },
+      { EUI: '70b3d5ffff000009', name: 'h: no ref, its EUI equals g\'s ref' },
+    ];
+    platform({ fleet });
+    const handler = await exporter();
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ devices: 8, duplicates: 2, unkeyed: 0 });
+    const names = (await snapshotRows(summary.dataKeys)).map((row) => row.name);
+    expect(names).toEqual(['a', 'b: leading zero, another ref', 'c', 'd', 'e: beyond 2^53', 'f: differs from e in the last digit', 'g', "h: no ref, its EUI equals g's ref"]);
+  });
 });
 
 describe('the snapshot', () => {
