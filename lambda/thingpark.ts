@@ -89,7 +89,10 @@ async function send(source: PageSource, url: string, token: string, index: numbe
         : `page ${index}: ${(error as Error).message}`,
     );
   } finally {
-    window.release();
+    // The next request goes on the next turn of the event loop: undici hands a connection
+    // back to its pool just after the body's last chunk is read, and a request sent before
+    // that opens a new connection instead of reusing this one.
+    setImmediate(() => window.release());
   }
   const { status } = response;
   const contentType = response.headers.get('content-type') ?? '';
