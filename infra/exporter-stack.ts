@@ -22,6 +22,7 @@ import type { Construct } from 'constructs';
 import { DEFAULTS, loadConfig } from '../lambda/config.ts';
 import { Analytics } from './analytics.ts';
 import { Monitoring } from './monitoring.ts';
+import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
 
 export const SERVICE_NAME = 'thingpark-exporter';
 export const METRICS_NAMESPACE = 'ThingParkExporter';
@@ -284,7 +285,7 @@ export class ExporterStack extends Stack {
       depsLockFilePath: `${REPO_ROOT}package-lock.json`,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: 1024,
+      memorySize: MEMORY_MB,
       timeout: FUNCTION_TIMEOUT,
       reservedConcurrentExecutions: 1,
       role,
@@ -292,7 +293,7 @@ export class ExporterStack extends Stack {
       description: 'Exports the ThingPark device fleet to S3 as a snapshot',
       environment: {
         ...functionEnvironmentOf(settings, this.bucket.bucketName),
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS,
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),

@@ -94,7 +94,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         SNAPSHOT_PREFIX: 'thingpark/',
         POWERTOOLS_SERVICE_NAME: 'thingpark-exporter',
         POWERTOOLS_METRICS_NAMESPACE: 'ThingParkExporter',
-        NODE_OPTIONS: '--enable-source-maps',
+        NODE_OPTIONS: '--enable-source-maps --max-old-space-size=896',
       });
     });
 
