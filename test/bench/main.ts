@@ -1,0 +1,438 @@
+/**
+ * `npm run bench [-- --quick]`: the exporter against a baseline and a raw floor, on this
+ * machine, against the local stand-ins; writes BENCHMARKS.md (full run) or prints only.
+ *
+ * The stand-ins (simulator + token server, SSM, s3rver on a tmpfs) run in this process;
+ * each approach runs alone in a child process (child.ts) so its peak RSS is its own.
+ * See BENCHMARKS.md for what each approach is and how outputs are compared.
+ */
+import { fork } from 'node:child_process';
+import diagnostics from 'node:diagnostics_channel';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import type { Socket } from 'node:net';
+import { cpus, totalmem, type as osType, release } from 'node:os';
+import { resolve } from 'node:path';
+import { build } from 'esbuild';
+import { HEAP_MB } from '../../infra/function-runtime.ts';
+import { DEFAULTS } from '../../lambda/config.ts';
+import { testS3 } from '../support/snapshot.ts';
+import type { RateLimit } from '../support/simulator.ts';
+import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
+import type { ChildParams, ChildResult } from './child.ts';
+import { coldStart, type ColdStart } from './coldstart.ts';
+import { digestObjects, type Digest } from './verify.ts';
+
+const quick = process.argv.includes('--quick');
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
+// Development aid: run the exporter alone (no baseline, floor or comparison).
+const exporterOnly = process.argv.includes('--exporter-only');
+
+// s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
+if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
+
+interface Case {
+  name: string;
+  fleet: number;
+  latencyMs: number;
+  pageSize: number;
+  rateLimit?: RateLimit;
+}
+
+const cases: Case[] = [];
+for (const fleet of quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000]) {
+  for (const latencyMs of [0, 100]) cases.push({ name: `${fleet / 1000}k @ ${latencyMs} ms`, fleet, latencyMs, pageSize: 1000 });
+}
+// Rate-limited: page size 100 so a run is hundreds of requests, long enough for the rate
+// to mean something. NGINX-like first (429, no Retry-After), then 503 with Retry-After.
+cases.push({ name: 'rate 50/s, 429', fleet: 100_000, latencyMs: 0, pageSize: 100, rateLimit: { perSecond: 50, burst: 5, status: 429 } });
+if (!quick || only) {
+  cases.push({
+    name: 'rate 20/s, 503 + Retry-After',
+    fleet: 40_000,
+    latencyMs: 0,
+    pageSize: 100,
+    rateLimit: { perSecond: 20, burst: 2, status: 503, retryAfter: 'seconds' },
+  });
+}
+
+const concurrency = Number(process.env.THINGPARK_CONCURRENCY ?? DEFAULTS.THINGPARK_CONCURRENCY);
+
+interface Measured extends ChildResult {
+  requests: number;
+  rejected: number;
+  grants: number;
+  maxInFlight: number;
+  connections: number;
+  /** How many runs the figures are the median of. */
+  runs?: number;
+  /** CPU the stand-ins (this process) spent serving this approach. */
+  standInsCpuMs: number;
+  /** Accepted device-list requests per second between the first and the last. */
+  acceptedRate: number;
+  digest?: Digest;
+}
+
+interface CaseResult {
+  case: Case;
+  exporter: Measured;
+  baseline: Measured;
+  floor?: Measured;
+  identical: boolean;
+}
+
+// Connections the simulator accepted, to check that clients keep them alive.
+let simulatorPort = 0;
+let connections = 0;
+diagnostics.subscribe('net.server.socket', (message) => {
+  const { socket } = message as { socket: Socket };
+  if (socket.localPort === simulatorPort) connections += 1;
+});
+
+function resetPlatform(standIns: StandIns): void {
+  const { stats, tokens } = standIns.platform;
+  Object.assign(stats, { requests: 0, rejected: 0, unauthorized: 0, maxInFlight: 0, firstAt: 0, lastAt: 0 });
+  stats.byPage.clear();
+  tokens.grants = 0;
+  connections = 0;
+}
+
+/**
+ * The children run child.ts bundled by esbuild, as the Lambda runs its bundle: peak RSS
+ * then measures the program, not tsx's TypeScript loader (~60 MB of its own).
+ */
+async function bundleChild(): Promise<string> {
+  const outfile = resolve('.bench', 'child.mjs');
+  await build({
+    entryPoints: [resolve('test/bench/child.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    logLevel: 'error',
+  });
+  return outfile;
+}
+
+let childFile = '';
+
+async function runChild(standIns: StandIns, mode: string, params: ChildParams, env: Record<string, string>): Promise<Measured> {
+  resetPlatform(standIns);
+  const parentCpu = process.cpuUsage();
+  const child = fork(childFile, [], {
+    execArgv: [
+      // The exporter under the deployed function's heap limit; the baseline with room for
+      // the whole fleet in memory, which is how it works (a million devices would not fit
+      // the function's memory).
+      ...(mode === 'exporter' ? [`--max-old-space-size=${HEAP_MB}`] : []),
+      ...(mode === 'baseline' ? ['--max-old-space-size=16384'] : []),
+      // Development aids: BENCH_FLAGS_<MODE> adds node flags to that child; BENCH_PROFILE=<mode>
+      // writes its V8 CPU profile to .bench/profiles.
+      ...(process.env[`BENCH_FLAGS_${mode.toUpperCase()}`]?.split(' ').filter(Boolean) ?? []),
+      ...(process.env.BENCH_PROFILE === mode ? ['--cpu-prof', `--cpu-prof-dir=${resolve('.bench/profiles')}`] : []),
+    ],
+    env: { ...process.env, ...standIns.env, ...env, BENCH_MODE: mode, BENCH_PARAMS: JSON.stringify(params), TMPDIR: '/tmp', NODE_NO_WARNINGS: '1' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const result = await new Promise<ChildResult>((resolveResult, reject) => {
+    let received: ChildResult | undefined;
+    child.on('message', (message) => {
+      received = message as ChildResult;
+    });
+    child.on('exit', (code) => (received ? resolveResult(received) : reject(new Error(`${mode} exited with ${code}`))));
+  }).catch((error: unknown): ChildResult => {
+    // A failed approach is a result too (the table shows it), not the end of the bench.
+    const reason = error instanceof Error ? error.message : String(error);
+    return { mode, failed: reason, wallMs: Number.NaN, loadMs: 0, maxRssMb: Number.NaN, cpuMs: Number.NaN, devices: 0, pages: 0, wasted: 0, dataKeys: [] };
+  });
+  const parent = process.cpuUsage(parentCpu);
+  const { stats, tokens } = standIns.platform;
+  const accepted = stats.requests - stats.rejected;
+  const spanS = (stats.lastAt - stats.firstAt) / 1000;
+  return {
+    ...result,
+    requests: stats.requests,
+    rejected: stats.rejected,
+    grants: tokens.grants,
+    maxInFlight: stats.maxInFlight,
+    connections,
+    standInsCpuMs: (parent.user + parent.system) / 1000,
+    acceptedRate: spanS > 0 ? accepted / spanS : Number.NaN,
+  };
+}
+
+async function runCase(c: Case): Promise<CaseResult> {
+  const standIns = await startStandIns({ simulator: { fleet: c.fleet, latencyMs: c.latencyMs, rateLimit: c.rateLimit } });
+  simulatorPort = Number(new URL(standIns.platform.url).port);
+  try {
+    const params: ChildParams = {
+      pageSize: c.pageSize,
+      concurrency,
+      clientId: DEMO.clientId,
+      clientSecret: DEMO.clientSecret,
+      bucket: DEMO.bucket,
+      baselineKey: `bench/baseline/${c.fleet}-${c.latencyMs}.ndjson.gz`,
+      runId: 'baseline',
+    };
+    const env = { THINGPARK_PAGE_SIZE: String(c.pageSize) };
+    // A shared 2-core host is noisy: small cases run three times and report the median
+    // (by wall time); the million-device and rate-limited cases, minutes long, run once.
+    const repeats = c.fleet <= 100_000 && !c.rateLimit ? 3 : 1;
+    const median = async (mode: string): Promise<Measured> => {
+      const runs: Measured[] = [];
+      for (let i = 0; i < repeats; i += 1) runs.push(await runChild(standIns, mode, params, env));
+      runs.sort((a, b) => a.wallMs - b.wallMs);
+      return { ...(runs[Math.floor(runs.length / 2)] as Measured), runs: runs.length };
+    };
+    const exporter = await median('exporter');
+    if (exporterOnly) return { case: c, exporter, baseline: exporter, identical: false };
+    const baseline = await median('baseline');
+    // Rate-limited, the floor is the limit itself (computed in the table), not a run.
+    const floor = c.rateLimit ? undefined : await median('floor');
+    const s3 = testS3(standIns.s3Url);
+    exporter.digest = await digestObjects(s3, DEMO.bucket, exporter.dataKeys);
+    baseline.digest = await digestObjects(s3, DEMO.bucket, baseline.dataKeys);
+    const identical =
+      exporter.digest.rows === c.fleet && exporter.digest.rows === baseline.digest.rows && exporter.digest.sum === baseline.digest.sum;
+    return { case: c, exporter, baseline, floor, identical };
+  } finally {
+    await standIns.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '–');
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+
+function floorMs(r: CaseResult): number {
+  if (r.floor) return r.floor.wallMs;
+  const limit = r.case.rateLimit as RateLimit;
+  // The best any client can do: the burst at once, then the rest at the limit.
+  const pages = Math.ceil(r.case.fleet / r.case.pageSize);
+  return (Math.max(0, pages - limit.burst - 1) / limit.perSecond) * 1000;
+}
+
+function table(results: CaseResult[]): string {
+  const lines = [
+    '| case | approach | wall s | devices/s | CPU s | peak RSS MB | page requests (wasted) | token grants | rejected | max in flight | connections |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    for (const [name, m] of [
+      ['exporter', r.exporter],
+      ['baseline', r.baseline],
+      ['floor', r.floor],
+    ] as const) {
+      if (!m) {
+        lines.push(`| ${r.case.name} | floor (limit) | ${f2(floorMs(r) / 1000)} | ${int((r.case.fleet * 1000) / floorMs(r))} | – | – | ${Math.ceil(r.case.fleet / r.case.pageSize)} | – | 0 | – | – |`);
+        continue;
+      }
+      lines.push(
+        `| ${r.case.name} | ${name}${m.failed ? ' **failed**' : ''}${(m.runs ?? 1) > 1 ? ` (median of ${m.runs})` : ''} | ${f2(m.wallMs / 1000)} | ${int((m.devices * 1000) / m.wallMs)} | ${f2(m.cpuMs / 1000)} | ${f1(m.maxRssMb)} | ` +
+          `${m.requests} (${m.wasted}) | ${m.grants} | ${m.rejected} | ${m.maxInFlight} | ${m.connections} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+function ratios(results: CaseResult[]): string {
+  const lines = [
+    '| case | exporter / baseline (time) | speed-up vs baseline | exporter / floor (time) | output identical to baseline | rows |',
+    '|---|---:|---:|---:|---|---:|',
+  ];
+  for (const r of results) {
+    const vsBaseline = r.exporter.wallMs / r.baseline.wallMs;
+    lines.push(
+      `| ${r.case.name} | ${f2(vsBaseline)} | ${f1(1 / vsBaseline)}× | ${f2(r.exporter.wallMs / floorMs(r))} | ${r.identical ? 'yes' : '**NO**'} | ${int(r.exporter.digest?.rows ?? 0)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function rateTable(results: CaseResult[]): string {
+  const lines = [
+    '| case | approach | limit /s | accepted /s (first→last request) | of limit | requests | rejected | rejected % |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results.filter((x) => x.case.rateLimit)) {
+    const limit = (r.case.rateLimit as RateLimit).perSecond;
+    for (const [name, m] of [
+      ['exporter', r.exporter],
+      ['baseline', r.baseline],
+    ] as const) {
+      lines.push(
+        `| ${r.case.name} | ${name} | ${limit} | ${f1(m.acceptedRate)} | ${f1((100 * m.acceptedRate) / limit)} % | ${m.requests} | ${m.rejected} | ${f1((100 * m.rejected) / m.requests)} % |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+interface Target {
+  name: string;
+  met: boolean;
+  detail: string;
+}
+
+function targets(results: CaseResult[]): Target[] {
+  const out: Target[] = [];
+  const find = (fleet: number, latency: number) => results.find((r) => !r.case.rateLimit && r.case.fleet === fleet && r.case.latencyMs === latency);
+  const mid = find(100_000, 100);
+  if (mid) {
+    const speedup = mid.baseline.wallMs / mid.exporter.wallMs;
+    out.push({ name: '100k @ 100 ms: ≥ 5× faster than baseline', met: speedup >= 5, detail: `${f1(speedup)}×` });
+  }
+  const big = results.filter((r) => !r.case.rateLimit && r.case.fleet === 1_000_000);
+  if (big.length > 0) {
+    const peak = Math.max(...big.map((r) => r.exporter.maxRssMb));
+    out.push({ name: '1M devices: exporter peak RSS ≤ 256 MB', met: peak <= 256, detail: `${f1(peak)} MB at most` });
+  }
+  const zero = results.filter((r) => !r.case.rateLimit && r.case.latencyMs === 0);
+  if (zero.length > 0) {
+    const worst = zero.map((r) => ({ name: r.case.name, ratio: r.exporter.wallMs / floorMs(r) }));
+    const met = worst.every((w) => w.ratio <= 1.5);
+    out.push({ name: 'zero latency: exporter ≤ 1.5× the raw floor', met, detail: worst.map((w) => `${w.name}: ${f2(w.ratio)}×`).join(', ') });
+  }
+  for (const r of results.filter((x) => x.case.rateLimit)) {
+    const limit = (r.case.rateLimit as RateLimit).perSecond;
+    const share = r.exporter.acceptedRate / limit;
+    const rejected = r.exporter.rejected / r.exporter.requests;
+    out.push({
+      name: `${r.case.name}: ≥ 90 % of the limit, ≤ 5 % rejected`,
+      met: share >= 0.9 && rejected <= 0.05,
+      detail: `${f1(100 * share)} % of the limit, ${f1(100 * rejected)} % rejected`,
+    });
+  }
+  out.push({ name: 'output identical to the baseline', met: results.every((r) => r.identical), detail: results.every((r) => r.identical) ? 'every case' : 'NOT in every case' });
+  return out;
+}
+
+/** The exporter's CPU against the floor's in the largest zero-latency case. */
+function cpuRatioText(results: CaseResult[]): string {
+  const zero = results.filter((r) => !r.case.rateLimit && r.case.latencyMs === 0 && r.floor).at(-1);
+  if (!zero?.floor) return '';
+  return ` (${zero.case.name}: ${f1(zero.exporter.cpuMs / zero.floor.cpuMs)}× the floor's CPU)`;
+}
+
+function coldTable(cold: ColdStart[]): string {
+  const lines = ['| bundle | size KB | gzip KB | import() median ms (5 fresh processes) | runs ms | RSS after import MB |', '|---|---:|---:|---:|---|---:|'];
+  for (const c of cold) {
+    lines.push(`| ${c.variant} | ${int(c.bytes / 1024)} | ${int(c.gzipBytes / 1024)} | ${f1(c.importMs)} | ${c.importRuns.map((ms) => ms.toFixed(0)).join(', ')} | ${f1(c.rssMb)} |`);
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------
+
+const started = Date.now();
+childFile = await bundleChild();
+const results: CaseResult[] = [];
+for (const c of cases) {
+  if (only && !c.name.includes(only)) continue;
+  process.stdout.write(`${c.name} ... `);
+  const result = await runCase(c);
+  results.push(result);
+  const { exporter, baseline, floor } = result;
+  console.log(
+    `exporter ${f2(exporter.wallMs / 1000)} s ${f1(exporter.maxRssMb)} MB cpu ${f2(exporter.cpuMs / 1000)} s stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn)` +
+      (exporterOnly ? '' : ` | baseline ${f2(baseline.wallMs / 1000)} s ${f1(baseline.maxRssMb)} MB`) +
+      (floor ? ` | floor ${f2(floor.wallMs / 1000)} s ${f1(floor.maxRssMb)} MB cpu ${f2(floor.cpuMs / 1000)} s stand-ins cpu ${f2(floor.standInsCpuMs / 1000)} s` : ` | accepted ${f1(exporter.acceptedRate)}/s`) +
+      ` | identical: ${result.identical}`,
+    process.env.BENCH_VERBOSE ? `\n  memory: exporter ${JSON.stringify(exporter.memory)} floor ${JSON.stringify(floor?.memory)}` : '',
+  );
+}
+// A profiling aid: with nothing to compare against, there is no table to write.
+if (exporterOnly) process.exit(0);
+console.log('cold start ...');
+const cold = await coldStart();
+const met = targets(results);
+const elapsedS = (Date.now() - started) / 1000;
+
+const cpu = cpus()[0]?.model ?? 'unknown CPU';
+const machine = `${cpus().length} × ${cpu}, ${Math.round(totalmem() / 1024 ** 3)} GB RAM, ${osType()} ${release()}, Node ${process.version}`;
+const command = quick ? 'npm run bench -- --quick' : 'npm run bench';
+const targetLines = met.map((t) => `- ${t.met ? '✅ met' : '❌ not met'}: ${t.name} (${t.detail})`).join('\n');
+
+const markdown = `# Benchmarks
+
+Measured by \`${command}\` (test/bench/main.ts) on ${new Date().toISOString().slice(0, 10)}; the whole run took ${int(elapsedS)} s.
+Machine: ${machine}. Exporter concurrency: ${concurrency} (THINGPARK_CONCURRENCY default, not overridden).
+
+## Targets
+
+${targetLines}
+
+## Results
+
+${table(results)}
+
+${ratios(results)}
+
+### Rate-limited runs
+
+${rateTable(results)}
+
+## Cold start
+
+${coldTable(cold)}
+
+## Method
+
+- **Stand-ins** (ThingPark simulator with its token server, SSM endpoint, s3rver with its
+  files on /dev/shm) run in the parent process, fresh for each case; the fleet is
+  test/support/fleet.ts's deterministic briefs (~0.8 KB of JSON each), pages of
+  ${1000} (100 in the rate-limited cases). Latency is added by the simulator to every page.
+- Each approach runs alone in a child process: test/bench/child.ts bundled by esbuild (as
+  the Lambda runs its bundle), under plain \`node\`; peak RSS is that child's
+  \`process.resourceUsage().maxRSS\`.
+- **exporter**: the real \`lambda/handler.ts\`, cold: SSM credentials, token grant,
+  adaptive paging, gzip multipart upload, manifest and pointer, under the deployed
+  function's V8 heap limit (\`--max-old-space-size=${HEAP_MB}\`, infra/function-runtime.ts).
+  Wall time is the handler call (module loading excluded; see Cold start).
+- **baseline**: what the platform's samples do: one client-credentials POST, pages one
+  after another, every brief kept in an array, then gzip NDJSON rows (brief +
+  \`exportRunId\`) and one PutObject. On a 429/503 it waits Retry-After (else 1 s). It
+  runs with a 16 GB heap limit: holding the fleet is how it works, and a million devices
+  would not fit the function's memory.
+- **floor**: the fastest way to just fetch: one token, ${concurrency} workers (the exporter's
+  concurrency) each taking the next page index, reading and parsing each page (needed to
+  see \`more\`) and dropping it; no order, no output. Sequential fetching would be a slower,
+  kinder floor. In rate-limited cases the floor is the limit itself: (pages − burst) ÷ rate.
+- **page requests** are device-list requests the simulator received (retries included);
+  **wasted** are pages requested past the last one; **connections** are TCP connections
+  the simulator accepted from that process (keep-alive reuses them).
+- **Output identical**: both outputs are downloaded, gunzipped and streamed; each row minus
+  \`exportRunId\` is re-serialised with sorted keys and hashed, and the hashes are summed:
+  equal row counts and sums mean the same multiset of rows (order-independent, constant
+  memory, so it works for a million rows).
+- Accepted rate = accepted device-list requests ÷ time from the first to the last request.
+- **CPU s** is the child's user + system CPU time (module loading included). Cases up to
+  100k devices without a rate limit run each approach three times and show the median
+  run (by wall time); the others run once.
+
+## Reading the figures
+
+The stand-ins share the machine's two cores with the approach being measured. At zero
+latency every approach is bound by CPU, not by the platform: the floor only parses each
+page, while the exporter parses it, serialises every device again as an NDJSON row,
+compresses it and uploads it${cpuRatioText(results)}, and on two shared cores its wall
+time follows its CPU. The CPU column shows
+where the time goes. With latency, the exporter overlaps waiting with that work, which the
+baseline (one page at a time) cannot.
+`;
+
+console.log(`\n${table(results)}\n\n${ratios(results)}\n\n${rateTable(results)}\n\n${coldTable(cold)}\n\n${targetLines}\n\ntook ${int(elapsedS)} s`);
+await mkdir(resolve('.bench'), { recursive: true });
+await writeFile(resolve('.bench', `results-${quick ? 'quick' : 'full'}.json`), JSON.stringify({ results, cold, met }, null, 2));
+if (!quick && !only) {
+  await writeFile(resolve('BENCHMARKS.md'), markdown);
+  console.log('wrote BENCHMARKS.md');
+} else {
+  await writeFile(resolve('.bench', 'BENCHMARKS.quick.md'), markdown);
+  console.log('wrote .bench/BENCHMARKS.quick.md (a full run writes BENCHMARKS.md)');
+}
