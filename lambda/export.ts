@@ -3,7 +3,17 @@ import { DeadlineError } from './errors.ts';
 import type { Trigger } from './event.ts';
 import { runKeys } from './layout.ts';
 import { orderedPages, type PagingStats } from './pages.ts';
-import { advancePointer, commitManifest, readJson, removeStrayFiles, type Manifest, type Pointer, type RunCounts } from './publish.ts';
+import {
+  advancePointer,
+  commitManifest,
+  manifestOwner,
+  readJson,
+  removeStrayFiles,
+  type Manifest,
+  type ManifestOwner,
+  type Pointer,
+  type RunCounts,
+} from './publish.ts';
 import { RetryBudget, retrying } from './retry.ts';
 import type { Runtime } from './runtime.ts';
 import { DataWriter } from './snapshot.ts';
@@ -148,24 +158,36 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
     files,
     bytes: files.reduce((sum, file) => sum + file.bytes, 0),
   };
-  let won: boolean;
+  let failure: unknown;
+  let commit: ManifestOwner | undefined = { owner: 'this attempt' };
   try {
-    won = await commitManifest(s3, config.bucket, keys.manifestKey, manifest);
-  } catch (error) {
-    // The write may or may not have landed; what is in S3 now decides.
-    const landed = await readJson<Manifest>(s3, config.bucket, keys.manifestKey).catch(() => undefined);
-    if (!landed) {
-      await discard();
-      throw error;
+    if (!(await commitManifest(s3, config.bucket, keys.manifestKey, manifest))) {
+      commit = await manifestOwner(s3, config.bucket, keys.manifestKey, manifest);
     }
-    won = landed.value.files[0]?.key === files[0]?.key;
+  } catch (error) {
+    failure = error;
+    commit = await manifestOwner(s3, config.bucket, keys.manifestKey, manifest);
   }
-  if (!won) {
+  if (commit === undefined) {
+    // Deleting the data could leave a committed manifest listing missing files; keeping it
+    // leaves at worst files no manifest lists, which a redelivery of the run removes.
+    logger.error('Could not tell whether the manifest was written; kept this attempt\'s data files', {
+      runId,
+      manifestKey: keys.manifestKey,
+      dataKeys: files.map(({ key }) => key),
+    });
+    throw failure ?? new Error(`The manifest ${keys.manifestKey} exists but could not be read; this attempt's data files were kept`);
+  }
+  if (commit.owner === 'nobody') {
     await discard();
-    const winner = await readJson<Manifest>(s3, config.bucket, keys.manifestKey);
-    logger.warn('Another attempt committed this run first; removed this attempt\'s files and returned its summary', { runId });
-    return summaryOf(winner?.value ?? manifest, 'already-committed', keys.manifestKey, keys.latestKey, false, 0, startedAt);
+    throw failure ?? new Error(`S3 refused the manifest ${keys.manifestKey} as existing, yet it is not there; nothing was published`);
   }
+  if (commit.owner === 'another attempt') {
+    await discard();
+    logger.warn('Another attempt committed this run first; removed this attempt\'s files and returned its summary', { runId });
+    return summaryOf(commit.manifest, 'already-committed', keys.manifestKey, keys.latestKey, false, 0, startedAt);
+  }
+  if (failure) logger.warn('The manifest write reported a failure but landed; the run is committed', { runId });
   const stray = await removeStrayFiles(s3, config.bucket, keys.dataPrefix, new Set(files.map(({ key }) => key)));
   if (stray > 0) logger.warn('Removed data files an earlier, failed attempt of this run left', { runId, stray });
   const pointerMoved = await advancePointer(s3, config.bucket, keys.latestKey, pointerOf(manifest, keys.manifestKey));

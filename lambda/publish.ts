@@ -81,6 +81,28 @@ export async function commitManifest(s3: S3Client, bucket: string, key: string, 
   }
 }
 
+/** Whose manifest S3 holds for a run, as far as S3 can be read. */
+export type ManifestOwner = { owner: 'this attempt' } | { owner: 'another attempt'; manifest: Manifest } | { owner: 'nobody' };
+
+/**
+ * Whose manifest is at `key` after a write that failed or was refused. A write can land
+ * although its answer is lost, and the SDK's retry is then refused (412) by the very
+ * manifest it wrote: only what S3 holds now can tell, byte for byte. Undefined when S3
+ * cannot be read: then nobody knows whether the run committed, and its data must stay.
+ */
+export async function manifestOwner(s3: S3Client, bucket: string, key: string, written: Manifest): Promise<ManifestOwner | undefined> {
+  let landed;
+  try {
+    landed = await readJson<Manifest>(s3, bucket, key);
+  } catch {
+    return undefined;
+  }
+  if (!landed) return { owner: 'nobody' };
+  return JSON.stringify(landed.value) === JSON.stringify(written)
+    ? { owner: 'this attempt' }
+    : { owner: 'another attempt', manifest: landed.value };
+}
+
 /** Conditional writes that meet a write in progress (409) are tried this many times in all. */
 const CONFLICT_ATTEMPTS = 5;
 const CONFLICT_BACKOFF_MS = 100;

@@ -274,6 +274,51 @@ describe('atomic publish', () => {
     expect(summary).toMatchObject({ status: 'committed', pointerMoved: true });
     expect(h.proxy.log.filter(({ key, method }) => method === 'PUT' && key === NEXT_MANIFEST(prefix)).map(({ status }) => status)).toEqual([409, 200]);
   });
+
+  it('a manifest write that lands although its answer is lost (the SDK\'s retry then meets 412) commits, data kept', async () => {
+    const { prefix } = await baseline();
+    await reset(h);
+    let lost = 0;
+    h.proxy.rule = ({ key, method }) => {
+      if (method !== 'PUT' || key !== NEXT_MANIFEST(prefix) || lost > 0) return undefined;
+      lost += 1;
+      return { status: 500, code: 'InternalError', applied: true };
+    };
+    const handler = await exporter(h, prefix);
+    const summary = await invokeOk(h, handler, NEXT);
+    expect(summary).toMatchObject({ status: 'committed', pointerMoved: true, devices: 250 });
+    expect(h.proxy.log.filter(({ key, method }) => method === 'PUT' && key === NEXT_MANIFEST(prefix)).map(({ status }) => status)).toEqual([500, 412]);
+    const stored = await objects(h, NEXT_DATA(prefix));
+    expect(summary.dataKeys.length).toBeGreaterThan(0);
+    for (const key of summary.dataKeys) expect(stored[key], `${key} listed in the manifest`).toBeDefined();
+  });
+
+  it('keeps the data when it cannot tell whether the manifest landed; a redelivery then commits and tidies up', async () => {
+    const { prefix, before } = await baseline();
+    await reset(h);
+    let putTried = false;
+    h.proxy.rule = ({ key, method }) => {
+      if (key !== NEXT_MANIFEST(prefix)) return undefined;
+      if (method === 'PUT') putTried = true;
+      // The start-of-run check reads the manifest too: only fail what comes after the write.
+      return putTried ? { status: 500, code: 'InternalError' } : undefined;
+    };
+    const handler = await exporter(h, prefix);
+    const events = h.s3Events.length;
+    const error = await invokeFailing(h, handler, NEXT);
+    expect(error.name).toBe('InternalError');
+    const kept = created(NEXT_DATA(prefix), events);
+    expect(kept.length).toBeGreaterThan(0);
+    const after = await objects(h, prefix);
+    expect(after[NEXT_MANIFEST(prefix)]).toBeUndefined();
+    expect(after[`${prefix}latest.json`]).toBe(before[`${prefix}latest.json`]);
+    for (const key of kept) expect(after[key]).toBeDefined();
+
+    h.proxy.rule = undefined;
+    const summary = await invokeOk(h, handler, NEXT);
+    expect(summary).toMatchObject({ status: 'committed', pointerMoved: true });
+    expect(Object.keys(await objects(h, NEXT_DATA(prefix))).sort()).toEqual([...summary.dataKeys].sort());
+  });
 });
 
 describe('idempotent schedules', () => {

@@ -16,11 +16,12 @@ export interface S3Request {
 }
 
 /**
- * Answer with this S3 error instead of applying the request; or, with `holdResponseMs`
- * alone, apply it and hold the answer back that long (S3 stored the object, the client
- * has not heard yet).
+ * Answer with this S3 error instead of applying the request, or, with `applied`, after
+ * applying it (S3 stored the object and the client heard an error: a lost answer, which
+ * the SDK retries); or, with `holdResponseMs` alone, apply it and hold the answer back
+ * that long (S3 stored the object, the client has not heard yet).
  */
-export type S3Fault = { status: number; code: string } | { holdResponseMs: number };
+export type S3Fault = { status: number; code: string; applied?: boolean } | { holdResponseMs: number };
 
 /**
  * What s3rver does not play: conditional writes and failures. A loopback proxy in front of
@@ -86,7 +87,8 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
 
     const fault = await proxy.rule?.(request);
     if (fault && 'status' in fault) {
-      req.resume();
+      if (fault.applied) await forward(req, undefined);
+      else req.resume();
       record(fault.status);
       s3Error(res, fault.status, fault.code, 'Simulated failure');
       return;
@@ -131,7 +133,8 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
     }
   }
 
-  function forward(req: IncomingMessage, res: ServerResponse, holdMs = 0): Promise<number> {
+  /** Sends the request to s3rver and its answer to `res`, or nowhere without one. */
+  function forward(req: IncomingMessage, res: ServerResponse | undefined, holdMs = 0): Promise<number> {
     return new Promise((resolve, reject) => {
       const { expect: _expect, ...headers } = req.headers;
       const outgoing = httpRequest(
@@ -141,7 +144,7 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
             answer.pause();
             await sleep(holdMs);
           }
-          if (res.destroyed) {
+          if (!res || res.destroyed) {
             answer.resume();
             resolve(answer.statusCode ?? 502);
             return;
