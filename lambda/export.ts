@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { DeadlineError } from './errors.ts';
 import type { Trigger } from './event.ts';
@@ -124,7 +125,9 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
   } catch (error) {
     stop.abort(error);
     await discard();
-    await streaming.catch(() => undefined);
+    // The abort ends page fetches and waits at once; a token grant in flight hears no
+    // signal and may take its timeout and retries, long past the deadline: not waited for.
+    await Promise.race([streaming.catch(() => undefined), sleep(WIND_DOWN_MS)]);
     throw deadline.signal.aborted ? deadline.signal.reason : error;
   } finally {
     deadline.clear();
@@ -194,6 +197,9 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
   if (!pointerMoved) logger.warn('A newer run already holds the latest pointer; left it there', { runId });
   return summaryOf(manifest, 'committed', keys.manifestKey, keys.latestKey, pointerMoved, manifest.counts.tokenGrants, startedAt);
 }
+
+/** How long a failed run lets its cancelled fetches wind down before it reports. */
+const WIND_DOWN_MS = 200;
 
 /**
  * A device's identity for de-duplication. The set of them is the one structure of a run

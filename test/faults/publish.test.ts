@@ -98,6 +98,22 @@ describe('deadline', () => {
     expect(await objects(h, prefix)).toEqual(before);
   });
 
+  it('ends at the deadline while a token grant hangs, though no signal reaches the grant', async () => {
+    const { prefix, before } = await baseline();
+    const sim = await reset(h);
+    // A fresh context: the grant is made in this run. Each attempt hangs for 5 s, and the
+    // grant may take its timeout and retries: far past the simulated Lambda timeout.
+    sim.tokens.fault = () => ({ delayMs: 5000 });
+    const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1', THINGPARK_REQUEST_TIMEOUT_MS: '4000' });
+    const started = Date.now();
+    const error = await invokeFailing(h, handler, NEXT, lambdaContext(2000));
+    expect(error.name).toBe('DeadlineError');
+    expect(Date.now() - started).toBeLessThan(1800);
+    sim.tokens.fault = undefined;
+    await sleep(300);
+    expect(await objects(h, prefix)).toEqual(before);
+  });
+
   it('publishes nothing when less time than the margin remains at the start', async () => {
     const { prefix, before } = await baseline();
     await reset(h);
