@@ -41,12 +41,11 @@ export function pageFetcher(source: PageSource): (index: number, signal: AbortSi
   return (index, signal) =>
     source.retry(async (attemptSignal) => {
       const url = `${root}?pageIndex=${index}&pageSize=${source.pageSize}`;
-      const token = await source.tokens.get();
-      let answer = await send(source, url, token, index, attemptSignal);
+      let answer = await send(source, url, index, attemptSignal);
       if (answer.status === 401) {
         source.stats.tokenRefusals += 1;
-        source.tokens.invalidate(token);
-        answer = await send(source, url, await source.tokens.get(), index, attemptSignal);
+        source.tokens.invalidate(answer.token);
+        answer = await send(source, url, index, attemptSignal);
         if (answer.status === 401) {
           throw new PlatformError(
             `The device API refused a freshly granted token for page ${index} (HTTP 401). ` +
@@ -67,27 +66,33 @@ interface Answer {
   token: string;
 }
 
-async function send(source: PageSource, url: string, token: string, index: number, signal: AbortSignal): Promise<Answer> {
+async function send(source: PageSource, url: string, index: number, signal: AbortSignal): Promise<Answer> {
   const { stats, window } = source;
   // A place in the window and the pacer's go first; the timeout counts from the send.
   const ticket = await window.acquire(index, signal);
-  const timeout = AbortSignal.timeout(source.requestTimeoutMs);
-  stats.requests += 1;
+  let token: string;
   let response: Response;
   let body: string;
   try {
-    response = await fetch(url, {
-      headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
-      signal: AbortSignal.any([signal, timeout]),
-    });
-    body = await response.text();
-  } catch (error) {
-    if (signal.aborted || !isNetworkError(error)) throw error;
-    throw new TransientError(
-      timeout.aborted
-        ? `page ${index} timed out after ${source.requestTimeoutMs} ms`
-        : `page ${index}: ${(error as Error).message}`,
-    );
+    // Taken once through the window: a request can wait there for seconds while the
+    // platform throttles, and a token taken before could expire on the way.
+    token = await source.tokens.get();
+    const timeout = AbortSignal.timeout(source.requestTimeoutMs);
+    stats.requests += 1;
+    try {
+      response = await fetch(url, {
+        headers: { authorization: `Bearer ${token}`, accept: 'application/json' },
+        signal: AbortSignal.any([signal, timeout]),
+      });
+      body = await response.text();
+    } catch (error) {
+      if (signal.aborted || !isNetworkError(error)) throw error;
+      throw new TransientError(
+        timeout.aborted
+          ? `page ${index} timed out after ${source.requestTimeoutMs} ms`
+          : `page ${index}: ${(error as Error).message}`,
+      );
+    }
   } finally {
     // The next request goes on the next turn of the event loop: undici hands a connection
     // back to its pool just after the body's last chunk is read, and a request sent before

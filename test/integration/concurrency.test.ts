@@ -141,6 +141,22 @@ describe('concurrent paging', () => {
     expect(Math.max(...after.slice(halved, halved + 8).map(({ inFlight }) => inFlight))).toBeLessThanOrEqual(5);
   });
 
+  it('takes the token once a request is through the window, so none waits there until it expires', async () => {
+    // A 429 on page 0 halves the window of 4 to 2 while pages 1-3 are on the wire; pages
+    // take 2 s, so page 0's retry waits about 2 s for a place: as long as a token lives.
+    const sim = await platform({
+      fleet: 800,
+      latencyMs: 2000,
+      fault: ({ pageIndex, attempt }) => (pageIndex === 0 && attempt === 1 ? { status: 429, body: '{}' } : undefined),
+    });
+    sim.tokens.lifetimeSeconds = 2;
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '4' });
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ status: 'committed', devices: 800, throttled: 1, retries: 1 });
+    expect(sim.stats.unauthorized).toBe(0);
+    expect(await refsOf(summary.dataKeys)).toEqual(fleetRefs(800));
+  }, 30_000);
+
   it('paces a rate-limited platform instead of hammering it', async () => {
     const sim = await platform({ fleet: 16_000, rateLimit: { perSecond: 40, burst: 4, status: 503 } });
     const handler = await exporter({ THINGPARK_CONCURRENCY: '8' });
