@@ -146,7 +146,8 @@ export function parsePage(index: number, body: string, contentType: string, toke
 
 /** A short, single-line start of a body for an error message, with the token masked. */
 export function excerpt(body: string, token?: string): string {
-  let text = body.slice(0, 400);
+  // Masked before it is cut: a cut through the token would leave its start unmasked.
+  let text = body.slice(0, 400 + (token?.length ?? 0));
   if (token) text = text.split(token).join('***');
-  return text.replace(/\s+/g, ' ').trim().slice(0, 120);
+  return text.slice(0, 400).replace(/\s+/g, ' ').trim().slice(0, 120);
 }

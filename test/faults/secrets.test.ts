@@ -192,6 +192,21 @@ describe('secrets', () => {
     expect(occurrences(text, sim.stats.tokens)).toBe(0);
   });
 
+  it('masks a token that a reflected page places across the excerpt\'s cut, whitespace first', async () => {
+    // 368 blanks collapse to one in the excerpt, so the token straddling character 400 of
+    // the body would show its start if the body were cut before it is masked.
+    const sim = await reset(h, {
+      fault: ({ pageIndex, bearer }) =>
+        pageIndex === 1 ? { status: 200, headers: { 'content-type': 'text/html' }, body: `${' '.repeat(368)}Authorization: Bearer ${bearer} end` } : undefined,
+    });
+    const handler = await exporter(h, freshPrefix());
+    const outcome = await invoke(h, handler, {});
+    expect(outcome.error?.name).toBe('MalformedPageError');
+    expect(outcome.error?.message).toContain('Bearer ***');
+    const text = `${outcome.output}\n${describeError(outcome.error)}`;
+    expect(occurrences(text, [...sim.stats.tokens].map((token) => token.slice(0, 8)))).toBe(0);
+  });
+
   it('masks a token that a proxy reflects into a 200 HTML page', async () => {
     const sim = await reset(h, {
       fault: ({ pageIndex, bearer }) =>
