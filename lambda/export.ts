@@ -192,7 +192,13 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
   }
   if (failure) logger.warn('The manifest write reported a failure but landed; the run is committed', { runId });
   const stray = await removeStrayFiles(s3, config.bucket, keys.dataPrefix, new Set(files.map(({ key }) => key)));
-  if (stray > 0) logger.warn('Removed data files an earlier, failed attempt of this run left', { runId, stray });
+  if (stray.removed > 0) logger.warn('Removed data files an earlier, failed attempt of this run left', { runId, stray: stray.removed });
+  if (stray.refused.length > 0) {
+    logger.error('S3 did not delete data files an earlier, failed attempt of this run left; readers of the whole table see them', {
+      runId,
+      refused: stray.refused,
+    });
+  }
   const pointerMoved = await advancePointer(s3, config.bucket, keys.latestKey, pointerOf(manifest, keys.manifestKey));
   if (!pointerMoved) logger.warn('A newer run already holds the latest pointer; left it there', { runId });
   return summaryOf(manifest, 'committed', keys.manifestKey, keys.latestKey, pointerMoved, manifest.counts.tokenGrants, startedAt);

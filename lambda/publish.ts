@@ -136,15 +136,20 @@ function isNewer(current: Pointer, candidate: Pointer): boolean {
 /**
  * Deletes the files in a committed run's data folder that its manifest does not list:
  * what an earlier attempt of the same run left when it died without cleaning up.
- * A run's folder holds a few files per attempt, far under one listing page.
+ * A run's folder holds a few files per attempt, far under one listing page. Returns the
+ * files removed, and those S3 refused to delete (reported per object, the call succeeds).
  */
-export async function removeStrayFiles(s3: S3Client, bucket: string, dataPrefix: string, keep: ReadonlySet<string>): Promise<number> {
+export async function removeStrayFiles(
+  s3: S3Client,
+  bucket: string,
+  dataPrefix: string,
+  keep: ReadonlySet<string>,
+): Promise<{ removed: number; refused: string[] }> {
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: dataPrefix }));
   const stray = (listed.Contents ?? []).flatMap(({ Key }) => (Key && !keep.has(Key) ? [{ Key }] : []));
-  if (stray.length > 0) {
-    await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: stray, Quiet: true } }));
-  }
-  return stray.length;
+  if (stray.length === 0) return { removed: 0, refused: [] };
+  const { Errors = [] } = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: stray, Quiet: true } }));
+  return { removed: stray.length - Errors.length, refused: Errors.map(({ Key, Code }) => `${Key} (${Code})`) };
 }
 
 /** A small JSON object, written only if the condition on the current object holds. */

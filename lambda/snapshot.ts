@@ -27,8 +27,9 @@ interface OpenFile {
 }
 
 /**
- * lib-storage buffers at most queueSize parts of partSize each: 2 x 8 MiB per open file.
- * 8 MiB parts keep a 256 MiB file to 32 parts, far under S3's 10,000.
+ * lib-storage buffers at most queueSize parts of partSize each: 2 x 5 MiB (S3's smallest
+ * part) per open file. A 256 MiB file of NDJSON is at most 52 parts once compressed, far
+ * under S3's 10,000.
  */
 const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 2;
@@ -92,7 +93,11 @@ export class DataWriter {
   async write(line: string): Promise<void> {
     if (this.#closed) throw new Error('The snapshot writer is closed');
     // The batch not yet flushed counts in characters: at most a few bytes short of its size.
-    if (this.#open && this.#open.uncompressedBytes + this.#open.batch.length >= this.maxBytes) await this.#finishFile();
+    if (this.#open && this.#open.uncompressedBytes + this.#open.batch.length >= this.maxBytes) {
+      await this.#finishFile();
+      // Discarded while the finished file completed: a new file would never be ended.
+      if (this.#closed) throw new Error('The snapshot writer was discarded');
+    }
     const file = (this.#open ??= this.#openFile());
     file.devices += 1;
     file.batch += `${line}\n`;
@@ -133,12 +138,16 @@ export class DataWriter {
       keys.push(open.key);
     }
     if (keys.length > 0) {
-      await this.s3.send(
+      const { Errors: refused = [] } = await this.s3.send(
         new DeleteObjectsCommand({
           Bucket: this.bucket,
           Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
         }),
       );
+      // The call succeeds when single objects fail: each one is reported in its answer.
+      if (refused.length > 0) {
+        throw new Error(`S3 did not delete ${refused.length} data file(s): ${refused.map(({ Key, Code }) => `${Key} (${Code})`).join(', ')}`);
+      }
     }
   }
 

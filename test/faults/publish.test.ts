@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readRows } from '../support/snapshot.ts';
+import { DataWriter } from '../../lambda/snapshot.ts';
+import { readRows, testS3 } from '../support/snapshot.ts';
 import {
   DEMO,
   expectNoSecretsLeaked,
@@ -241,6 +242,26 @@ describe('atomic publish', () => {
     ]);
     const latest = JSON.parse(Buffer.from((await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`] ?? '', 'base64').toString());
     expect(latest).toMatchObject({ runId: '20300102T000000Z' });
+  });
+
+  it('a writer discarded while it completes a file fails the write waiting on it and opens no next file', async () => {
+    const prefix = freshPrefix();
+    await reset(h);
+    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key === `${prefix}w/0.gz` ? { holdResponseMs: 500 } : undefined);
+    const writer = new DataWriter(testS3(h.proxy.url), DEMO.bucket, (index) => `${prefix}w/${index}.gz`, 1024, {});
+    await writer.write('x'.repeat(600));
+    await writer.write('y'.repeat(600));
+    // Over 1024 bytes: this write completes file 0, whose upload S3 is slow to answer.
+    const rolling = writer.write('z'.repeat(600)).then(
+      () => 'written',
+      (error: unknown) => (error as Error).message,
+    );
+    await sleep(100);
+    await writer.discard();
+    expect(await rolling).toBe('The snapshot writer was discarded');
+    expect(writer.files.map(({ key }) => key)).toEqual([`${prefix}w/0.gz`]);
+    expect(await objects(h, prefix)).toEqual({});
+    expect(h.proxy.log.filter(({ key }) => key.startsWith(`${prefix}w/1`))).toEqual([]);
   });
 
   it('a manifest conflict (412: another attempt committed first) returns already-committed with the winner\'s summary', async () => {
