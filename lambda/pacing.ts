@@ -21,7 +21,9 @@
  *   rate, and never falls below `FLOOR` of it: after a climb, a stall, or while the
  *   halved window rather than the platform held the rate down, the last second
  *   under-reports; a cut is a correction, not a restart (a rate far too high just takes a
- *   few cuts, one rejection each).
+ *   few cuts, one rejection each). The current rate counts for at most twice what was
+ *   sent over the last second: a probe that doubled for seconds while the window held the
+ *   sends down would otherwise keep the pacer from pacing for dozens of cuts.
  * - Between cuts the rate grows by `GROWTH_PER_SUCCESS` of the cut rate with each accepted
  *   request: back at the limit after about 35 successes, then probing above it slowly
  *   enough that the bucket's burst absorbs the excess for a while. Counting successes, not
@@ -82,11 +84,14 @@ export class RatePacer {
   cut(): void {
     const perSecond = 1000 / RatePacer.ESTIMATE_WINDOW_MS;
     const accepted = this.#remember(this.#accepted, false) * perSecond;
-    const current = this.rate;
+    const sent = this.#remember(this.#sent, false) * perSecond;
+    // A rate the sends never came near (the window, not the pacer, held them down, while
+    // the probe kept doubling) says nothing of the platform: a cut starts from at most
+    // twice what was sent, as TCP validates an unused congestion window (RFC 7661).
+    const used = Math.max(2 * sent, accepted);
+    const current = used > 0 ? Math.min(this.rate, used) : this.rate;
     const estimate =
-      this.#cuts === 0
-        ? Math.max(accepted, this.#remember(this.#sent, false) * perSecond)
-        : Math.min(current, Math.max(accepted, RatePacer.FLOOR * current));
+      this.#cuts === 0 ? Math.max(accepted, sent) : Math.min(current, Math.max(accepted, RatePacer.FLOOR * current));
     this.#base = Math.max(RatePacer.MIN_RATE, RatePacer.DECREASE * estimate);
     this.#cutAt = this.now();
     this.#cuts += 1;

@@ -78,7 +78,7 @@ describe('RatePacer', () => {
     expect(pacer.rate).toBeCloseTo(0.9 * 8 * 8);
   });
 
-  it('cuts to 0.9 × the accepted rate of the last second, within [75 %, 100 %] of the current rate', () => {
+  it('cuts to 0.9 × the accepted rate of the last second, within [75 %, 100 %] of the rate in use', () => {
     const { clock, pacer } = pacerAt(10_000);
     const acceptFiftyInOneSecond = () => {
       for (let i = 0; i < 50; i += 1) {
@@ -91,10 +91,11 @@ describe('RatePacer', () => {
     pacer.cut(); // rate 0.9, doubling every 250 ms
     clock.now += 1000;
     acceptFiftyInOneSecond(); // meanwhile the platform accepted 50 (its bucket drains 50/s)
-    const refused = pacer.rate; // 0.9 × 2^8 = 230 requests/s
+    expect(pacer.rate).toBeCloseTo(0.9 * 2 ** 8); // the probe's rate by now: 230 requests/s
     pacer.cut();
-    // The climb's last second under-reports: a cut keeps at least 75 % of the rate refused.
-    expect(pacer.rate).toBeCloseTo(0.9 * 0.75 * refused);
+    // The climb's last second under-reports: a cut keeps at least 75 % of the rate in use,
+    // which is at most twice the 50/s sent, not the 230/s the probe allowed.
+    expect(pacer.rate).toBeCloseTo(0.9 * 0.75 * 2 * 50);
     // Saturated at 50/s, a few more cuts (one rejection each) land at 0.9 × 50.
     let cuts = 0;
     while (pacer.rate > 0.9 * 50 + 1e-9 && cuts < 10) {
@@ -103,7 +104,24 @@ describe('RatePacer', () => {
       cuts += 1;
     }
     expect(pacer.rate).toBeCloseTo(0.9 * 50);
-    expect(cuts).toBeLessThanOrEqual(6);
+    expect(cuts).toBeLessThanOrEqual(2);
+  });
+
+  it('starts a cut from what was sent, not from a probe that doubled while the window held sends down', () => {
+    const { clock, pacer } = pacerAt(10_000);
+    for (let i = 0; i < 8; i += 1) pacer.sent();
+    pacer.cut(); // 7.2/s, doubling every 250 ms: 470,000/s after 4 s
+    // For 4 s the window, not the pacer, holds the sends to 20/s, all accepted ...
+    for (let i = 0; i < 80; i += 1) {
+      clock.now += 50;
+      pacer.sent();
+      pacer.succeeded();
+    }
+    expect(pacer.rate).toBeGreaterThan(100_000);
+    // ... then the platform rejects: the pacer takes over at once, at most twice that rate.
+    pacer.cut();
+    expect(pacer.rate).toBeLessThanOrEqual(0.9 * 2 * 20);
+    expect(pacer.rate).toBeGreaterThanOrEqual(0.9 * 20);
   });
 
   it('never raises the rate on a cut, however much was accepted', () => {
