@@ -55,8 +55,19 @@ export const DEFAULTS = {
   RUN_DEADLINE_MARGIN_SECONDS: 20,
 } as const;
 
+/**
+ * The most THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE may be. The pager holds up to twice
+ * the concurrency in pages (see pages.ts), so this keeps at most 64,000 parsed briefs in
+ * memory: at about 2.5 KB each, about 160 MB of the 896 MB heap, which leaves room for the
+ * de-duplication set, upload parts and garbage not yet collected. The defaults (4 x 1000)
+ * sit well inside it.
+ */
+export const MAX_CONCURRENCY_TIMES_PAGE_SIZE = 32_000;
+
 export function loadConfig(env: Env = process.env): Config {
   const problems: string[] = [];
+  // Variables already reported, so that checks across variables do not pile onto them.
+  const invalid = new Set<string>();
   const required = (name: string): string => {
     const value = env[name]?.trim();
     if (!value) problems.push(`${name} is required`);
@@ -68,22 +79,35 @@ export function loadConfig(env: Env = process.env): Config {
     const value = Number(raw);
     if (!Number.isInteger(value) || value < min || value > max) {
       problems.push(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+      invalid.add(name);
     }
     return value;
   };
   const url = (name: string, raw: string): URL => {
+    // Problems are logged: a value with "@" in it may hold a user:password, so it is not
+    // echoed, not even the part that parses as a scheme ("user:secret@host").
+    const shown = (value: string): string => (raw.includes('@') ? '' : `, got "${value}"`);
     let parsed: URL | undefined;
     try {
       parsed = new URL(raw);
     } catch {
-      problems.push(`${name} must be an absolute URL, got "${raw}"`);
+      problems.push(`${name} must be an absolute URL${shown(raw)}`);
       return new URL('https://invalid.invalid');
     }
     if (parsed.protocol === 'http:' && !isLoopback(parsed.hostname)) {
       problems.push(`${name} must use https:// (plain http:// is allowed only for loopback addresses)`);
     } else if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-      problems.push(`${name} must be an http(s) URL, got "${parsed.protocol}"`);
+      problems.push(`${name} must be an http(s) URL${shown(parsed.protocol)}`);
     }
+    // Userinfo would end up in fetch errors (logged) and in every manifest's source.baseUrl.
+    if (parsed.username !== '' || parsed.password !== '') {
+      problems.push(`${name} must not contain a user name or password: remove the "...@" before the host (credentials come from the SSM parameters)`);
+    }
+    // The devices path is appended to the base URL, so a query or fragment would swallow it;
+    // an empty "?" or "#" counts too, as it would still be kept in the href.
+    const [beforeFragment = ''] = parsed.href.split('#');
+    if (beforeFragment.includes('?')) problems.push(`${name} must not have a query string: remove the "?" and everything after it`);
+    if (parsed.href.includes('#')) problems.push(`${name} must not have a fragment: remove the "#" and everything after it`);
     return parsed;
   };
 
@@ -120,6 +144,13 @@ export function loadConfig(env: Env = process.env): Config {
     fileMaxBytes: integer('SNAPSHOT_FILE_MAX_BYTES', 1024, 5 * 1024 ** 4),
     deadlineMarginSeconds: integer('RUN_DEADLINE_MARGIN_SECONDS', 0, 600),
   };
+  const held = config.concurrency * config.pageSize;
+  if (!invalid.has('THINGPARK_CONCURRENCY') && !invalid.has('THINGPARK_PAGE_SIZE') && held > MAX_CONCURRENCY_TIMES_PAGE_SIZE) {
+    problems.push(
+      `THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE must be at most ${MAX_CONCURRENCY_TIMES_PAGE_SIZE} to bound the pages held in memory, ` +
+        `got ${config.concurrency} x ${config.pageSize} = ${held}: lower THINGPARK_CONCURRENCY or THINGPARK_PAGE_SIZE`,
+    );
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
 }

@@ -10,6 +10,13 @@ const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const CLASSIC_SCHEDULE_FIELDS = new Set(['version', 'id', 'detail-type', 'source', 'account', 'time', 'region', 'resources', 'detail']);
 
 /**
+ * How far a schedule time may be ahead of the function's clock. A schedule is delivered at
+ * or after its time, so being ahead only ever comes from clocks disagreeing, which is
+ * seconds; five minutes absorbs that and still refuses a mistyped date.
+ */
+export const SCHEDULE_CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/**
  * Accepts, and nothing else:
  * - EventBridge Scheduler's payload `{ "scheduledTime": "<ISO time>" }`;
  * - a classic EventBridge scheduled rule event (`"detail-type": "Scheduled Event"`, `time`);
@@ -25,12 +32,12 @@ export function parseTrigger(event: unknown, now: Date): Trigger {
   if ('scheduledTime' in fields) {
     const extra = Object.keys(fields).filter((name) => name !== 'scheduledTime');
     if (extra.length > 0) throw new EventError(`A scheduled event carries only "scheduledTime"; unexpected: ${extra.join(', ')}. ${usage()}`);
-    return { kind: 'schedule', runTime: scheduleTime(fields.scheduledTime, 'scheduledTime') };
+    return { kind: 'schedule', runTime: scheduleTime(fields.scheduledTime, 'scheduledTime', now) };
   }
   if (fields['detail-type'] === 'Scheduled Event' && fields.source === 'aws.events') {
     const extra = Object.keys(fields).filter((name) => !CLASSIC_SCHEDULE_FIELDS.has(name));
     if (extra.length > 0) throw new EventError(`Unexpected fields in a scheduled rule event: ${extra.join(', ')}. ${usage()}`);
-    return { kind: 'schedule', runTime: scheduleTime(fields.time, 'time') };
+    return { kind: 'schedule', runTime: scheduleTime(fields.time, 'time', now) };
   }
   const unknown = Object.keys(fields).filter((name) => !(ON_DEMAND_FIELDS as readonly string[]).includes(name));
   if (unknown.length > 0) {
@@ -44,10 +51,18 @@ export function parseTrigger(event: unknown, now: Date): Trigger {
   return { kind: 'on-demand', runTime: now, label };
 }
 
-function scheduleTime(value: unknown, field: string): Date {
+function scheduleTime(value: unknown, field: string, now: Date): Date {
   const time = typeof value === 'string' ? new Date(value) : undefined;
   if (!time || Number.isNaN(time.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(value as string)) {
     throw new EventError(`"${field}" must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value)}.`);
+  }
+  // Past times stay accepted: redeliveries and redos of old schedules are legitimate.
+  if (time.getTime() > now.getTime() + SCHEDULE_CLOCK_SKEW_MS) {
+    throw new EventError(
+      `"${field}" is in the future: ${JSON.stringify(value)}, now is ${now.toISOString()}. ` +
+        `A run's time orders the "latest" pointer, so a future run would keep every later run from moving it; ` +
+        `at most ${SCHEDULE_CLOCK_SKEW_MS / 60_000} minutes ahead are allowed, for clock skew.`,
+    );
   }
   return time;
 }

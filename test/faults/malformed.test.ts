@@ -22,7 +22,7 @@ beforeAll(async () => {
   // One committed run; every malformed run below must leave it exactly as it is.
   prefix = freshPrefix();
   await reset(h);
-  await invokeOk(h, await exporter(h, prefix), { scheduledTime: '2030-01-01T00:00:00Z' });
+  await invokeOk(h, await exporter(h, prefix), { scheduledTime: '2024-01-01T00:00:00Z' });
   before = await objects(h, prefix);
 });
 afterAll(async () => {
@@ -32,7 +32,7 @@ afterAll(async () => {
 /** A later schedule each time, so each failed run would have moved the pointer had it committed. */
 function nextSchedule() {
   deliveries += 1;
-  return { scheduledTime: new Date(Date.UTC(2030, 1, deliveries)).toISOString() };
+  return { scheduledTime: new Date(Date.UTC(2024, 1, deliveries)).toISOString() };
 }
 
 const proxyPage = `<!DOCTYPE html><html><head><title>Service unavailable</title></head><body>${'<p>The upstream server is not responding. Please try again later.</p>'.repeat(150)}</body></html>`;

@@ -26,10 +26,10 @@ afterAll(async () => {
   await h?.stop();
 });
 
-const BASELINE = { scheduledTime: '2030-01-01T00:00:00Z' };
-const NEXT = { scheduledTime: '2030-01-02T00:00:00Z' };
-const NEXT_DATA = (prefix: string) => `${prefix}devices/dt=2030-01-02/run=20300102T000000Z/`;
-const NEXT_MANIFEST = (prefix: string) => `${prefix}manifests/20300102T000000Z.json`;
+const BASELINE = { scheduledTime: '2024-01-01T00:00:00Z' };
+const NEXT = { scheduledTime: '2024-01-02T00:00:00Z' };
+const NEXT_DATA = (prefix: string) => `${prefix}devices/dt=2024-01-02/run=20240102T000000Z/`;
+const NEXT_MANIFEST = (prefix: string) => `${prefix}manifests/20240102T000000Z.json`;
 
 /** A committed run under a fresh prefix; returns the prefix and every object in it, byte for byte. */
 async function baseline(env: Record<string, string> = {}) {
@@ -175,20 +175,22 @@ describe('atomic publish', () => {
     h.proxy.rule = undefined;
     const requests = sim.stats.requests;
     const redelivered = await invokeOk(h, handler, NEXT);
-    expect(redelivered).toMatchObject({ status: 'already-committed', pointerMoved: true, runId: '20300102T000000Z' });
+    expect(redelivered).toMatchObject({ status: 'already-committed', pointerMoved: true, runId: '20240102T000000Z' });
     expect(sim.stats.requests).toBe(requests);
     const latest = JSON.parse(Buffer.from((await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`] ?? '', 'base64').toString());
-    expect(latest).toMatchObject({ runId: '20300102T000000Z', manifestKey: NEXT_MANIFEST(prefix) });
+    expect(latest).toMatchObject({ runId: '20240102T000000Z', manifestKey: NEXT_MANIFEST(prefix) });
   });
 
   it('never moves the pointer backwards: an older schedule finishing after a newer one leaves latest at the newer', async () => {
     const prefix = freshPrefix();
     await reset(h);
     const handler = await exporter(h, prefix);
-    const newer = await invokeOk(h, handler, { scheduledTime: '2031-06-01T12:00:00Z' });
+    // The newer schedule is two minutes ahead of this clock (within the skew allowed).
+    const at = (offsetMs: number) => new Date(Math.floor(Date.now() / 1000) * 1000 + offsetMs).toISOString();
+    const newer = await invokeOk(h, handler, { scheduledTime: at(120_000) });
     expect(newer.pointerMoved).toBe(true);
     const pointer = (await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`];
-    const older = await invokeOk(h, handler, { scheduledTime: '2031-06-01T06:00:00Z' });
+    const older = await invokeOk(h, handler, { scheduledTime: at(-3_600_000) });
     expect(older).toMatchObject({ status: 'committed', pointerMoved: false });
     // An on-demand run stamped "now" is older than that schedule too.
     const onDemand = await invokeOk(h, handler, { label: 'manual' });
@@ -241,7 +243,7 @@ describe('atomic publish', () => {
       'PUT 200',
     ]);
     const latest = JSON.parse(Buffer.from((await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`] ?? '', 'base64').toString());
-    expect(latest).toMatchObject({ runId: '20300102T000000Z' });
+    expect(latest).toMatchObject({ runId: '20240102T000000Z' });
   });
 
   it('a writer discarded while it completes a file fails the write waiting on it and opens no next file', async () => {
@@ -269,11 +271,11 @@ describe('atomic publish', () => {
     await reset(h);
     const winner = JSON.stringify({
       schemaVersion: 1,
-      runId: '20300102T000000Z',
+      runId: '20240102T000000Z',
       trigger: 'schedule',
-      runTime: '2030-01-02T00:00:00.000Z',
-      startedAt: '2030-01-02T00:00:01.000Z',
-      finishedAt: '2030-01-02T00:00:02.000Z',
+      runTime: '2024-01-02T00:00:00.000Z',
+      startedAt: '2024-01-02T00:00:01.000Z',
+      finishedAt: '2024-01-02T00:00:02.000Z',
       durationMs: 1000,
       source: { baseUrl: h.platform.url, pageSize: 100, firstPageIndex: 0 },
       counts: { devices: 4242, pages: 43, pageRequests: 44, wastedRequests: 1, duplicates: 0, unkeyed: 0, throttled: 0, retries: 0, tokenGrants: 1 },

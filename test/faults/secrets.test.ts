@@ -130,7 +130,7 @@ const SCENARIOS: Scenario[] = [
         return undefined;
       };
     },
-    event: { scheduledTime: '2030-03-01T00:00:00Z' },
+    event: { scheduledTime: '2024-03-01T00:00:00Z' },
     expected: 'committed',
   },
   {
@@ -142,7 +142,7 @@ const SCENARIOS: Scenario[] = [
     },
     expected: 'committed',
   },
-  { name: 'schedule delivered twice', event: { scheduledTime: '2030-03-02T00:00:00Z' }, twice: true, expected: 'already-committed' },
+  { name: 'schedule delivered twice', event: { scheduledTime: '2024-03-02T00:00:00Z' }, twice: true, expected: 'already-committed' },
   { name: 'unknown event field', event: { lable: 'x' }, expected: 'EventError' },
   { name: 'http:// to a remote host', env: { THINGPARK_BASE_URL: 'http://thingpark.example.com' }, expected: 'ConfigError' },
 ];

@@ -190,16 +190,16 @@ describe('the snapshot', () => {
 
   it('writes data, then the manifest, then the pointer, and the manifest describes the data', async () => {
     platform({ fleet: 1500 });
-    const handler = await exporter({ SNAPSHOT_FILE_MAX_BYTES: String(200 * 1024) });
+    // A prefix of its own: the first run there, so the pointer moves to it.
+    const handler = await exporter({ SNAPSHOT_FILE_MAX_BYTES: String(200 * 1024), SNAPSHOT_PREFIX: 'ordered/' });
     const before = standIns.s3Events.length;
-    // Later than every other run here, so the pointer moves to it.
-    const summary = await handler({ scheduledTime: '2099-11-27T06:00:00Z' }, lambdaContext());
+    const summary = await handler({ scheduledTime: '2026-11-27T06:00:00Z' }, lambdaContext());
     expect(summary.pointerMoved).toBe(true);
     const writes = standIns.s3Events.slice(before).filter(({ event }) => event.startsWith('ObjectCreated'));
     const order = writes.map(({ key }) => key);
     expect(order.slice(0, -2).sort()).toEqual([...summary.dataKeys].sort());
     expect(order.slice(-2)).toEqual([summary.manifestKey, summary.latestKey]);
-    expect(summary.dataKeys.every((key) => key.startsWith('thingpark/devices/dt=2099-11-27/run=20991127T060000Z/'))).toBe(true);
+    expect(summary.dataKeys.every((key) => key.startsWith('ordered/devices/dt=2026-11-27/run=20261127T060000Z/'))).toBe(true);
 
     const s3 = testS3(standIns.s3Url);
     const manifest = await getJson<{ runId: string; files: { key: string; bytes: number; devices: number }[]; counts: { devices: number } }>(
@@ -207,8 +207,8 @@ describe('the snapshot', () => {
       DEMO.bucket,
       summary.manifestKey,
     );
-    expect(manifest.runId).toBe('20991127T060000Z');
-    expect(await getJson(s3, DEMO.bucket, summary.latestKey)).toMatchObject({ runId: '20991127T060000Z', manifestKey: summary.manifestKey });
+    expect(manifest.runId).toBe('20261127T060000Z');
+    expect(await getJson(s3, DEMO.bucket, summary.latestKey)).toMatchObject({ runId: '20261127T060000Z', manifestKey: summary.manifestKey });
     expect(manifest.counts.devices).toBe(1500);
     expect(manifest.files.reduce((sum, file) => sum + file.devices, 0)).toBe(1500);
     for (const file of manifest.files) {
@@ -218,7 +218,7 @@ describe('the snapshot', () => {
       new (await import('@aws-sdk/client-s3')).HeadObjectCommand({ Bucket: DEMO.bucket, Key: manifest.files[0]?.key }),
     );
     expect(ContentLength).toBe(manifest.files[0]?.bytes);
-    const manifests = await listKeys(s3, DEMO.bucket, 'thingpark/manifests/');
+    const manifests = await listKeys(s3, DEMO.bucket, 'ordered/manifests/');
     expect(manifests).toContain(summary.manifestKey);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, loadConfig } from '../../lambda/config.ts';
+import { DEFAULTS, loadConfig, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/config.ts';
 import { ConfigError } from '../../lambda/errors.ts';
 
 const minimal = {
@@ -9,14 +9,18 @@ const minimal = {
   SNAPSHOT_BUCKET: 'bucket',
 };
 
-function problemsOf(env: Record<string, string>): string[] {
+function errorOf(env: Record<string, string>): ConfigError {
   try {
     loadConfig(env);
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigError);
-    return (error as ConfigError).problems;
+    return error as ConfigError;
   }
   throw new Error('expected a ConfigError');
+}
+
+function problemsOf(env: Record<string, string>): string[] {
+  return errorOf(env).problems;
 }
 
 describe('loadConfig', () => {
@@ -55,6 +59,51 @@ describe('loadConfig', () => {
     ]);
     expect(loadConfig({ ...minimal, THINGPARK_BASE_URL: 'http://127.0.0.1:8080' }).baseUrl.port).toBe('8080');
     expect(loadConfig({ ...minimal, THINGPARK_BASE_URL: 'http://localhost:8080' }).baseUrl.hostname).toBe('localhost');
+  });
+
+  it.each([
+    ['THINGPARK_BASE_URL', 'https://svc:s3cr3t@community.thingpark.io', 'must not contain a user name or password: remove the "...@" before the host (credentials come from the SSM parameters)'],
+    ['THINGPARK_TOKEN_URL', 'https://:s3cr3t@community.thingpark.io/token', 'must not contain a user name or password: remove the "...@" before the host (credentials come from the SSM parameters)'],
+    ['THINGPARK_BASE_URL', 'https://community.thingpark.io/?s3cr3t=1', 'must not have a query string: remove the "?" and everything after it'],
+    ['THINGPARK_TOKEN_URL', 'https://community.thingpark.io/token?', 'must not have a query string: remove the "?" and everything after it'],
+    ['THINGPARK_BASE_URL', 'https://community.thingpark.io/#s3cr3t', 'must not have a fragment: remove the "#" and everything after it'],
+  ])('refuses %s %s, saying what to remove without echoing it', (name, value, problem) => {
+    // Userinfo would reach logged fetch errors and every manifest; a query or fragment
+    // would swallow the devices path. Problems are logged, so none may repeat the value.
+    const error = errorOf({ ...minimal, [name]: value });
+    expect(error.problems).toContain(`${name} ${problem}`);
+    expect(error.message).not.toContain('s3cr3t');
+  });
+
+  it('does not echo a URL with "@" in it even when it does not parse', () => {
+    // Without a scheme, "svc:s3cr3t@host" parses with "svc:" as the scheme, so even the
+    // scheme may be part of a credential.
+    for (const value of ['//svc:s3cr3t@community.thingpark.io', 'svc:s3cr3t@community.thingpark.io']) {
+      const error = errorOf({ ...minimal, THINGPARK_TOKEN_URL: value });
+      expect(error.problems).toHaveLength(1);
+      expect(error.problems[0]).toMatch(/^THINGPARK_TOKEN_URL must be an (absolute|http\(s\)) URL$/);
+      expect(error.message).not.toContain('s3cr3t');
+      expect(error.message).not.toContain('svc');
+    }
+    expect(problemsOf({ ...minimal, THINGPARK_TOKEN_URL: 'community.thingpark.io/token' })).toEqual([
+      'THINGPARK_TOKEN_URL must be an absolute URL, got "community.thingpark.io/token"',
+    ]);
+  });
+
+  it('bounds concurrency times page size, which bounds the pages held in memory', () => {
+    expect(problemsOf({ ...minimal, THINGPARK_CONCURRENCY: '64', THINGPARK_PAGE_SIZE: '100000' })).toEqual([
+      `THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE must be at most ${MAX_CONCURRENCY_TIMES_PAGE_SIZE} to bound the pages held in memory, got 64 x 100000 = 6400000: lower THINGPARK_CONCURRENCY or THINGPARK_PAGE_SIZE`,
+    ]);
+    // The default concurrency counts too: a page size alone can go over.
+    expect(problemsOf({ ...minimal, THINGPARK_PAGE_SIZE: '8001' })).toEqual([
+      `THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE must be at most ${MAX_CONCURRENCY_TIMES_PAGE_SIZE} to bound the pages held in memory, got 4 x 8001 = 32004: lower THINGPARK_CONCURRENCY or THINGPARK_PAGE_SIZE`,
+    ]);
+    expect(loadConfig({ ...minimal, THINGPARK_PAGE_SIZE: '8000' })).toMatchObject({ concurrency: 4, pageSize: 8000 });
+    expect(loadConfig({ ...minimal, THINGPARK_CONCURRENCY: '16', THINGPARK_PAGE_SIZE: '2000' })).toMatchObject({ concurrency: 16, pageSize: 2000 });
+    // A value out of its own range is reported once, not again as a product.
+    expect(problemsOf({ ...minimal, THINGPARK_CONCURRENCY: '65', THINGPARK_PAGE_SIZE: '1000' })).toEqual([
+      'THINGPARK_CONCURRENCY must be an integer from 1 to 64, got "65"',
+    ]);
   });
 
   it('rejects a prefix that would write outside a folder', () => {

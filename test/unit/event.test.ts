@@ -43,6 +43,22 @@ describe('parseTrigger', () => {
     expect(() => parseTrigger(event, now)).toThrow(EventError);
     expect(() => parseTrigger(event, now)).toThrow(message);
   });
+
+  it.each([
+    [{ scheduledTime: '2062-01-01T00:00:00Z' }, 'scheduledTime', '2062-01-01T00:00:00Z'],
+    [{ 'detail-type': 'Scheduled Event', source: 'aws.events', time: '2026-11-28T10:20:31Z' }, 'time', '2026-11-28T10:20:31Z'],
+  ])('refuses a schedule time in the future, which would hold the latest pointer for every later run: %j', (event, field, value) => {
+    expect(() => parseTrigger(event, now)).toThrow(EventError);
+    expect(() => parseTrigger(event, now)).toThrow(
+      `"${field}" is in the future: "${value}", now is 2026-11-28T10:15:30.123Z. A run's time orders the "latest" pointer`,
+    );
+  });
+
+  it('accepts past schedule times and a few minutes of clock skew', () => {
+    // Redeliveries and redos of old schedules are legitimate, however old.
+    expect(parseTrigger({ scheduledTime: '2020-01-01T00:00:00Z' }, now).runTime).toEqual(new Date('2020-01-01T00:00:00Z'));
+    expect(parseTrigger({ scheduledTime: '2026-11-28T10:20:30.123Z' }, now).runTime).toEqual(new Date('2026-11-28T10:20:30.123Z'));
+  });
 });
 
 describe('runIdOf', () => {
