@@ -463,7 +463,7 @@ export class ExporterStack extends Stack {
     Validations.of(this.bucket).acknowledge({
       id: 'AwsSolutions-S1',
       reason:
-        'Written only by the exporter role and read through Athena; per-request audit, where needed, comes from CloudTrail S3 data events, and an access-log bucket would need the same exception.',
+        'Written by the exporter function and read by analysts (Athena, the CLI), both through IAM in this account; per-request audit, where needed, comes from CloudTrail S3 data events, and an access-log bucket would need the same exception.',
     });
   }
 
