@@ -1,11 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { deleteObjects } from './deletes.ts';
 import type { DataFile } from './snapshot.ts';
 
 /** What a run counted on its way through the fleet. */
@@ -146,10 +141,9 @@ export async function removeStrayFiles(
   keep: ReadonlySet<string>,
 ): Promise<{ removed: number; refused: string[] }> {
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: dataPrefix }));
-  const stray = (listed.Contents ?? []).flatMap(({ Key }) => (Key && !keep.has(Key) ? [{ Key }] : []));
-  if (stray.length === 0) return { removed: 0, refused: [] };
-  const { Errors = [] } = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: stray, Quiet: true } }));
-  return { removed: stray.length - Errors.length, refused: Errors.map(({ Key, Code }) => `${Key} (${Code})`) };
+  const stray = (listed.Contents ?? []).flatMap(({ Key }) => (Key && !keep.has(Key) ? [Key] : []));
+  const refused = await deleteObjects(s3, bucket, stray);
+  return { removed: stray.length - refused.length, refused };
 }
 
 /** A small JSON object, written only if the condition on the current object holds. */

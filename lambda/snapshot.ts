@@ -2,8 +2,9 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Transform } from 'node:stream';
 import { createGzip, type Gzip } from 'node:zlib';
-import { DeleteObjectsCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { deleteObjects } from './deletes.ts';
 
 /** One data file of a snapshot, as the manifest lists it. */
 export interface DataFile {
@@ -137,18 +138,8 @@ export class DataWriter {
       await Promise.race([open.done.catch(() => undefined), sleep(SETTLE_MS)]);
       keys.push(open.key);
     }
-    if (keys.length > 0) {
-      const { Errors: refused = [] } = await this.s3.send(
-        new DeleteObjectsCommand({
-          Bucket: this.bucket,
-          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
-        }),
-      );
-      // The call succeeds when single objects fail: each one is reported in its answer.
-      if (refused.length > 0) {
-        throw new Error(`S3 did not delete ${refused.length} data file(s): ${refused.map(({ Key, Code }) => `${Key} (${Code})`).join(', ')}`);
-      }
-    }
+    const refused = await deleteObjects(this.s3, this.bucket, keys);
+    if (refused.length > 0) throw new Error(`S3 did not delete ${refused.length} data file(s): ${refused.join(', ')}`);
   }
 
   #openFile(): OpenFile {
