@@ -2,7 +2,7 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from './config.ts';
 import { ExporterError } from './errors.ts';
 import { attemptOf, parseTrigger, runIdOf } from './event.ts';
-import { exportRun, type RunSummary } from './export.ts';
+import { exportRun, type RunSummary } from './run/export-run.ts';
 import { logger, metrics, recordRun } from './observability.ts';
 import { createRuntime, type Runtime } from './runtime.ts';
 

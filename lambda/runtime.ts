@@ -1,8 +1,8 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from './config.ts';
-import { ssmCredentials } from './credentials.ts';
-import { clientCredentialsGrant } from './grant.ts';
-import { TokenCache } from './token.ts';
+import { ssmCredentials } from './auth/credentials.ts';
+import { clientCredentialsGrant } from './auth/token-grant.ts';
+import { TokenCache } from './auth/token-cache.ts';
 
 /** What outlives one invocation in a warm execution context: clients and the token. */
 export interface Runtime {

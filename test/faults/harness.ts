@@ -4,7 +4,7 @@ import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { expect } from 'vitest';
-import type { RunSummary } from '../../lambda/export.ts';
+import type { RunSummary } from '../../lambda/run/export-run.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
 import type { SimulatorOptions } from '../support/simulator.ts';
 import { DEMO, startStandIns, type StandInOptions, type StandIns } from '../support/standins.ts';

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DataWriter } from '../../lambda/snapshot.ts';
+import { DataWriter } from '../../lambda/storage/data-writer.ts';
 import { readRows, testS3 } from '../support/snapshot.ts';
 import {
   DEMO,

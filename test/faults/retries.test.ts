@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { RetryBudget, TransientError, parseRetryAfter, retrying } from '../../lambda/retry.ts';
+import { RetryBudget, TransientError, parseRetryAfter, retrying } from '../../lambda/common/retry.ts';
 import {
   arrivals,
   expectNoSecretsLeaked,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunSummary } from '../../lambda/export.ts';
+import type { RunSummary } from '../../lambda/run/export-run.ts';
 import { expectNoSecretsLeaked, exporter, freshPrefix, invokeOk, objects, reset, startHarness, type Harness } from './harness.ts';
 
 let h: Harness;

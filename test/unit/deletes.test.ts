@@ -1,8 +1,8 @@
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { removeStrayFiles } from '../../lambda/publish.ts';
-import { DataWriter } from '../../lambda/snapshot.ts';
+import { removeStrayFiles } from '../../lambda/storage/manifest.ts';
+import { DataWriter } from '../../lambda/storage/data-writer.ts';
 
 /**
  * DeleteObjects succeeds as a call when single objects cannot be deleted: each refusal is

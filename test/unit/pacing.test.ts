@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RatePacer } from '../../lambda/pacing.ts';
+import { RatePacer } from '../../lambda/platform/rate-pacer.ts';
 
 /** A pacer on a clock the test moves by hand. */
 function pacerAt(start = 0) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { HELD_BRIEFS, orderedPages, type PagingStats } from '../../lambda/pages.ts';
-import type { DevicePage } from '../../lambda/thingpark.ts';
-import { AdaptiveWindow } from '../../lambda/window.ts';
+import { HELD_BRIEFS, orderedPages, type PagingStats } from '../../lambda/platform/ordered-pages.ts';
+import type { DevicePage } from '../../lambda/platform/devices-api.ts';
+import { AdaptiveWindow } from '../../lambda/platform/adaptive-window.ts';
 
 interface Open {
   resolve: (page: DevicePage) => void;

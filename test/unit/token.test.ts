@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TokenCache, type Grant } from '../../lambda/token.ts';
+import { TokenCache, type Grant } from '../../lambda/auth/token-cache.ts';
 
 /** A grant function that issues numbered tokens with a given lifetime, on a fake clock. */
 function setup(expiresIn: number | undefined, marginSeconds = 60) {

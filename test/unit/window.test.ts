@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RatePacer } from '../../lambda/pacing.ts';
-import { AdaptiveWindow, type Ticket } from '../../lambda/window.ts';
+import { RatePacer } from '../../lambda/platform/rate-pacer.ts';
+import { AdaptiveWindow, type Ticket } from '../../lambda/platform/adaptive-window.ts';
 
 /** Requests queued at the window; `admitted` lists their priorities in admission order. */
 function queue(window: AdaptiveWindow) {

@@ -1,4 +1,4 @@
-import { RatePacer } from './pacing.ts';
+import { RatePacer } from './rate-pacer.ts';
 
 /** Handed out with each send; given back to `rejected` so that one burst is one signal. */
 export type Ticket = number;

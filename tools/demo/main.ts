@@ -10,9 +10,9 @@
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Context } from 'aws-lambda';
-import { duckdbQuery } from '../support/duckdb.ts';
-import { downloadFiles, getJson, testS3 } from '../support/snapshot.ts';
-import { startStandIns, type StandIns } from '../support/standins.ts';
+import { duckdbQuery } from '../../test/support/duckdb.ts';
+import { downloadFiles, getJson, testS3 } from '../../test/support/snapshot.ts';
+import { startStandIns, type StandIns } from '../../test/support/standins.ts';
 import { S3Client } from '@aws-sdk/client-s3';
 
 const real = Boolean(process.env.THINGPARK_BASE_URL);

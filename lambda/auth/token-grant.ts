@@ -1,9 +1,9 @@
 import * as oidc from 'openid-client';
-import type { Config } from './config.ts';
+import type { Config } from '../config.ts';
 import type { ClientCredentials, CredentialsSource } from './credentials.ts';
-import { ClientRejectedError, PlatformError } from './errors.ts';
-import { RetryBudget, TransientError, isNetworkError, parseRetryAfter, retrying } from './retry.ts';
-import type { Grant } from './token.ts';
+import { ClientRejectedError, PlatformError } from '../errors.ts';
+import { RetryBudget, TransientError, isNetworkError, parseRetryAfter, retrying } from '../common/retry.ts';
+import type { Grant } from './token-cache.ts';
 
 type GrantConfig = Pick<Config, 'tokenUrl' | 'tokenAuth' | 'requestTimeoutMs' | 'maxRetries'>;
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { deleteObjects } from './deletes.ts';
-import type { DataFile } from './snapshot.ts';
+import type { DataFile } from './data-writer.ts';
 
 /** What a run counted on its way through the fleet. */
 export interface RunCounts {

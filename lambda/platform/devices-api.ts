@@ -1,7 +1,7 @@
-import { MalformedPageError, PlatformError } from './errors.ts';
-import { TransientError, isNetworkError, parseRetryAfter, type Retrying } from './retry.ts';
-import type { TokenCache } from './token.ts';
-import type { AdaptiveWindow } from './window.ts';
+import { MalformedPageError, PlatformError } from '../errors.ts';
+import { TransientError, isNetworkError, parseRetryAfter, type Retrying } from '../common/retry.ts';
+import type { TokenCache } from '../auth/token-cache.ts';
+import type { AdaptiveWindow } from './adaptive-window.ts';
 
 export const DEVICES_PATH = '/thingpark/wireless/rest/subscriptions/mine/devices';
 

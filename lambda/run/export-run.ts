@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { DeadlineError } from './errors.ts';
-import type { Trigger } from './event.ts';
-import { runKeys } from './layout.ts';
-import { orderedPages, type PagingStats } from './pages.ts';
+import { DeadlineError } from '../errors.ts';
+import type { Trigger } from '../event.ts';
+import { runKeys } from '../storage/keys.ts';
+import { orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import {
   advancePointer,
   commitManifest,
@@ -14,12 +14,12 @@ import {
   type ManifestOwner,
   type Pointer,
   type RunCounts,
-} from './publish.ts';
-import { RetryBudget, retrying } from './retry.ts';
-import type { Runtime } from './runtime.ts';
-import { DataWriter } from './snapshot.ts';
-import { pageFetcher, type Brief, type RequestStats } from './thingpark.ts';
-import { AdaptiveWindow } from './window.ts';
+} from '../storage/manifest.ts';
+import { RetryBudget, retrying } from '../common/retry.ts';
+import type { Runtime } from '../runtime.ts';
+import { DataWriter } from '../storage/data-writer.ts';
+import { pageFetcher, type Brief, type RequestStats } from '../platform/devices-api.ts';
+import { AdaptiveWindow } from '../platform/adaptive-window.ts';
 
 /** The handler's answer: what the run did and where its snapshot is. */
 export type RunSummary = {

@@ -1,5 +1,5 @@
-import type { DevicePage } from './thingpark.ts';
-import type { AdaptiveWindow } from './window.ts';
+import type { DevicePage } from './devices-api.ts';
+import type { AdaptiveWindow } from './adaptive-window.ts';
 
 export interface PagingStats {
   pages: number;

@@ -16,9 +16,9 @@ import { resolve } from 'node:path';
 import { build } from 'esbuild';
 import { HEAP_MB } from '../../infra/function-runtime.ts';
 import { DEFAULTS } from '../../lambda/config.ts';
-import { testS3 } from '../support/snapshot.ts';
-import type { RateLimit } from '../support/simulator.ts';
-import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
+import { testS3 } from '../../test/support/snapshot.ts';
+import type { RateLimit } from '../../test/support/simulator.ts';
+import { DEMO, startStandIns, type StandIns } from '../../test/support/standins.ts';
 import type { ChildParams, ChildResult } from './child.ts';
 import { coldStart, type ColdStart } from './coldstart.ts';
 import { digestObjects, type Digest } from './verify.ts';
@@ -104,7 +104,7 @@ function resetPlatform(standIns: StandIns): void {
 async function bundleChild(): Promise<string> {
   const outfile = resolve('.bench', 'child.mjs');
   await build({
-    entryPoints: [resolve('test/bench/child.ts')],
+    entryPoints: [resolve('tools/bench/child.ts')],
     outfile,
     bundle: true,
     platform: 'node',
@@ -360,7 +360,7 @@ const targetLines = met.map((t) => `- ${t.met ? '✅ met' : '❌ not met'}: ${t.
 
 const markdown = `# Benchmarks
 
-Measured by \`${command}\` (test/bench/main.ts) on ${new Date().toISOString().slice(0, 10)}; the whole run took ${int(elapsedS)} s.
+Measured by \`${command}\` (tools/bench/main.ts) on ${new Date().toISOString().slice(0, 10)}; the whole run took ${int(elapsedS)} s.
 Machine: ${machine}. Exporter concurrency: ${concurrency} (THINGPARK_CONCURRENCY default, not overridden).
 
 ## Targets
@@ -387,7 +387,7 @@ ${coldTable(cold)}
   files on /dev/shm) run in the parent process, fresh for each case; the fleet is
   test/support/fleet.ts's deterministic briefs (~0.8 KB of JSON each), pages of
   ${1000} (100 in the rate-limited cases). Latency is added by the simulator to every page.
-- Each approach runs alone in a child process: test/bench/child.ts bundled by esbuild (as
+- Each approach runs alone in a child process: tools/bench/child.ts bundled by esbuild (as
   the Lambda runs its bundle), under plain \`node\`; peak RSS is that child's
   \`process.resourceUsage().maxRSS\`.
 - **exporter**: the real \`lambda/handler.ts\`, cold: SSM credentials, token grant,
