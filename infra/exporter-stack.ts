@@ -302,6 +302,9 @@ export class ExporterStack extends Stack {
         format: OutputFormat.ESM,
         bundleAwsSDK: true,
         minify: true,
+        // Error classes and functions keep their names: `errorType` in the logs and the
+        // dead-letter queue, and stack traces, would otherwise show minified ones.
+        keepNames: true,
         sourceMap: true,
         sourcesContent: false,
         mainFields: ['module', 'main'],

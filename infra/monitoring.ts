@@ -141,7 +141,7 @@ export class Monitoring extends Construct {
           new cloudwatch.GraphWidget({
             title: 'Pages and requests',
             left: [exporterMetric('pages', 'Sum', hourly), exporterMetric('pageRequests', 'Sum', hourly)],
-            right: [exporterMetric('rejectedRequests', 'Sum', hourly)],
+            right: [exporterMetric('throttled', 'Sum', hourly)],
             width: 12,
           }),
         ],
@@ -154,7 +154,7 @@ export class Monitoring extends Construct {
           }),
           new cloudwatch.GraphWidget({
             title: 'Token grants',
-            left: [exporterMetric('tokenGrants', 'Sum', hourly)],
+            left: [exporterMetric('tokenRequests', 'Sum', hourly)],
             width: 12,
           }),
         ],

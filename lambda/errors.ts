@@ -1,17 +1,39 @@
 /**
- * One error type per failure an operator can act on. Messages name what to check and
- * never carry a secret, a token or a response body longer than a short excerpt.
+ * One error type per failure an operator can act on, each with a stable code. Messages
+ * name what to check and never carry a secret, a token or a response body longer than a
+ * short excerpt.
+ *
+ * Names are written out rather than taken from `constructor.name`: the deployed bundle is
+ * minified, and the name is what the "Run failed" log line and the dead-letter queue's
+ * records show as `errorType`.
  */
+export const ErrorCode = {
+  CONFIG_INVALID: 'CONFIG_INVALID',
+  EVENT_INVALID: 'EVENT_INVALID',
+  CREDENTIALS_UNAVAILABLE: 'CREDENTIALS_UNAVAILABLE',
+  CLIENT_REJECTED: 'CLIENT_REJECTED',
+  PLATFORM_ERROR: 'PLATFORM_ERROR',
+  PAGE_MALFORMED: 'PAGE_MALFORMED',
+  DEADLINE_NEAR: 'DEADLINE_NEAR',
+  RETRY_BUDGET_SPENT: 'RETRY_BUDGET_SPENT',
+  COMMIT_UNCERTAIN: 'COMMIT_UNCERTAIN',
+  COMMIT_REFUSED: 'COMMIT_REFUSED',
+  POINTER_CONTENDED: 'POINTER_CONTENDED',
+  DATA_NOT_DELETED: 'DATA_NOT_DELETED',
+  WRITER_CLOSED: 'WRITER_CLOSED',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
 export abstract class ExporterError extends Error {
-  abstract readonly code: string;
-  override get name(): string {
-    return this.constructor.name;
-  }
+  abstract override readonly name: string;
+  abstract readonly code: ErrorCode;
 }
 
 /** The environment is missing a variable or one is malformed. */
 export class ConfigError extends ExporterError {
-  readonly code = 'CONFIG_INVALID';
+  override readonly name = 'ConfigError';
+  readonly code = ErrorCode.CONFIG_INVALID;
   constructor(readonly problems: string[]) {
     super(`Invalid configuration: ${problems.join('; ')}`);
   }
@@ -19,22 +41,26 @@ export class ConfigError extends ExporterError {
 
 /** The invocation event is neither a schedule nor an accepted on-demand request. */
 export class EventError extends ExporterError {
-  readonly code = 'EVENT_INVALID';
+  override readonly name = 'EventError';
+  readonly code = ErrorCode.EVENT_INVALID;
 }
 
 /** The SSM parameters holding the client credentials are missing, empty or unreadable. */
 export class CredentialsError extends ExporterError {
-  readonly code = 'CREDENTIALS_UNAVAILABLE';
+  override readonly name = 'CredentialsError';
+  readonly code = ErrorCode.CREDENTIALS_UNAVAILABLE;
 }
 
 /** The token endpoint rejected the client even after the credentials were re-read. */
 export class ClientRejectedError extends ExporterError {
-  readonly code = 'CLIENT_REJECTED';
+  override readonly name = 'ClientRejectedError';
+  readonly code = ErrorCode.CLIENT_REJECTED;
 }
 
 /** The token endpoint or the device API kept failing, or answered with a status we do not retry. */
 export class PlatformError extends ExporterError {
-  readonly code = 'PLATFORM_ERROR';
+  override readonly name = 'PlatformError';
+  readonly code = ErrorCode.PLATFORM_ERROR;
   constructor(
     message: string,
     readonly status?: number,
@@ -46,7 +72,8 @@ export class PlatformError extends ExporterError {
 
 /** A device page was not the documented `{ briefs: [...], more }` object. */
 export class MalformedPageError extends ExporterError {
-  readonly code = 'PAGE_MALFORMED';
+  override readonly name = 'MalformedPageError';
+  readonly code = ErrorCode.PAGE_MALFORMED;
   constructor(
     readonly pageIndex: number,
     problem: string,
@@ -58,10 +85,33 @@ export class MalformedPageError extends ExporterError {
 
 /** The run would not finish before the Lambda's hard timeout, so it stopped itself. */
 export class DeadlineError extends ExporterError {
-  readonly code = 'DEADLINE_NEAR';
+  override readonly name = 'DeadlineError';
+  readonly code = ErrorCode.DEADLINE_NEAR;
 }
 
 /** The run spent its whole retry budget: the platform is too unhealthy to keep pushing. */
 export class RetryBudgetError extends ExporterError {
-  readonly code = 'RETRY_BUDGET_SPENT';
+  override readonly name = 'RetryBudgetError';
+  readonly code = ErrorCode.RETRY_BUDGET_SPENT;
+}
+
+/**
+ * Publishing a run went wrong in S3. The code says how, and so what an operator does:
+ * - COMMIT_UNCERTAIN: S3 could not be read to tell whether the manifest landed; the data
+ *   files were kept, and the next delivery of the run settles it;
+ * - COMMIT_REFUSED: S3 refused the manifest as existing, yet it is not there;
+ * - POINTER_CONTENDED: `latest` kept changing under concurrent writers; the run is
+ *   committed, only the pointer was left as it was;
+ * - DATA_NOT_DELETED: S3 refused to delete data files (the message lists them);
+ * - WRITER_CLOSED: data was written after the run's writer was closed or discarded.
+ */
+export class StorageError extends ExporterError {
+  override readonly name = 'StorageError';
+  constructor(
+    readonly code: typeof ErrorCode.COMMIT_UNCERTAIN | typeof ErrorCode.COMMIT_REFUSED | typeof ErrorCode.POINTER_CONTENDED | typeof ErrorCode.DATA_NOT_DELETED | typeof ErrorCode.WRITER_CLOSED,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }

@@ -15,7 +15,7 @@ export function recordRun(summary: RunSummary): void {
   metrics.addMetric('pages', MetricUnit.Count, summary.pages);
   metrics.addMetric('pageRequests', MetricUnit.Count, summary.pageRequests);
   metrics.addMetric('duplicates', MetricUnit.Count, summary.duplicates);
-  metrics.addMetric('rejectedRequests', MetricUnit.Count, summary.throttled);
-  metrics.addMetric('tokenGrants', MetricUnit.Count, summary.tokenRequests);
+  metrics.addMetric('throttled', MetricUnit.Count, summary.throttled);
+  metrics.addMetric('tokenRequests', MetricUnit.Count, summary.tokenRequests);
   metrics.addMetric('durationMs', MetricUnit.Milliseconds, summary.durationMs);
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { DeadlineError } from '../errors.ts';
+import { DeadlineError, ErrorCode, StorageError } from '../errors.ts';
 import type { Trigger } from '../event.ts';
 import { runKeys } from '../storage/keys.ts';
 import { orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
@@ -28,7 +28,7 @@ export type RunSummary = {
   trigger: Trigger['kind'];
   label?: string;
   runTime: string;
-} & Omit<RunCounts, 'tokenGrants'> & {
+} & Omit<RunCounts, 'tokenRequests'> & {
     /** Grants this invocation made; a replayed run made none. */
     tokenRequests: number;
     bucket: string;
@@ -153,7 +153,7 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
       unkeyed,
       throttled: requestStats.throttled,
       retries: budget.spent,
-      tokenGrants: runtime.tokens.grants - grantsBefore,
+      tokenRequests: runtime.tokens.grants - grantsBefore,
     },
     bucket: config.bucket,
     tableLocation: keys.tableLocation,
@@ -179,11 +179,11 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
       manifestKey: keys.manifestKey,
       dataKeys: files.map(({ key }) => key),
     });
-    throw failure ?? new Error(`The manifest ${keys.manifestKey} exists but could not be read; this attempt's data files were kept`);
+    throw failure ?? new StorageError(ErrorCode.COMMIT_UNCERTAIN, `The manifest ${keys.manifestKey} exists but could not be read; this attempt's data files were kept`);
   }
   if (commit.owner === 'nobody') {
     await discard();
-    throw failure ?? new Error(`S3 refused the manifest ${keys.manifestKey} as existing, yet it is not there; nothing was published`);
+    throw failure ?? new StorageError(ErrorCode.COMMIT_REFUSED, `S3 refused the manifest ${keys.manifestKey} as existing, yet it is not there; nothing was published`);
   }
   if (commit.owner === 'another attempt') {
     await discard();
@@ -201,7 +201,7 @@ export async function exportRun(runtime: Runtime, trigger: Trigger, options: Run
   }
   const pointerMoved = await advancePointer(s3, config.bucket, keys.latestKey, pointerOf(manifest, keys.manifestKey));
   if (!pointerMoved) logger.warn('A newer run already holds the latest pointer; left it there', { runId });
-  return summaryOf(manifest, 'committed', keys.manifestKey, keys.latestKey, pointerMoved, manifest.counts.tokenGrants, startedAt);
+  return summaryOf(manifest, 'committed', keys.manifestKey, keys.latestKey, pointerMoved, manifest.counts.tokenRequests, startedAt);
 }
 
 /** How long a failed run lets its cancelled fetches wind down before it reports. */
@@ -271,7 +271,7 @@ function summaryOf(
   tokenRequests: number,
   startedAt: Date,
 ): RunSummary {
-  const { tokenGrants: _grantsOfTheRun, ...counts } = manifest.counts;
+  const { tokenRequests: _requestsOfTheRun, ...counts } = manifest.counts;
   return {
     runId: manifest.runId,
     status,

@@ -4,6 +4,7 @@ import { Transform } from 'node:stream';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { ErrorCode, StorageError } from '../errors.ts';
 import { deleteObjects } from './deletes.ts';
 
 /** One data file of a snapshot, as the manifest lists it. */
@@ -92,12 +93,12 @@ export class DataWriter {
   }
 
   async write(line: string): Promise<void> {
-    if (this.#closed) throw new Error('The snapshot writer is closed');
+    if (this.#closed) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer is closed');
     // The batch not yet flushed counts in characters: at most a few bytes short of its size.
     if (this.#open && this.#open.uncompressedBytes + this.#open.batch.length >= this.maxBytes) {
       await this.#finishFile();
       // Discarded while the finished file completed: a new file would never be ended.
-      if (this.#closed) throw new Error('The snapshot writer was discarded');
+      if (this.#closed) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded');
     }
     const file = (this.#open ??= this.#openFile());
     file.devices += 1;
@@ -129,7 +130,7 @@ export class DataWriter {
    */
   async discard(): Promise<void> {
     this.#closed = true;
-    this.#stop(new Error('The snapshot writer was discarded'));
+    this.#stop(new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded'));
     const keys = this.#files.map(({ key }) => key);
     const open = this.#open;
     this.#open = undefined;
@@ -139,7 +140,7 @@ export class DataWriter {
       keys.push(open.key);
     }
     const refused = await deleteObjects(this.s3, this.bucket, keys);
-    if (refused.length > 0) throw new Error(`S3 did not delete ${refused.length} data file(s): ${refused.join(', ')}`);
+    if (refused.length > 0) throw new StorageError(ErrorCode.DATA_NOT_DELETED, `S3 did not delete ${refused.length} data file(s): ${refused.join(', ')}`);
   }
 
   #openFile(): OpenFile {

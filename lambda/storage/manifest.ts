@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { ErrorCode, StorageError } from '../errors.ts';
 import { deleteObjects } from './deletes.ts';
 import type { DataFile } from './data-writer.ts';
 
@@ -13,7 +14,7 @@ export interface RunCounts {
   unkeyed: number;
   throttled: number;
   retries: number;
-  tokenGrants: number;
+  tokenRequests: number;
 }
 
 /** What a committed run wrote; its presence is what makes the run's data official. */
@@ -120,7 +121,7 @@ export async function advancePointer(s3: S3Client, bucket: string, key: string, 
       if (status === 409) await sleep(CONFLICT_BACKOFF_MS * (attempt + 1));
     }
   }
-  throw new Error(`The pointer ${key} kept changing under concurrent writers; it was left as it was`);
+  throw new StorageError(ErrorCode.POINTER_CONTENDED, `The pointer ${key} kept changing under concurrent writers; it was left as it was`);
 }
 
 function isNewer(current: Pointer, candidate: Pointer): boolean {

@@ -278,7 +278,7 @@ describe('atomic publish', () => {
       finishedAt: '2024-01-02T00:00:02.000Z',
       durationMs: 1000,
       source: { baseUrl: h.platform.url, pageSize: 100, firstPageIndex: 0 },
-      counts: { devices: 4242, pages: 43, pageRequests: 44, wastedRequests: 1, duplicates: 0, unkeyed: 0, throttled: 0, retries: 0, tokenGrants: 1 },
+      counts: { devices: 4242, pages: 43, pageRequests: 44, wastedRequests: 1, duplicates: 0, unkeyed: 0, throttled: 0, retries: 0, tokenRequests: 1 },
       bucket: DEMO.bucket,
       tableLocation: `${prefix}devices/`,
       dataPrefix: NEXT_DATA(prefix),

@@ -386,7 +386,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
 
     it('has a dashboard with devices, pages, duration, token grants and errors', () => {
       const body = JSON.stringify(onlyResource(s.template, 'AWS::CloudWatch::Dashboard').Properties.DashboardBody);
-      for (const metric of ['devices', 'pages', 'durationMs', 'tokenGrants', 'exportSucceeded', 'Errors', 'Duration']) {
+      for (const metric of ['devices', 'pages', 'durationMs', 'tokenRequests', 'exportSucceeded', 'Errors', 'Duration']) {
         expect(body).toContain(`\\"${metric}\\"`);
       }
       expect(body).toContain('\\"ThingParkExporter\\"');
