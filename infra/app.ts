@@ -1,6 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ExporterStack, settingsFromContext, type ExporterSettings } from './exporter-stack.ts';
+import { ExporterStack } from './exporter-stack.ts';
+import { settingsFromContext, type ExporterSettings } from './settings.ts';
 
 const app = new App();
 

@@ -11,208 +11,23 @@ import {
 } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { ContextAttribute, Schedule, ScheduleExpression, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
+import { ContextAttribute, Schedule, ScheduleExpression, ScheduleGroup, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
 import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { DEFAULTS, loadConfig } from '../lambda/config.ts';
 import { Analytics } from './analytics.ts';
 import { Monitoring } from './monitoring.ts';
 import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
+import { SendOnlyQueueDestination } from './send-only-queue-destination.ts';
+import { functionEnvironmentOf, METRICS_NAMESPACE, SERVICE_NAME, type ExporterSettings } from './settings.ts';
 
-export const SERVICE_NAME = 'thingpark-exporter';
-export const METRICS_NAMESPACE = 'ThingParkExporter';
 /** Lambda's maximum: the run watches its own deadline and stops cleanly before it. */
 export const FUNCTION_TIMEOUT = Duration.minutes(15);
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** What an operator may choose at deploy time (`cdk deploy -c name=value`). */
-export interface ExporterSettings {
-  thingparkBaseUrl: string;
-  clientIdParameterName: string;
-  clientSecretParameterName: string;
-  /** Key prefix of everything the function writes; also bounds its S3 permissions. */
-  snapshotPrefix: string;
-  scheduleExpression: string;
-  /** The schedule's period, for the "no successful export within two periods" alarm. */
-  schedulePeriodMinutes: number;
-  alarmEmail?: string;
-  /** Current versions under devices/ and manifests/ expire after this many days; never if absent. */
-  snapshotExpirationDays?: number;
-  /** Customer-managed key of the SecureString; absent for the AWS-managed `aws/ssm` key. */
-  kmsKeyArn?: string;
-  glueDatabaseName: string;
-  /** Overrides of the function's tuning variables (names from lambda/config.ts). */
-  functionEnvironment: Record<string, string>;
-}
-
-export const CONTEXT_DEFAULTS = {
-  thingparkBaseUrl: 'https://community.thingpark.io',
-  clientIdParameterName: '/thingpark-exporter/client-id',
-  clientSecretParameterName: '/thingpark-exporter/client-secret',
-  snapshotPrefix: DEFAULTS.SNAPSHOT_PREFIX,
-  scheduleExpression: 'rate(1 hour)',
-  glueDatabaseName: 'thingpark',
-} as const;
-
-/** Variables an operator may override through `functionEnvironment`; the stack owns the rest. */
-export const TUNABLE_VARIABLES: readonly string[] = [
-  'THINGPARK_TOKEN_URL',
-  'POWERTOOLS_LOG_LEVEL',
-  ...Object.keys(DEFAULTS).filter((name) => name !== 'SNAPSHOT_PREFIX'),
-];
-
-// Two alarm periods must fit in CloudWatch's 7-day evaluation limit.
-const MAX_PERIOD_MINUTES = 7 * 24 * 60 / 2;
-
-/** Reads and validates the context; every problem is reported at once, at synth time. */
-export function settingsFromContext(scope: Construct): ExporterSettings {
-  const problems: string[] = [];
-  const get = (name: string): unknown => scope.node.tryGetContext(name);
-  const text = (name: keyof typeof CONTEXT_DEFAULTS): string => {
-    const value = get(name);
-    if (value === undefined || value === null || value === '') return CONTEXT_DEFAULTS[name];
-    if (typeof value !== 'string') problems.push(`${name} must be a string, got ${JSON.stringify(value)}`);
-    return String(value).trim();
-  };
-  const optionalText = (name: string): string | undefined => {
-    const value = get(name);
-    return value === undefined || value === null || value === '' ? undefined : String(value).trim();
-  };
-  const positiveInteger = (name: string, max: number): number | undefined => {
-    const raw = optionalText(name);
-    if (raw === undefined) return undefined;
-    const value = Number(raw);
-    if (!Number.isInteger(value) || value < 1 || value > max) {
-      problems.push(`${name} must be an integer from 1 to ${max}, got "${raw}"`);
-      return undefined;
-    }
-    return value;
-  };
-
-  const parameterName = (name: 'clientIdParameterName' | 'clientSecretParameterName'): string => {
-    const value = text(name);
-    if (!/^\/?[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(value)) {
-      problems.push(`${name} must be an SSM parameter name such as /thingpark-exporter/client-id, got "${value}"`);
-    }
-    return value;
-  };
-
-  const scheduleExpression = text('scheduleExpression');
-  const derived = periodOfRate(scheduleExpression);
-  if (!/^(rate|cron)\(.+\)$/.test(scheduleExpression)) {
-    problems.push(`scheduleExpression must be rate(...) or cron(...), got "${scheduleExpression}"`);
-  } else if (scheduleExpression.startsWith('rate(') && derived === undefined) {
-    problems.push(`scheduleExpression "${scheduleExpression}" is not a rate of minutes, hours or days`);
-  }
-  const given = positiveInteger('schedulePeriodMinutes', MAX_PERIOD_MINUTES);
-  const schedulePeriodMinutes = given ?? derived ?? 0;
-  if (schedulePeriodMinutes === 0 && scheduleExpression.startsWith('cron(')) {
-    problems.push('schedulePeriodMinutes is required with a cron() schedule (the longest gap between two runs)');
-  } else if (schedulePeriodMinutes > MAX_PERIOD_MINUTES) {
-    problems.push(`the schedule period must be at most ${MAX_PERIOD_MINUTES} minutes for its alarm, got ${schedulePeriodMinutes}`);
-  }
-
-  const snapshotPrefix = String(get('snapshotPrefix') ?? CONTEXT_DEFAULTS.snapshotPrefix);
-  if (snapshotPrefix !== '' && (!/^[A-Za-z0-9!_.*'()/-]+$/.test(snapshotPrefix) || !snapshotPrefix.endsWith('/') || snapshotPrefix.startsWith('/'))) {
-    problems.push(`snapshotPrefix must be empty or a safe key prefix ending in "/" (not starting with it), got "${snapshotPrefix}"`);
-  }
-
-  const alarmEmail = optionalText('alarmEmail');
-  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
-    problems.push(`alarmEmail must be an e-mail address, got "${alarmEmail}"`);
-  }
-
-  const kmsKeyArn = optionalText('kmsKeyArn');
-  if (kmsKeyArn !== undefined && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(kmsKeyArn)) {
-    problems.push(`kmsKeyArn must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias cannot authorise kms:Decrypt), got "${kmsKeyArn}"`);
-  }
-
-  const glueDatabaseName = text('glueDatabaseName');
-  if (!/^[a-z0-9_]{1,255}$/.test(glueDatabaseName)) {
-    problems.push(`glueDatabaseName must be lower-case letters, digits and underscores, got "${glueDatabaseName}"`);
-  }
-
-  const functionEnvironment = environmentOverrides(get('functionEnvironment'), problems);
-
-  const settings: ExporterSettings = {
-    thingparkBaseUrl: text('thingparkBaseUrl'),
-    clientIdParameterName: parameterName('clientIdParameterName'),
-    clientSecretParameterName: parameterName('clientSecretParameterName'),
-    snapshotPrefix,
-    scheduleExpression,
-    schedulePeriodMinutes,
-    alarmEmail,
-    snapshotExpirationDays: positiveInteger('snapshotExpirationDays', 36_500),
-    kmsKeyArn,
-    glueDatabaseName,
-    functionEnvironment,
-  };
-
-  // The function validates its environment on every cold start; running the same check
-  // here turns a bad context value into a failed synth instead of a failed first run.
-  try {
-    loadConfig({ ...functionEnvironmentOf(settings, 'bucket-known-at-deploy-time') });
-  } catch (error) {
-    problems.push(error instanceof Error ? error.message : String(error));
-  }
-  if (problems.length > 0) throw new Error(`Invalid context for the exporter stack:\n- ${problems.join('\n- ')}`);
-  return settings;
-}
-
-function periodOfRate(expression: string): number | undefined {
-  const match = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(expression);
-  if (!match) return undefined;
-  const count = Number(match[1]);
-  const unit = match[2] as string;
-  // Scheduler accepts the singular unit for 1 and the plural for anything else.
-  if (count < 1 || (count === 1) !== !unit.endsWith('s')) return undefined;
-  return count * (unit.startsWith('minute') ? 1 : unit.startsWith('hour') ? 60 : 1440);
-}
-
-function environmentOverrides(raw: unknown, problems: string[]): Record<string, string> {
-  if (raw === undefined || raw === null || raw === '') return {};
-  let value = raw;
-  if (typeof raw === 'string') {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      problems.push(`functionEnvironment must be a JSON object, got "${raw}"`);
-      return {};
-    }
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    problems.push('functionEnvironment must be an object of variable names to values');
-    return {};
-  }
-  const overrides: Record<string, string> = {};
-  for (const [name, setting] of Object.entries(value)) {
-    if (!TUNABLE_VARIABLES.includes(name)) {
-      problems.push(`functionEnvironment may set only ${TUNABLE_VARIABLES.join(', ')}; got ${name}`);
-    } else {
-      overrides[name] = String(setting);
-    }
-  }
-  return overrides;
-}
-
-function functionEnvironmentOf(settings: ExporterSettings, bucketName: string): Record<string, string> {
-  return {
-    ...settings.functionEnvironment,
-    THINGPARK_BASE_URL: settings.thingparkBaseUrl,
-    THINGPARK_CLIENT_ID_PARAM: settings.clientIdParameterName,
-    THINGPARK_CLIENT_SECRET_PARAM: settings.clientSecretParameterName,
-    SNAPSHOT_BUCKET: bucketName,
-    SNAPSHOT_PREFIX: settings.snapshotPrefix,
-    POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
-    POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
-  };
-}
 
 export interface ExporterStackProps extends StackProps {
   settings: ExporterSettings;
@@ -226,6 +41,7 @@ export class ExporterStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly function: NodejsFunction;
   readonly deadLetterQueue: sqs.Queue;
+  readonly scheduleGroup: ScheduleGroup;
   readonly schedule: Schedule;
   readonly monitoring: Monitoring;
   readonly analytics: Analytics;
@@ -297,7 +113,7 @@ export class ExporterStack extends Stack {
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
-      onFailure: new SqsDestination(this.deadLetterQueue),
+      onFailure: new SendOnlyQueueDestination(this.deadLetterQueue),
       bundling: {
         format: OutputFormat.ESM,
         bundleAwsSDK: true,
@@ -314,14 +130,22 @@ export class ExporterStack extends Stack {
 
     this.grantSnapshotAccess(role, prefix);
     this.grantCredentials(role, settings);
+    this.enforceConditionalWrites(prefix);
 
+    // A group of its own, so that the role below serves this schedule and not every
+    // schedule of the account's default group. Its generated name is the same on every
+    // deploy: a retained group would block creating the stack again.
+    this.scheduleGroup = new ScheduleGroup(this, 'ScheduleGroup', { removalPolicy: RemovalPolicy.DESTROY });
+    // Scheduler states the schedule group as the source; AWS documents that the condition
+    // cannot name a single schedule.
     const schedulerRole = new iam.Role(this, 'SchedulerRole', {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com').withConditions({
-        StringEquals: { 'aws:SourceAccount': this.account },
+        StringEquals: { 'aws:SourceAccount': this.account, 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
       }),
       description: 'thingpark-exporter: EventBridge Scheduler invokes the function',
     });
     this.schedule = new Schedule(this, 'Schedule', {
+      scheduleGroup: this.scheduleGroup,
       schedule: ScheduleExpression.expression(settings.scheduleExpression),
       description: 'Starts a thingpark-exporter run',
       target: new LambdaInvoke(this.function, {
@@ -334,6 +158,9 @@ export class ExporterStack extends Stack {
         deadLetterQueue: this.deadLetterQueue,
       }),
     });
+    // The schedule names its group by the group's literal name, not a reference: without
+    // this, CloudFormation may create the schedule before its group.
+    this.schedule.node.addDependency(this.scheduleGroup);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       function: this.function,
@@ -403,6 +230,48 @@ export class ExporterStack extends Stack {
     );
   }
 
+  /**
+   * The exporter's commit protocol rests on conditional writes: a run's manifest is
+   * created once (If-None-Match), and the pointer is replaced only over the version just
+   * read (If-Match) or created once. Denied to every principal, so no other writer, nor a
+   * regression in the function, can overwrite either unconditionally. The trade-off: every
+   * other write to these keys is refused too (restoring an older version by CopyObject or
+   * the console, a hand edit with `aws s3 cp`); an operator writes them with a conditional
+   * PutObject (`aws s3api put-object --if-match` or `--if-none-match`).
+   * s3:ObjectCreationOperation keeps the deny off CreateMultipartUpload and UploadPart,
+   * which cannot carry the headers; CompleteMultipartUpload still has to.
+   */
+  private enforceConditionalWrites(prefix: string): void {
+    const objects = (pattern: string) => this.bucket.arnForObjects(`${prefix}${pattern}`);
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'ManifestsAreCreatedOnce',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [objects('manifests/*')],
+        conditions: {
+          Null: { 's3:if-none-match': 'true' },
+          Bool: { 's3:ObjectCreationOperation': 'true' },
+        },
+      }),
+    );
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'PointerIsWrittenConditionally',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [objects('latest.json')],
+        // Keys under one Null operator must all match: denied when both headers are absent.
+        conditions: {
+          Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' },
+          Bool: { 's3:ObjectCreationOperation': 'true' },
+        },
+      }),
+    );
+  }
+
   private grantCredentials(role: iam.IRole, settings: ExporterSettings): void {
     const parameterArn = (name: string) =>
       this.formatArn({
@@ -466,7 +335,7 @@ export class ExporterStack extends Stack {
     Validations.of(this.bucket).acknowledge({
       id: 'AwsSolutions-S1',
       reason:
-        'Written by the exporter function and read by analysts (Athena, the CLI), both through IAM in this account; per-request audit, where needed, comes from CloudTrail S3 data events, and an access-log bucket would need the same exception.',
+        'No server access logs. The bucket is written by the exporter function and read by analysts (Athena, the CLI), both through IAM in this account. This stack records no per-request audit of it: it creates no CloudTrail trail, so S3 data events are recorded only if an account or organization trail already selects them. Accepted trade-off: without such a trail, who read or wrote which object is not traceable (bucket configuration changes still are, in CloudTrail management events); data events are billed per request, and an access-log bucket would need this same exception.',
     });
   }
 

@@ -46,12 +46,19 @@ export class Monitoring extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
       pendingWindow: Duration.days(7),
     });
+    const thisAccountsAlarms = {
+      ArnLike: { 'aws:SourceArn': `arn:${partition}:cloudwatch:${region}:${account}:alarm:*` },
+      StringEquals: { 'aws:SourceAccount': account },
+    };
+    // The same bound as the topic's policy below: CloudWatch acting for another account's
+    // alarm must not be able to use this key.
     this.key.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'AllowCloudWatchAlarmsToUseTheKey',
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
         resources: ['*'],
+        conditions: thisAccountsAlarms,
       }),
     );
     this.topic = new sns.Topic(this, 'AlarmTopic', {
@@ -67,10 +74,7 @@ export class Monitoring extends Construct {
         principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
         actions: ['sns:Publish'],
         resources: [this.topic.topicArn],
-        conditions: {
-          ArnLike: { 'aws:SourceArn': `arn:${partition}:cloudwatch:${region}:${account}:alarm:*` },
-          StringEquals: { 'aws:SourceAccount': account },
-        },
+        conditions: thisAccountsAlarms,
       }),
     );
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));

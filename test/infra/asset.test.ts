@@ -5,7 +5,8 @@ import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import lambdaLocal from 'lambda-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ExporterStack, settingsFromContext } from '../../infra/exporter-stack.ts';
+import { ExporterStack } from '../../infra/exporter-stack.ts';
+import { settingsFromContext } from '../../infra/settings.ts';
 import { getJson, readRows, testS3 } from '../support/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
 
