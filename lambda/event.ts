@@ -17,6 +17,26 @@ const CLASSIC_SCHEDULE_FIELDS = new Set(['version', 'id', 'detail-type', 'source
 export const SCHEDULE_CLOCK_SKEW_MS = 5 * 60 * 1000;
 
 /**
+ * The earliest schedule time accepted. Old times stay legitimate (redeliveries, redos), but
+ * no schedule could have been sent before CloudWatch Events, EventBridge's forerunner, came
+ * out in 2016, while the values an unset, reset or defaulted clock gives (year 0000, the
+ * 1970 epoch) and two-digit year slips (0026) all fall before this. A round date clear of
+ * both; it also keeps run ids at four-digit years, so they sort as strings.
+ */
+export const EARLIEST_SCHEDULE_TIME = new Date('2000-01-01T00:00:00Z');
+
+/**
+ * RFC 3339's date-time, upper-case "T" and "Z" only. Fractions stop at nanoseconds, the
+ * finest any clock or AWS service writes. Only the offset's range is checked here: the
+ * other fields are checked by reading them back, which also catches days past a month's end.
+ */
+const SCHEDULE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:Z|([+-])([01]\d|2[0-3]):([0-5]\d))$/;
+
+/** How much of a value or a list an error repeats: enough to recognise it, never the whole event. */
+const ECHO_CHARACTERS = 64;
+const ECHO_NAMES = 10;
+
+/**
  * Accepts, and nothing else:
  * - EventBridge Scheduler's payload `{ "scheduledTime": "<ISO time>" }`;
  * - a classic EventBridge scheduled rule event (`"detail-type": "Scheduled Event"`, `time`);
@@ -31,17 +51,17 @@ export function parseTrigger(event: unknown, now: Date): Trigger {
   const fields = event as Record<string, unknown>;
   if ('scheduledTime' in fields) {
     const extra = Object.keys(fields).filter((name) => name !== 'scheduledTime');
-    if (extra.length > 0) throw new EventError(`A scheduled event carries only "scheduledTime"; unexpected: ${extra.join(', ')}. ${usage()}`);
+    if (extra.length > 0) throw new EventError(`A scheduled event carries only "scheduledTime"; unexpected: ${names(extra, bare)}. ${usage()}`);
     return { kind: 'schedule', runTime: scheduleTime(fields.scheduledTime, 'scheduledTime', now) };
   }
   if (fields['detail-type'] === 'Scheduled Event' && fields.source === 'aws.events') {
     const extra = Object.keys(fields).filter((name) => !CLASSIC_SCHEDULE_FIELDS.has(name));
-    if (extra.length > 0) throw new EventError(`Unexpected fields in a scheduled rule event: ${extra.join(', ')}. ${usage()}`);
+    if (extra.length > 0) throw new EventError(`Unexpected fields in a scheduled rule event: ${names(extra, bare)}. ${usage()}`);
     return { kind: 'schedule', runTime: scheduleTime(fields.time, 'time', now) };
   }
   const unknown = Object.keys(fields).filter((name) => !(ON_DEMAND_FIELDS as readonly string[]).includes(name));
   if (unknown.length > 0) {
-    throw new EventError(`Unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => `"${n}"`).join(', ')} in an on-demand event. ${usage()}`);
+    throw new EventError(`Unknown field${unknown.length > 1 ? 's' : ''} ${names(unknown, shown)} in an on-demand event. ${usage()}`);
   }
   const { label } = fields;
   if (label === undefined) return { kind: 'on-demand', runTime: now };
@@ -51,20 +71,87 @@ export function parseTrigger(event: unknown, now: Date): Trigger {
   return { kind: 'on-demand', runTime: now, label };
 }
 
+/**
+ * Parsed by hand rather than by `new Date`, which reads a time without a zone in the
+ * function's own zone and rolls impossible fields over: 2026-02-30 would become March 2nd,
+ * and 24:00 the next day's 00:00, the run id of the next day's real schedule, which would
+ * then be reported as already committed.
+ */
 function scheduleTime(value: unknown, field: string, now: Date): Date {
-  const time = typeof value === 'string' ? new Date(value) : undefined;
-  if (!time || Number.isNaN(time.getTime()) || !/^\d{4}-\d{2}-\d{2}T/.test(value as string)) {
-    throw new EventError(`"${field}" must be an ISO 8601 time such as 2026-01-31T12:00:00Z, got ${JSON.stringify(value)}.`);
+  const match = typeof value === 'string' ? SCHEDULE_TIME.exec(value) : null;
+  if (!match) {
+    throw new EventError(
+      `"${field}" must be an ISO 8601 time such as 2026-01-31T12:00:00Z ` +
+        `(date, "T", hh:mm:ss, an optional fraction, then "Z" or an offset such as +01:00), got ${shown(value)}.`,
+    );
+  }
+  const at = (group: number) => Number(match[group] ?? 0);
+  const [year, month, day, hour, minute, second] = [at(1), at(2), at(3), at(4), at(5), at(6)];
+  const millisecond = Number((match[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const offsetMs = (match[8] === '-' ? -1 : 1) * (at(9) * 60 + at(10)) * 60_000;
+  // The fields as written, read as UTC; Date.UTC would map years 0-99 to 1900-1999.
+  const local = new Date(0);
+  local.setUTCFullYear(year, month - 1, day);
+  local.setUTCHours(hour, minute, second, millisecond);
+  const time = new Date(local.getTime() - offsetMs);
+  const roundTrips =
+    local.getUTCFullYear() === year &&
+    local.getUTCMonth() === month - 1 &&
+    local.getUTCDate() === day &&
+    local.getUTCHours() === hour &&
+    local.getUTCMinutes() === minute &&
+    local.getUTCSeconds() === second;
+  if (!roundTrips) {
+    throw new EventError(
+      `"${field}" names a time that does not exist: ${shown(value)} would roll over to ${time.toISOString()}. ` +
+        `The day must exist in its month, hours run 00-23 (24:00 is the next day's 00:00) and minutes and seconds 00-59.`,
+    );
+  }
+  if (time.getTime() < EARLIEST_SCHEDULE_TIME.getTime()) {
+    throw new EventError(
+      `"${field}" is before ${EARLIEST_SCHEDULE_TIME.toISOString().replace('.000Z', 'Z')}, the earliest accepted time: ${shown(value)}. ` +
+        `A schedule time this early comes from an unset or reset clock or a mistyped year.`,
+    );
   }
   // Past times stay accepted: redeliveries and redos of old schedules are legitimate.
   if (time.getTime() > now.getTime() + SCHEDULE_CLOCK_SKEW_MS) {
     throw new EventError(
-      `"${field}" is in the future: ${JSON.stringify(value)}, now is ${now.toISOString()}. ` +
+      `"${field}" is in the future: ${shown(value)}, now is ${now.toISOString()}. ` +
         `A run's time orders the "latest" pointer, so a future run would keep every later run from moving it; ` +
         `at most ${SCHEDULE_CLOCK_SKEW_MS / 60_000} minutes ahead are allowed, for clock skew.`,
     );
   }
   return time;
+}
+
+/** A value as an error repeats it: JSON, cut to its start when long, saying how long it was. */
+function shown(value: unknown): string {
+  if (typeof value === 'string') {
+    return value.length <= ECHO_CHARACTERS ? JSON.stringify(value) : `${JSON.stringify(start(value))}… (${value.length} characters)`;
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length <= ECHO_CHARACTERS ? text : `${start(text)}… (${text.length} characters of JSON)`;
+}
+
+/** A field name as the scheduled-event messages list it, unquoted. */
+function bare(name: string): string {
+  return name.length <= ECHO_CHARACTERS ? name : `${start(name)}… (${name.length} characters)`;
+}
+
+function start(text: string): string {
+  const cut = text.slice(0, ECHO_CHARACTERS);
+  // Never end on half of a surrogate pair, which would print as a replacement character.
+  return /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
+}
+
+function names(list: string[], show: (name: string) => string): string {
+  const listed = list.slice(0, ECHO_NAMES).map(show).join(', ');
+  return list.length > ECHO_NAMES ? `${listed} and ${list.length - ECHO_NAMES} more` : listed;
 }
 
 function usage(): string {

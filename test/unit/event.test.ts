@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventError } from '../../lambda/errors.ts';
-import { parseTrigger, runIdOf } from '../../lambda/event.ts';
+import { EARLIEST_SCHEDULE_TIME, parseTrigger, runIdOf } from '../../lambda/event.ts';
 
 const now = new Date('2026-11-28T10:15:30.123Z');
 
@@ -61,6 +61,141 @@ describe('parseTrigger', () => {
   });
 });
 
+/** Both ways a schedule arrives, so every time rule is checked on each. */
+const schedules: [string, (time: unknown) => unknown][] = [
+  ['scheduledTime', (time) => ({ scheduledTime: time })],
+  ['time', (time) => ({ 'detail-type': 'Scheduled Event', source: 'aws.events', time })],
+];
+
+describe.each(schedules)('parseTrigger, "%s" of a schedule', (field, event) => {
+  it.each([
+    ['2026-02-30T00:00:00Z', '2026-03-02T00:00:00.000Z'],
+    ['2025-02-29T12:00:00Z', '2025-03-01T12:00:00.000Z'],
+    ['2026-04-31T00:00:00Z', '2026-05-01T00:00:00.000Z'],
+    // 24:00 is the next day's 00:00, whose run id belongs to the next day's real schedule.
+    ['2026-11-27T24:00:00Z', '2026-11-28T00:00:00.000Z'],
+    ['2026-11-27T23:60:00Z', '2026-11-28T00:00:00.000Z'],
+    ['2026-11-27T23:59:60Z', '2026-11-28T00:00:00.000Z'],
+    ['2026-13-01T00:00:00Z', '2027-01-01T00:00:00.000Z'],
+    ['2026-11-00T00:00:00Z', '2026-10-31T00:00:00.000Z'],
+    ['2025-02-29T23:00:00-01:00', '2025-03-02T00:00:00.000Z'],
+  ])('refuses %s, a calendar time that does not exist, instead of rolling it over', (time, rollover) => {
+    expect(() => parseTrigger(event(time), now)).toThrow(EventError);
+    expect(() => parseTrigger(event(time), now)).toThrow(`"${field}" names a time that does not exist: "${time}" would roll over to ${rollover}.`);
+  });
+
+  it('accepts the last day of February in a leap year', () => {
+    expect(parseTrigger(event('2024-02-29T23:59:59Z'), now).runTime).toEqual(new Date(Date.UTC(2024, 1, 29, 23, 59, 59)));
+  });
+
+  it.each(['0000-01-01T00:00:00Z', '1970-01-01T00:00:00Z', '1999-12-31T23:59:59.999Z', '2000-01-01T00:30:00+01:00'])(
+    'refuses %s, before the earliest accepted time',
+    (time) => {
+      expect(() => parseTrigger(event(time), now)).toThrow(EventError);
+      expect(() => parseTrigger(event(time), now)).toThrow(`"${field}" is before 2000-01-01T00:00:00Z, the earliest accepted time: "${time}"`);
+    },
+  );
+
+  it('accepts the earliest time itself', () => {
+    expect(EARLIEST_SCHEDULE_TIME.toISOString()).toBe('2000-01-01T00:00:00.000Z');
+    expect(parseTrigger(event('2000-01-01T00:00:00Z'), now)).toEqual({ kind: 'schedule', runTime: EARLIEST_SCHEDULE_TIME });
+  });
+
+  it.each([
+    ['2026-11-28T11:00:00+01:00', '2026-11-28T10:00:00.000Z'],
+    ['2026-11-27T23:30:00-10:30', '2026-11-28T10:00:00.000Z'],
+    ['2026-11-28T10:00:00-00:00', '2026-11-28T10:00:00.000Z'],
+    ['2026-11-28T10:00:00.5Z', '2026-11-28T10:00:00.500Z'],
+    ['2026-11-28T10:00:00.123456789Z', '2026-11-28T10:00:00.123Z'],
+  ])('accepts %s, an RFC 3339 time with an offset or a fraction', (time, instant) => {
+    expect(parseTrigger(event(time), now).runTime.toISOString()).toBe(instant);
+  });
+
+  it.each([
+    // Without a zone, JavaScript reads the time in the function's own zone.
+    '2026-11-28T10:00:00',
+    '2026-11-28T10:00Z',
+    '2026-11-28 10:00:00Z',
+    '2026-11-28t10:00:00z',
+    '2026-11-28T10:00:00+0100',
+    '2026-11-28T10:00:00+01',
+    '2026-11-28T10:00:00+24:00',
+    '2026-11-28T10:00:00+01:60',
+    '2026-11-28T10:00:00.Z',
+    '2026-11-28T10:00:00.1234567890Z',
+    '+002026-11-28T10:00:00Z',
+    '2026-11-28',
+    '20261128T100000Z',
+    '2026-11-28T10:00:00Z\n',
+    ' 2026-11-28T10:00:00Z',
+    'Sat, 28 Nov 2026 10:00:00 GMT',
+  ])('refuses %j, which is not the strict shape', (time) => {
+    expect(() => parseTrigger(event(time), now)).toThrow(EventError);
+    expect(() => parseTrigger(event(time), now)).toThrow(`"${field}" must be an ISO 8601 time such as 2026-01-31T12:00:00Z`);
+    expect(() => parseTrigger(event(time), now)).toThrow(`got ${JSON.stringify(time)}`);
+  });
+
+  it('echoes only the start of a long value, with its length', () => {
+    const time = `2026-11-28T10:00:00Z${'9'.repeat(200_000)}`;
+    const message = messageOf(() => parseTrigger(event(time), now));
+    expect(message).toContain(`got "${time.slice(0, 64)}"… (200020 characters)`);
+    expect(message.length).toBeLessThan(600);
+  });
+
+  it('echoes only the start of a long value that is not a string, with its length', () => {
+    const value = { nested: 'x'.repeat(10_000) };
+    const message = messageOf(() => parseTrigger(event(value), now));
+    expect(message).toContain(`got ${JSON.stringify(value).slice(0, 64)}… (10013 characters of JSON)`);
+    expect(message.length).toBeLessThan(600);
+  });
+});
+
+describe('parseTrigger, sizes of what an error echoes', () => {
+  const manyFields = (base: Record<string, unknown>) => {
+    const event: Record<string, unknown> = { ...base };
+    for (let i = 0; i < 50_000; i++) event[`field${i}`] = i;
+    return event;
+  };
+
+  it('names the first ten of 50,000 unknown on-demand fields and counts the rest', () => {
+    const message = messageOf(() => parseTrigger(manyFields({}), now));
+    expect(message).toContain(`Unknown fields ${Array.from({ length: 10 }, (_, i) => `"field${i}"`).join(', ')} and 49990 more in an on-demand event.`);
+    expect(message).toContain('fields: label');
+    expect(message.length).toBeLessThan(600);
+  });
+
+  it('names the first ten of 50,000 extra fields in a Scheduler payload and counts the rest', () => {
+    const message = messageOf(() => parseTrigger(manyFields({ scheduledTime: '2026-11-28T10:00:00Z' }), now));
+    expect(message).toContain(`unexpected: ${Array.from({ length: 10 }, (_, i) => `field${i}`).join(', ')} and 49990 more.`);
+    expect(message.length).toBeLessThan(600);
+  });
+
+  it('names the first ten of 50,000 extra fields in a scheduled rule event and counts the rest', () => {
+    const message = messageOf(() => parseTrigger(manyFields({ 'detail-type': 'Scheduled Event', source: 'aws.events', time: '2026-11-28T10:00:00Z' }), now));
+    expect(message).toContain(`scheduled rule event: ${Array.from({ length: 10 }, (_, i) => `field${i}`).join(', ')} and 49990 more.`);
+    expect(message.length).toBeLessThan(600);
+  });
+
+  it('names no more than the start of a long field name', () => {
+    const name = 'n'.repeat(200_000);
+    for (const base of [{}, { scheduledTime: '2026-11-28T10:00:00Z' }]) {
+      const message = messageOf(() => parseTrigger({ ...base, [name]: 1 }, now));
+      expect(message).toContain('n'.repeat(64));
+      expect(message).not.toContain('n'.repeat(65));
+      expect(message).toContain('… (200000 characters)');
+      expect(message.length).toBeLessThan(600);
+    }
+  });
+
+  it('keeps a short list whole', () => {
+    expect(() => parseTrigger({ label: 'x', pageSize: 10, dryRun: true }, now)).toThrow('Unknown fields "pageSize", "dryRun" in an on-demand event.');
+    const ten = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`f${i}`, i]));
+    const message = messageOf(() => parseTrigger(ten, now));
+    expect(message).toContain(`Unknown fields ${Object.keys(ten).map((name) => `"${name}"`).join(', ')} in an on-demand event.`);
+    expect(message).not.toMatch(/and \d+ more/);
+  });
+});
+
 describe('runIdOf', () => {
   it('gives a redelivered schedule the same id, whatever the request', () => {
     const trigger = parseTrigger({ scheduledTime: '2026-11-28T10:00:00Z' }, now);
@@ -69,7 +204,33 @@ describe('runIdOf', () => {
   });
 
   it('gives on-demand runs distinct, time-ordered ids', () => {
-    const trigger = parseTrigger({}, now);
-    expect(runIdOf(trigger, '6bd1a0f2-1b5e-4b51-9d9c-2f1d0d5ad2e1')).toBe('20261128T101530Z-6bd1a0f2');
+    expect(runIdOf(parseTrigger({}, now), '6bd1a0f2-1b5e-4b51-9d9c-2f1d0d5ad2e1')).toBe('20261128T101530Z-6bd1a0f2');
+
+    // Attempts deliberately in the reverse of time order, so only the time can order the ids.
+    const requests = ['ffee0011-2233-4455-6677-8899aabbccdd', '6bd1a0f2-1b5e-4b51-9d9c-2f1d0d5ad2e1', '0a9c3e11-77d2-4c0e-a5d4-1f0c9e2b7a60'];
+    const times = ['2026-11-28T10:15:30.123Z', '2026-11-28T10:15:31Z', '2026-11-28T11:00:00Z', '2026-12-01T00:00:00Z', '2027-01-01T00:00:00Z'];
+    const idsAt = times.map((time) => requests.map((request) => runIdOf(parseTrigger({}, new Date(time)), request)));
+
+    // Operators starting runs in the same second still get their own ids.
+    expect(new Set(idsAt[0]).size).toBe(requests.length);
+    expect(new Set(idsAt.flat()).size).toBe(times.length * requests.length);
+    // Ids are compared as strings, the order S3 lists keys in.
+    let previous: string[] = [];
+    for (const ids of idsAt) {
+      for (const earlier of previous) {
+        for (const later of ids) expect(earlier < later, `${earlier} sorts before ${later}`).toBe(true);
+      }
+      previous = ids;
+    }
   });
 });
+
+function messageOf(act: () => unknown): string {
+  try {
+    act();
+  } catch (error) {
+    expect(error).toBeInstanceOf(EventError);
+    return (error as Error).message;
+  }
+  throw new Error('expected an EventError');
+}
