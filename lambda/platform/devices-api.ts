@@ -1,5 +1,6 @@
 import { MalformedPageError, PlatformError } from '../errors.ts';
 import { TransientError, isNetworkError, parseRetryAfter, type Retrying } from '../common/retry.ts';
+import { characters, excerpt, failureName, headerValue, isJsonAnswer, isJsonMediaType, unquoted } from '../common/redact.ts';
 import type { TokenCache } from '../auth/token-cache.ts';
 import type { AdaptiveWindow } from './adaptive-window.ts';
 
@@ -86,11 +87,16 @@ async function send(source: PageSource, url: string, index: number, signal: Abor
       });
       body = await response.text();
     } catch (error) {
-      if (signal.aborted || !isNetworkError(error)) throw error;
+      if (signal.aborted) throw signal.reason;
+      // Named, never quoted: fetch's messages may quote the request, and a header value it
+      // refused to send (one with a line break, say) is the token itself.
+      if (!isNetworkError(error)) {
+        throw new PlatformError(`The device API request for page ${index} could not be sent (${failureName(error)})`);
+      }
       throw new TransientError(
         timeout.aborted
           ? `page ${index} timed out after ${source.requestTimeoutMs} ms`
-          : `page ${index}: ${(error as Error).message}`,
+          : `page ${index}: ${failureName(error)}`,
       );
     }
   } finally {
@@ -105,7 +111,7 @@ async function send(source: PageSource, url: string, index: number, signal: Abor
     if (status === 200) window.succeeded();
     return { status, body, contentType, token };
   }
-  const detail = `page ${index}: HTTP ${status} ${excerpt(body, token)}`;
+  const detail = `page ${index}: HTTP ${status} ${quote(body, contentType, token)}`;
   if (status === 429 || status === 503) {
     stats.throttled += 1;
     window.rejected(ticket);
@@ -117,37 +123,45 @@ async function send(source: PageSource, url: string, index: number, signal: Abor
 
 /**
  * The documented shape `{ briefs: [...], more, now }`; anything else is a malformed page.
- * The token is masked in the excerpt: a proxy's error page may echo the request headers.
+ * Only a JSON answer is quoted, and with the token masked (see common/redact.ts): a proxy's
+ * error page may echo the request headers.
  */
 export function parsePage(index: number, body: string, contentType: string, token?: string): DevicePage {
+  const secrets = token ? [token] : [];
+  const malformed = (problem: string) =>
+    isJsonMediaType(contentType)
+      ? new MalformedPageError(index, problem, excerpt(body, secrets))
+      : new MalformedPageError(index, `${problem} (${unquoted(body, contentType, secrets)})`, '');
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new MalformedPageError(index, `not JSON (content-type "${contentType}")`, excerpt(body, token));
+    throw new MalformedPageError(
+      index,
+      `not JSON (content-type "${headerValue(contentType, secrets)}"), ${characters(body.length)}, not quoted`,
+      '',
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new MalformedPageError(index, 'expected an object with "briefs"', excerpt(body, token));
+    throw malformed('expected an object with "briefs"');
   }
   const { briefs, more } = parsed as { briefs?: unknown; more?: unknown };
   if (!Array.isArray(briefs)) {
-    throw new MalformedPageError(index, '"briefs" is missing or not an array', excerpt(body, token));
+    throw malformed('"briefs" is missing or not an array');
   }
   if (more !== undefined && typeof more !== 'boolean') {
-    throw new MalformedPageError(index, '"more" is not a boolean', excerpt(body, token));
+    throw malformed('"more" is not a boolean');
   }
   for (const brief of briefs) {
     if (typeof brief !== 'object' || brief === null || Array.isArray(brief)) {
-      throw new MalformedPageError(index, 'a brief is not an object', excerpt(body, token));
+      throw malformed('a brief is not an object');
     }
   }
   return { index, briefs: briefs as Brief[], more };
 }
 
-/** A short, single-line start of a body for an error message, with the token masked. */
-export function excerpt(body: string, token?: string): string {
-  // Masked before it is cut: a cut through the token would leave its start unmasked.
-  let text = body.slice(0, 400 + (token?.length ?? 0));
-  if (token) text = text.split(token).join('***');
-  return text.slice(0, 400).replace(/\s+/g, ' ').trim().slice(0, 120);
+/** An error body for a message: a masked excerpt of a JSON answer, or what the answer was. */
+function quote(body: string, contentType: string, token: string): string {
+  if (body.length === 0) return '(empty body)';
+  return isJsonAnswer(contentType, body) ? excerpt(body, [token]) : `(${unquoted(body, contentType, [token])})`;
 }

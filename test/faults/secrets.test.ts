@@ -179,7 +179,7 @@ describe('secrets', () => {
     expect({ secrets: occurrences(haystack, h.secrets), tokens: occurrences(haystack, tokens) }).toEqual({ secrets: 0, tokens: 0 });
   });
 
-  it('masks a token that a proxy reflects into a non-200 error page', async () => {
+  it('does not quote a non-200 HTML error page that reflects the token, only its type and length', async () => {
     const sim = await reset(h, {
       fault: ({ pageIndex, bearer }) =>
         pageIndex === 1 ? { status: 502, headers: { 'content-type': 'text/html' }, body: `<html>Upstream said: Authorization: Bearer ${bearer}</html>` } : undefined,
@@ -187,22 +187,24 @@ describe('secrets', () => {
     const handler = await exporter(h, freshPrefix(), { THINGPARK_MAX_RETRIES: '0' });
     const outcome = await invoke(h, handler, {});
     expect(outcome.error?.name).toBe('PlatformError');
-    expect(outcome.error?.message).toContain('Bearer ***');
+    expect(outcome.error?.message).toMatch(/page 1: HTTP 502 \(text\/html, \d+ characters, not quoted\)/);
+    expect(outcome.error?.message).not.toContain('Bearer');
     const text = `${outcome.output}\n${describeError(outcome.error)}`;
     expect(occurrences(text, sim.stats.tokens)).toBe(0);
   });
 
-  it('masks a token that a reflected page places across the excerpt\'s cut, whitespace first', async () => {
+  it('masks a token that a reflected JSON page places across the excerpt\'s cut, whitespace first', async () => {
     // 368 blanks collapse to one in the excerpt, so the token straddling character 400 of
-    // the body would show its start if the body were cut before it is masked.
+    // the body would show its start if the body were cut before it is masked. JSON, and no
+    // "Bearer" before it: an HTML page is not quoted, and the excerpt stops at "Bearer".
     const sim = await reset(h, {
       fault: ({ pageIndex, bearer }) =>
-        pageIndex === 1 ? { status: 200, headers: { 'content-type': 'text/html' }, body: `${' '.repeat(368)}Authorization: Bearer ${bearer} end` } : undefined,
+        pageIndex === 1 ? { status: 200, body: `{"pad":"${' '.repeat(368)}","echo":"${bearer} end"}` } : undefined,
     });
     const handler = await exporter(h, freshPrefix());
     const outcome = await invoke(h, handler, {});
     expect(outcome.error?.name).toBe('MalformedPageError');
-    expect(outcome.error?.message).toContain('Bearer ***');
+    expect(outcome.error?.message).toContain(JSON.stringify('"echo":"*** end"}').slice(1, -1));
     const text = `${outcome.output}\n${describeError(outcome.error)}`;
     expect(occurrences(text, [...sim.stats.tokens].map((token) => token.slice(0, 8)))).toBe(0);
   });

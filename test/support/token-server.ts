@@ -30,6 +30,12 @@ export interface TokenFault {
   delayMs?: number;
   /** Drop the connection without an answer. */
   destroy?: boolean;
+  /**
+   * Grant this access token instead of one of the provider's: a 200 token response
+   * (Bearer, `lifetimeSeconds`) that `verify` then accepts like an issued token, so that a
+   * token of a chosen shape can reach the device API.
+   */
+  accessToken?: string;
 }
 
 /**
@@ -50,6 +56,8 @@ export class TokenServer {
   readonly #authMethod: 'client_secret_post' | 'client_secret_basic';
   #current: Provider;
   #previous: Provider[] = [];
+  /** Tokens granted through a fault's `accessToken`, with their expiry (epoch ms). */
+  #chosen = new Map<string, number>();
 
   constructor(issuer: string, options: TokenServerOptions) {
     this.#issuer = issuer;
@@ -79,6 +87,10 @@ export class TokenServer {
       if (fault.delayMs) await sleep(fault.delayMs);
       if (fault.destroy) {
         req.socket.destroy();
+      } else if (fault.accessToken !== undefined) {
+        this.#chosen.set(fault.accessToken, Date.now() + this.lifetimeSeconds * 1000);
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', ...fault.headers });
+        res.end(JSON.stringify({ access_token: fault.accessToken, token_type: 'Bearer', expires_in: this.lifetimeSeconds }));
       } else if (fault.status !== undefined || fault.body !== undefined) {
         res.writeHead(fault.status ?? 200, { 'content-type': 'application/json', ...fault.headers });
         res.end(fault.body ?? '');
@@ -90,6 +102,7 @@ export class TokenServer {
 
   /** True for a token this server issued that has not expired or been revoked. */
   async verify(token: string): Promise<boolean> {
+    if ((this.#chosen.get(token) ?? 0) > Date.now()) return true;
     for (const provider of [this.#current, ...this.#previous]) {
       const found = await provider.ClientCredentials.find(token);
       if (found && (found.exp ?? 0) * 1000 > Date.now()) return true;
@@ -100,7 +113,10 @@ export class TokenServer {
   /** An administrator rotates the secret; `revoke` also invalidates every token issued so far. */
   rotateSecret(clientSecret: string, { revoke = false } = {}): void {
     if (!revoke) this.#previous.push(this.#current);
-    else this.#previous = [];
+    else {
+      this.#previous = [];
+      this.#chosen.clear();
+    }
     this.#current = this.#build(clientSecret);
   }
 
