@@ -1,17 +1,12 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import type { Config } from './config.ts';
 import { ssmCredentials } from './auth/credentials.ts';
-import { clientCredentialsGrant } from './auth/token-grant.ts';
 import { TokenCache } from './auth/token-cache.ts';
+import { clientCredentialsGrant } from './auth/token-grant.ts';
+import type { Config } from './config.ts';
+import type { RunServices } from './run/run-context.ts';
 
 /** What outlives one invocation in a warm execution context: clients and the token. */
-export interface Runtime {
-  config: Config;
-  s3: S3Client;
-  tokens: TokenCache;
-}
-
-export function createRuntime(config: Config): Runtime {
+export function createServices(config: Config): RunServices {
   const credentials = ssmCredentials(config, config.credentialsCacheSeconds);
   return {
     config,

@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Transform } from 'node:stream';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -19,6 +18,7 @@ export interface DataFile {
 interface OpenFile {
   key: string;
   gzip: Gzip;
+  body: Transform;
   upload: Upload;
   done: Promise<unknown>;
   counted: { bytes: number };
@@ -26,6 +26,10 @@ interface OpenFile {
   uncompressedBytes: number;
   /** Lines not yet handed to gzip. */
   batch: string;
+  /** Its body has ended: lib-storage may have sent it as one PutObject, which an abort cannot recall. */
+  ending: boolean;
+  /** S3 answered its upload, one way or the other: nothing of it is still on the wire. */
+  answered: boolean;
 }
 
 /**
@@ -35,9 +39,6 @@ interface OpenFile {
  */
 const PART_SIZE = 5 * 1024 * 1024;
 const QUEUE_SIZE = 2;
-
-/** How long a discarded writer waits for its upload in flight before deleting anyway. */
-const SETTLE_MS = 10_000;
 
 /**
  * Lines are handed to gzip in batches of about this many characters. Every gzip write is
@@ -72,6 +73,8 @@ export class DataWriter {
   readonly #files: DataFile[] = [];
   #open: OpenFile | undefined;
   #closed = false;
+  #discarded: Promise<void> | undefined;
+  #leftNothing = false;
   #stop: (reason: Error) => void = () => undefined;
   /** Rejects once the writer is discarded, so no write() waits on a stalled upload. */
   readonly #stopped = new Promise<never>((_, reject) => {
@@ -96,7 +99,7 @@ export class DataWriter {
     if (this.#closed) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer is closed');
     // The batch not yet flushed counts in characters: at most a few bytes short of its size.
     if (this.#open && this.#open.uncompressedBytes + this.#open.batch.length >= this.maxBytes) {
-      await this.#finishFile();
+      await Promise.race([this.#finishFile(), this.#stopped]);
       // Discarded while the finished file completed: a new file would never be ended.
       if (this.#closed) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded');
     }
@@ -123,23 +126,44 @@ export class DataWriter {
   }
 
   /**
-   * Removes everything this writer wrote: stops further writes, lets the upload in flight
-   * settle (lib-storage's abort() rejects at once while a PutObject already sent can still
-   * land, so it is finished instead), then deletes every file it started. Safe to call
-   * after a failure, and after close() when the run fails to publish.
+   * Removes everything this writer wrote: stops further writes, aborts the open file's
+   * upload (its body is destroyed rather than ended, so no partial file is sent, and a
+   * multipart upload is never completed), then deletes every file it started. A single
+   * PutObject already on the wire can still land after the delete; the attempt's marker
+   * (see attempts.ts) is how a later run finds it. Safe to call after a failure, and after
+   * close() when the run fails to publish.
    */
-  async discard(): Promise<void> {
+  discard(): Promise<void> {
+    this.#discarded ??= this.#discard();
+    return this.#discarded;
+  }
+
+  /**
+   * True once a discard removed every file this writer started and none can land later:
+   * nothing of the attempt is left for a later run to find.
+   */
+  get leftNothing(): boolean {
+    return this.#leftNothing;
+  }
+
+  async #discard(): Promise<void> {
+    const stopped = new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded');
     this.#closed = true;
-    this.#stop(new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded'));
+    this.#stop(stopped);
     const keys = this.#files.map(({ key }) => key);
     const open = this.#open;
     this.#open = undefined;
+    const inFlight = open !== undefined && open.ending && !open.answered;
     if (open) {
-      open.gzip.end();
-      await Promise.race([open.done.catch(() => undefined), sleep(SETTLE_MS)]);
+      // Aborted first: lib-storage sends no part once aborted, whatever the body does next.
+      await open.upload.abort();
+      open.gzip.destroy();
+      open.body.destroy();
+      await open.done.catch(() => undefined);
       keys.push(open.key);
     }
-    const refused = await deleteObjects(this.s3, this.bucket, keys);
+    const { refused } = await deleteObjects(this.s3, this.bucket, keys);
+    this.#leftNothing = refused.length === 0 && !inFlight;
     if (refused.length > 0) throw new StorageError(ErrorCode.DATA_NOT_DELETED, `S3 did not delete ${refused.length} data file(s): ${refused.join(', ')}`);
   }
 
@@ -163,14 +187,19 @@ export class DataWriter {
       queueSize: QUEUE_SIZE,
     });
     const done = upload.done();
+    const file: OpenFile = { key, gzip, body, upload, done, counted, devices: 0, uncompressedBytes: 0, batch: '', ending: false, answered: false };
     // Raced against drain in write(): a failed upload must not leave write() waiting.
-    done.catch(() => undefined);
-    return { key, gzip, upload, done, counted, devices: 0, uncompressedBytes: 0, batch: '' };
+    done.then(
+      () => (file.answered = true),
+      () => (file.answered = true),
+    );
+    return file;
   }
 
   async #finishFile(): Promise<void> {
     const file = this.#open as OpenFile;
     if (file.batch !== '') await this.#flush(file);
+    file.ending = true;
     file.gzip.end();
     await file.done;
     this.#open = undefined;

@@ -1,30 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { TokenFault } from '../support/token-server.ts';
-import {
-  DEMO,
-  expectNoSecretsLeaked,
-  exporter,
-  freshPrefix,
-  invokeFailing,
-  invokeOk,
-  objects,
-  reset,
-  startHarness,
-  type Harness,
-} from './harness.ts';
+import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invokeFailing, invokeOk, objects, reset, useHarness } from './harness.ts';
 
 const STALE_SECRET = 'stale-secret-1b2c3d4e';
 const ROTATED_SECRET = 'rotated-secret-9f8e7d6c';
 const ROTATED_AGAIN = 'rotated-again-5a4b3c2d';
 
-let h: Harness;
-beforeAll(async () => {
-  h = await startHarness();
+const h = useHarness();
+beforeAll(() => {
   for (const secret of [STALE_SECRET, ROTATED_SECRET, ROTATED_AGAIN]) h.secrets.add(secret);
-});
-afterAll(async () => {
-  await h?.stop();
 });
 
 const REJECTED = '{"error":"unauthorized_client","error_description":"Invalid client or Invalid client credentials"}';
@@ -167,62 +152,57 @@ describe('credentials: rejected client', () => {
 });
 
 describe('credentials: SSM', () => {
-  it('fails with CredentialsError naming a missing parameter, before any token or device request', async () => {
+  /**
+   * A run under a fresh prefix after `breakSsm`: it must fail with CredentialsError naming
+   * `named` (and not `unnamed`) before any token or device request, publishing nothing.
+   */
+  async function failsOnCredentials(breakSsm: () => void, named: string[], unnamed: string[] = []) {
     const prefix = freshPrefix();
     const sim = await reset(h);
-    h.ssm.remove(DEMO.clientSecretParam);
-    const handler = await exporter(h, prefix);
-    const error = await invokeFailing(h, handler, {});
+    breakSsm();
+    const error = await invokeFailing(h, await exporter(h, prefix), {});
     expect(error).toMatchObject({ name: 'CredentialsError', code: 'CREDENTIALS_UNAVAILABLE' });
-    expect(error.message).toContain(DEMO.clientSecretParam);
-    expect(error.message).not.toContain(DEMO.clientIdParam);
+    for (const name of named) expect(error.message).toContain(name);
+    for (const name of unnamed) expect(error.message).not.toContain(name);
     expect(sim.tokens.requests).toBe(0);
     expect(sim.stats.requests).toBe(0);
     expect(await objects(h, prefix)).toEqual({});
+  }
+
+  it('fails with CredentialsError naming a missing parameter, before any token or device request', async () => {
+    await failsOnCredentials(() => h.ssm.remove(DEMO.clientSecretParam), [DEMO.clientSecretParam], [DEMO.clientIdParam]);
   });
 
   it('names both parameters when both are missing', async () => {
-    const sim = await reset(h);
-    h.ssm.remove(DEMO.clientSecretParam);
-    h.ssm.remove(DEMO.clientIdParam);
-    const handler = await exporter(h, freshPrefix());
-    const error = await invokeFailing(h, handler, {});
-    expect(error.name).toBe('CredentialsError');
-    expect(error.message).toContain(DEMO.clientSecretParam);
-    expect(error.message).toContain(DEMO.clientIdParam);
-    expect(sim.stats.requests).toBe(0);
+    await failsOnCredentials(() => {
+      h.ssm.remove(DEMO.clientSecretParam);
+      h.ssm.remove(DEMO.clientIdParam);
+    }, [DEMO.clientSecretParam, DEMO.clientIdParam]);
   });
 
   it('rides out a brief SSM outage (the SDK retries)', async () => {
     await reset(h);
     h.ssm.failNext(2, 500);
     const handler = await exporter(h, freshPrefix());
+    const failedBefore = h.ssm.failed;
+    const ssmBefore = h.ssm.calls;
     const summary = await invokeOk(h, handler, {});
     expect(summary).toMatchObject({ status: 'committed', devices: 250 });
+    // The outage happened (two calls refused), and the third call read the credentials.
+    expect(h.ssm.failed - failedBefore).toBe(2);
+    expect(h.ssm.calls - ssmBefore).toBe(1);
   });
 
   it('fails with CredentialsError when SSM stays unavailable, before any token or device request', async () => {
-    const sim = await reset(h);
-    h.ssm.failNext(100, 500);
-    const handler = await exporter(h, freshPrefix());
-    const error = await invokeFailing(h, handler, {});
-    expect(error.name).toBe('CredentialsError');
-    expect(error.message).toContain(DEMO.clientIdParam);
-    expect(error.message).toContain(DEMO.clientSecretParam);
-    expect(sim.tokens.requests).toBe(0);
-    expect(sim.stats.requests).toBe(0);
+    await failsOnCredentials(() => h.ssm.failNext(100, 500), [DEMO.clientIdParam, DEMO.clientSecretParam]);
   });
 });
 
 describe('credentials: HTTP Basic client authentication (THINGPARK_TOKEN_AUTH=client_secret_basic)', () => {
-  let basic: Harness;
-  beforeAll(async () => {
-    basic = await startHarness({ token: { authMethod: 'client_secret_basic' } });
+  const basic = useHarness({ token: { authMethod: 'client_secret_basic' } });
+  beforeAll(() => {
     basic.secrets.add(STALE_SECRET);
     basic.secrets.add(ROTATED_SECRET);
-  });
-  afterAll(async () => {
-    await basic?.stop();
   });
 
   it('re-reads SSM once when the server answers 401 with a WWW-Authenticate challenge, and recovers a rotated secret', async () => {

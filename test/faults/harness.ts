@@ -3,8 +3,8 @@ import { inspect } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { expect } from 'vitest';
-import type { RunSummary } from '../../lambda/run/export-run.ts';
+import { afterAll, beforeAll, expect } from 'vitest';
+import type { RunSummary } from '../../lambda/run/summary.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
 import type { SimulatorOptions } from '../support/simulator.ts';
 import { DEMO, startStandIns, type StandInOptions, type StandIns } from '../support/standins.ts';
@@ -41,6 +41,22 @@ export async function startHarness(options: StandInOptions = {}): Promise<Harnes
   });
 }
 
+/**
+ * The harness for the tests of the current file (or describe block): started before them,
+ * stopped after them. The object is filled in by the beforeAll hook this registers, so use
+ * it only inside tests and later hooks.
+ */
+export function useHarness(options: StandInOptions = {}): Harness {
+  const h = {} as Harness;
+  beforeAll(async () => {
+    Object.assign(h, await startHarness(options));
+  });
+  afterAll(async () => {
+    await h.stop?.();
+  });
+  return h;
+}
+
 let prefixes = 0;
 /** A snapshot prefix of its own, so each test sees only its own runs, manifests and pointer. */
 export function freshPrefix(): string {
@@ -62,23 +78,10 @@ export async function reset(h: Harness, options: Partial<SimulatorOptions> = {})
   ssm.put(DEMO.clientSecretParam, DEMO.clientSecret, 'SecureString');
   ssm.failNext(0);
   proxy.rule = undefined;
+  proxy.honourConditions = true;
   proxy.log.length = 0;
   return platform;
 }
-
-const TUNABLES = [
-  'THINGPARK_TOKEN_URL',
-  'THINGPARK_TOKEN_AUTH',
-  'THINGPARK_CREDENTIALS_CACHE_SECONDS',
-  'THINGPARK_FIRST_PAGE_INDEX',
-  'THINGPARK_CONCURRENCY',
-  'THINGPARK_REQUEST_TIMEOUT_MS',
-  'THINGPARK_MAX_RETRIES',
-  'RUN_RETRY_BUDGET',
-  'TOKEN_RENEW_MARGIN_SECONDS',
-  'SNAPSHOT_FILE_MAX_BYTES',
-  'RUN_DEADLINE_MARGIN_SECONDS',
-];
 
 /**
  * A cold start against the harness, every tunable at its default unless given, page size
@@ -88,7 +91,6 @@ const TUNABLES = [
 export async function exporter(h: Harness, prefix: string, env: Record<string, string | undefined> = {}): Promise<Handler> {
   return coldStart({
     ...h.env,
-    ...Object.fromEntries(TUNABLES.map((name) => [name, undefined])),
     POWERTOOLS_LOG_LEVEL: 'DEBUG',
     THINGPARK_PAGE_SIZE: '100',
     SNAPSHOT_PREFIX: prefix,

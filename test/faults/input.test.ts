@@ -1,13 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectNoSecretsLeaked, exporter, freshPrefix, invokeFailing, invokeOk, reset, startHarness, type Harness } from './harness.ts';
+import { describe, expect, it } from 'vitest';
+import { getJson } from '../support/snapshot.ts';
+import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invokeFailing, invokeOk, reset, useHarness } from './harness.ts';
 
-let h: Harness;
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useHarness();
 
 /** Nothing was asked of anyone: no SSM read, no token, no device page, no S3 request. */
 function touched(ssmBefore: number) {
@@ -52,11 +47,18 @@ describe('bad events', () => {
   it('accepts the allowed shapes (control: the stand-ins answer when the event is valid)', async () => {
     await reset(h);
     const handler = await exporter(h, freshPrefix());
-    await invokeOk(h, handler, {});
-    await invokeOk(h, handler, { label: 'Nightly_2024-01.v2' });
-    await invokeOk(h, handler, { scheduledTime: '2024-01-01T00:00:00Z' });
-    await invokeOk(h, handler, { 'detail-type': 'Scheduled Event', source: 'aws.events', time: '2024-01-02T00:00:00Z', id: 'x', resources: [] });
-    expect(h.platform.stats.requests).toBeGreaterThan(0);
+    const committed = { status: 'committed', devices: 250 };
+    const onDemand = await invokeOk(h, handler, {});
+    expect(onDemand).toMatchObject({ ...committed, trigger: 'on-demand' });
+    expect(onDemand.label).toBeUndefined();
+    expect(await invokeOk(h, handler, { label: 'Nightly_2024-01.v2' })).toMatchObject({ ...committed, trigger: 'on-demand', label: 'Nightly_2024-01.v2' });
+    expect(await invokeOk(h, handler, { scheduledTime: '2024-01-01T00:00:00Z' })).toMatchObject({
+      ...committed,
+      trigger: 'schedule',
+      runId: '20240101T000000Z',
+    });
+    const classic = { 'detail-type': 'Scheduled Event', source: 'aws.events', time: '2024-01-02T00:00:00Z', id: 'x', resources: [] };
+    expect(await invokeOk(h, handler, classic)).toMatchObject({ ...committed, trigger: 'schedule', runId: '20240102T000000Z' });
   });
 });
 
@@ -90,11 +92,17 @@ describe('bad configuration', () => {
   });
 
   it('accepts plain http:// to loopback (localhost and 127.0.0.0/8)', async () => {
-    await reset(h);
     const port = new URL(h.platform.url).port;
     for (const host of ['localhost', '127.0.0.1']) {
+      const sim = await reset(h);
       const handler = await exporter(h, freshPrefix(), { THINGPARK_BASE_URL: `http://${host}:${port}` });
-      await invokeOk(h, handler, {});
+      const summary = await invokeOk(h, handler, {});
+      expect(summary, host).toMatchObject({ status: 'committed', devices: 250, tokenRequests: 1 });
+      // The pages came from the platform, through the URL given, and the manifest says so.
+      expect(sim.stats.requests, host).toBe(summary.pageRequests);
+      expect(sim.tokens.grants, host).toBe(1);
+      const manifest = await getJson<{ source: { baseUrl: string } }>(h.proxy.direct, DEMO.bucket, summary.manifestKey);
+      expect(manifest.source.baseUrl).toBe(`http://${host}:${port}/`);
     }
   });
 });

@@ -1,30 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DataWriter } from '../../lambda/storage/data-writer.ts';
-import { readRows, testS3 } from '../support/snapshot.ts';
-import {
-  DEMO,
-  expectNoSecretsLeaked,
-  exporter,
-  freshPrefix,
-  invoke,
-  invokeFailing,
-  invokeOk,
-  lambdaContext,
-  objects,
-  reset,
-  startHarness,
-  type Harness,
-} from './harness.ts';
+import { getJson, getText, runRows, testS3 } from '../support/snapshot.ts';
+import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, objects, reset, useHarness } from './harness.ts';
 import { putDirect } from './s3-proxy.ts';
 
-let h: Harness;
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useHarness();
 
 const BASELINE = { scheduledTime: '2024-01-01T00:00:00Z' };
 const NEXT = { scheduledTime: '2024-01-02T00:00:00Z' };
@@ -39,6 +20,37 @@ async function baseline(env: Record<string, string> = {}) {
   const summary = await invokeOk(h, handler, BASELINE);
   expect(summary.pointerMoved).toBe(true);
   return { prefix, before: await objects(h, prefix) };
+}
+
+/** One object as text or JSON, read from S3 itself (past the proxy and its rule). */
+const textOf = (key: string) => getText(h.proxy.direct, DEMO.bucket, key);
+const jsonOf = <T = Record<string, unknown>>(key: string) => getJson<T>(h.proxy.direct, DEMO.bucket, key);
+
+/** What the proxy saw for one key, in order: "PUT 412" and the like (only `method`'s, if given). */
+function requestsFor(key: string, method?: string): string[] {
+  return h.proxy.log.filter((request) => request.key === key && (method === undefined || request.method === method)).map(({ method: m, status }) => `${m} ${status}`);
+}
+
+/**
+ * Another writer's `body` put at `key` (straight into S3) just before this run's first
+ * conditional write of that key reaches it: the run's write then meets 412.
+ */
+function writtenFirstBy(key: string, body: string): void {
+  let written = false;
+  h.proxy.rule = async ({ key: requested, method, condition }) => {
+    if (method === 'PUT' && requested === key && condition && !written) {
+      written = true;
+      await putDirect(h.proxy, DEMO.bucket, key, body);
+    }
+    return undefined;
+  };
+}
+
+/** A pointer as another run, made at `runTime`, would have written it. */
+function pointerOf(prefix: string, runTime: string): string {
+  const runId = runTime.replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  const finishedAt = new Date(Date.parse(runTime) + 600_000).toISOString();
+  return JSON.stringify({ runId, runTime, manifestKey: `${prefix}manifests/${runId}.json`, devices: 1, finishedAt });
 }
 
 /** Object keys S3 created under a prefix since `from` (an index into s3Events). */
@@ -79,10 +91,22 @@ describe('deadline', () => {
     h.proxy.rule = ({ key, method }) =>
       method === 'PUT' && key.startsWith(`${NEXT_DATA(prefix)}part-00002-`) ? { holdResponseMs: 1500 } : undefined;
     const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1', SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024) });
+    const events = h.s3Events.length;
     const error = await invokeFailing(h, handler, NEXT, lambdaContext(2000));
     expect(error.name).toBe('DeadlineError');
     await sleep(1000);
-    expect(Object.keys(await objects(h, prefix))).toEqual(Object.keys(before));
+    // The held upload did land in S3, and is gone again; its answer never came, so the
+    // attempt's marker stays, marked failed, outside the table, for a later run to settle.
+    expect(created(NEXT_DATA(prefix), events).some((key) => key.startsWith(`${NEXT_DATA(prefix)}part-00002-`))).toBe(true);
+    const after = await objects(h, prefix);
+    const markers = Object.keys(after).filter((key) => key.startsWith(`${prefix}attempts/`));
+    expect(Object.keys(after).filter((key) => !markers.includes(key))).toEqual(Object.keys(before));
+    expect(markers).toHaveLength(1);
+    expect(JSON.parse(Buffer.from(after[markers[0] as string] as string, 'base64').toString())).toMatchObject({
+      runId: '20240102T000000Z',
+      state: 'failed',
+      dataPrefix: NEXT_DATA(prefix),
+    });
   });
 
   it('ends a Retry-After longer than the time left at the deadline, not after the wait', async () => {
@@ -177,8 +201,7 @@ describe('atomic publish', () => {
     const redelivered = await invokeOk(h, handler, NEXT);
     expect(redelivered).toMatchObject({ status: 'already-committed', pointerMoved: true, runId: '20240102T000000Z' });
     expect(sim.stats.requests).toBe(requests);
-    const latest = JSON.parse(Buffer.from((await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`] ?? '', 'base64').toString());
-    expect(latest).toMatchObject({ runId: '20240102T000000Z', manifestKey: NEXT_MANIFEST(prefix) });
+    expect(await jsonOf(`${prefix}latest.json`)).toMatchObject({ runId: '20240102T000000Z', manifestKey: NEXT_MANIFEST(prefix) });
   });
 
   it('never moves the pointer backwards: an older schedule finishing after a newer one leaves latest at the newer', async () => {
@@ -203,47 +226,23 @@ describe('atomic publish', () => {
   it('an older run losing the pointer race (412) re-reads and leaves the newer run latest', async () => {
     const { prefix } = await baseline();
     await reset(h);
-    const newerPointer = JSON.stringify({ runId: '20990101T000000Z', runTime: '2099-01-01T00:00:00.000Z', manifestKey: `${prefix}manifests/20990101T000000Z.json`, devices: 1, finishedAt: '2099-01-01T00:10:00.000Z' });
-    let injected = false;
-    h.proxy.rule = async ({ key, method, condition }) => {
-      if (method === 'PUT' && key === `${prefix}latest.json` && condition && !injected) {
-        injected = true; // a newer run moves the pointer between our read and our write
-        await putDirect(h.proxy, DEMO.bucket, key, newerPointer);
-      }
-      return undefined;
-    };
-    const handler = await exporter(h, prefix);
-    const summary = await invokeOk(h, handler, NEXT);
+    // A newer run moves the pointer between our read and our write.
+    const newerPointer = pointerOf(prefix, '2099-01-01T00:00:00.000Z');
+    writtenFirstBy(`${prefix}latest.json`, newerPointer);
+    const summary = await invokeOk(h, await exporter(h, prefix), NEXT);
     expect(summary).toMatchObject({ status: 'committed', pointerMoved: false });
-    const pointerRequests = h.proxy.log.filter(({ key }) => key === `${prefix}latest.json`);
-    expect(pointerRequests.map(({ method, status }) => `${method} ${status}`)).toEqual(['GET 200', 'PUT 412', 'GET 200']);
-    const latest = (await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`];
-    expect(Buffer.from(latest ?? '', 'base64').toString()).toBe(newerPointer);
+    expect(requestsFor(`${prefix}latest.json`)).toEqual(['GET 200', 'PUT 412', 'GET 200']);
+    expect(await textOf(`${prefix}latest.json`)).toBe(newerPointer);
   });
 
   it('a newer run whose pointer write meets an older writer (412) re-reads and still moves the pointer', async () => {
     const { prefix } = await baseline();
     await reset(h);
-    const olderPointer = JSON.stringify({ runId: '20200101T000000Z', runTime: '2020-01-01T00:00:00.000Z', manifestKey: `${prefix}manifests/20200101T000000Z.json`, devices: 1, finishedAt: '2020-01-01T00:10:00.000Z' });
-    let injected = false;
-    h.proxy.rule = async ({ key, method, condition }) => {
-      if (method === 'PUT' && key === `${prefix}latest.json` && condition && !injected) {
-        injected = true;
-        await putDirect(h.proxy, DEMO.bucket, key, olderPointer);
-      }
-      return undefined;
-    };
-    const handler = await exporter(h, prefix);
-    const summary = await invokeOk(h, handler, NEXT);
+    writtenFirstBy(`${prefix}latest.json`, pointerOf(prefix, '2020-01-01T00:00:00.000Z'));
+    const summary = await invokeOk(h, await exporter(h, prefix), NEXT);
     expect(summary).toMatchObject({ status: 'committed', pointerMoved: true });
-    expect(h.proxy.log.filter(({ key }) => key === `${prefix}latest.json`).map(({ method, status }) => `${method} ${status}`)).toEqual([
-      'GET 200',
-      'PUT 412',
-      'GET 200',
-      'PUT 200',
-    ]);
-    const latest = JSON.parse(Buffer.from((await objects(h, `${prefix}latest.json`))[`${prefix}latest.json`] ?? '', 'base64').toString());
-    expect(latest).toMatchObject({ runId: '20240102T000000Z' });
+    expect(requestsFor(`${prefix}latest.json`)).toEqual(['GET 200', 'PUT 412', 'GET 200', 'PUT 200']);
+    expect(await jsonOf(`${prefix}latest.json`)).toMatchObject({ runId: '20240102T000000Z', manifestKey: NEXT_MANIFEST(prefix) });
   });
 
   it('a writer discarded while it completes a file fails the write waiting on it and opens no next file', async () => {
@@ -261,7 +260,10 @@ describe('atomic publish', () => {
     await sleep(100);
     await writer.discard();
     expect(await rolling).toBe('The snapshot writer was discarded');
-    expect(writer.files.map(({ key }) => key)).toEqual([`${prefix}w/0.gz`]);
+    // File 0's upload was aborted before S3 answered it: never completed, yet deleted, and
+    // the writer cannot vouch that nothing lands later.
+    expect(writer.files).toEqual([]);
+    expect(writer.leftNothing).toBe(false);
     expect(await objects(h, prefix)).toEqual({});
     expect(h.proxy.log.filter(({ key }) => key.startsWith(`${prefix}w/1`))).toEqual([]);
   });
@@ -285,16 +287,11 @@ describe('atomic publish', () => {
       files: [{ key: `${NEXT_DATA(prefix)}part-00000.ndjson.gz`, devices: 4242, bytes: 1, uncompressedBytes: 1 }],
       bytes: 1,
     });
-    h.proxy.rule = async ({ key, method, condition }) => {
-      if (method === 'PUT' && key === NEXT_MANIFEST(prefix) && condition) await putDirect(h.proxy, DEMO.bucket, key, winner);
-      return undefined;
-    };
-    const handler = await exporter(h, prefix);
-    const summary = await invokeOk(h, handler, NEXT);
+    writtenFirstBy(NEXT_MANIFEST(prefix), winner);
+    const summary = await invokeOk(h, await exporter(h, prefix), NEXT);
     expect(summary).toMatchObject({ status: 'already-committed', devices: 4242, pointerMoved: false });
-    expect(h.proxy.log.filter(({ key }) => key === NEXT_MANIFEST(prefix)).map(({ method, status }) => `${method} ${status}`)).toContain('PUT 412');
-    const manifest = (await objects(h, NEXT_MANIFEST(prefix)))[NEXT_MANIFEST(prefix)];
-    expect(Buffer.from(manifest ?? '', 'base64').toString()).toBe(winner);
+    expect(requestsFor(NEXT_MANIFEST(prefix), 'PUT')).toEqual(['PUT 412']);
+    expect(await textOf(NEXT_MANIFEST(prefix))).toBe(winner);
   });
 
   it('retries a manifest write that meets a concurrent conditional write in progress (409)', async () => {
@@ -311,7 +308,7 @@ describe('atomic publish', () => {
     const handler = await exporter(h, prefix);
     const summary = await invokeOk(h, handler, NEXT);
     expect(summary).toMatchObject({ status: 'committed', pointerMoved: true });
-    expect(h.proxy.log.filter(({ key, method }) => method === 'PUT' && key === NEXT_MANIFEST(prefix)).map(({ status }) => status)).toEqual([409, 200]);
+    expect(requestsFor(NEXT_MANIFEST(prefix), 'PUT')).toEqual(['PUT 409', 'PUT 200']);
   });
 
   it('a manifest write that lands although its answer is lost (the SDK\'s retry then meets 412) commits, data kept', async () => {
@@ -326,7 +323,7 @@ describe('atomic publish', () => {
     const handler = await exporter(h, prefix);
     const summary = await invokeOk(h, handler, NEXT);
     expect(summary).toMatchObject({ status: 'committed', pointerMoved: true, devices: 250 });
-    expect(h.proxy.log.filter(({ key, method }) => method === 'PUT' && key === NEXT_MANIFEST(prefix)).map(({ status }) => status)).toEqual([500, 412]);
+    expect(requestsFor(NEXT_MANIFEST(prefix), 'PUT')).toEqual(['PUT 500', 'PUT 412']);
     const stored = await objects(h, NEXT_DATA(prefix));
     expect(summary.dataKeys.length).toBeGreaterThan(0);
     for (const key of summary.dataKeys) expect(stored[key], `${key} listed in the manifest`).toBeDefined();
@@ -420,14 +417,17 @@ describe('idempotent schedules', () => {
     const [a, b] = await Promise.all([firstRun, duplicateRun]);
     expect(a.summary?.status).toBe('committed');
     expect(b.error?.name).toBe('DeadlineError');
-    const manifest = JSON.parse(Buffer.from((await objects(h, NEXT_MANIFEST(prefix)))[NEXT_MANIFEST(prefix)] ?? '', 'base64').toString()) as {
-      files: { key: string; devices: number }[];
-    };
+    const manifest = await jsonOf<{ bucket: string; files: { key: string; devices: number }[] }>(NEXT_MANIFEST(prefix));
     const stored = await objects(h, NEXT_DATA(prefix));
     for (const file of manifest.files) {
       expect(stored[file.key], `${file.key} listed in the manifest`).toBeDefined();
-      expect((await readRows(h.proxy.direct, DEMO.bucket, file.key)).length).toBe(file.devices);
+      expect(await runRows(h.proxy.direct, { ...manifest, files: [file] }), file.key).toHaveLength(file.devices);
     }
+    // The whole fleet, each device once, all written by the run that committed.
+    const rows = await runRows(h.proxy.direct, manifest);
+    expect(rows).toHaveLength(800);
+    expect(new Set(rows.map((row) => row.ref)).size).toBe(800);
+    expect(new Set(rows.map((row) => row.exportRunId))).toEqual(new Set([a.summary?.runId]));
   });
 });
 

@@ -1,27 +1,48 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { RetryBudget, TransientError, parseRetryAfter, retrying } from '../../lambda/common/retry.ts';
-import {
-  arrivals,
-  expectNoSecretsLeaked,
-  exporter,
-  freshPrefix,
-  invokeFailing,
-  invokeOk,
-  objects,
-  reset,
-  startHarness,
-  type Harness,
-} from './harness.ts';
+import { arrivals, expectNoSecretsLeaked, exporter, freshPrefix, invokeFailing, invokeOk, objects, reset, useHarness } from './harness.ts';
 
-let h: Harness;
-beforeAll(async () => {
-  h = await startHarness();
-});
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useHarness();
 
 const json = (status: number) => JSON.stringify({ code: status, message: 'Simulated' });
+
+/**
+ * A run under a fresh prefix whose page 1 always answers HTTP `status`: it must fail and
+ * publish nothing. Its error, and the simulator to count what was asked of it.
+ */
+async function pageOneAlwaysFails(status: number, env: Record<string, string> = {}) {
+  const prefix = freshPrefix();
+  const sim = await reset(h, { fault: ({ pageIndex }) => (pageIndex === 1 ? { status, body: json(status) } : undefined) });
+  const error = await invokeFailing(h, await exporter(h, prefix, env), {});
+  expect(await objects(h, prefix)).toEqual({});
+  return { error, sim };
+}
+
+/**
+ * The waits before each of `retries` retries of a call that fails with a transient error
+ * without Retry-After until its last attempt, with Math.random fixed at `random`; on fake
+ * timers, so the waits are exact and cost no time. One random draw per retry.
+ */
+async function backoffWaits(random: number, retries: number): Promise<number[]> {
+  vi.useFakeTimers();
+  const draws = vi.spyOn(Math, 'random').mockReturnValue(random);
+  try {
+    const times: number[] = [];
+    const retry = retrying({ maxRetries: retries, budget: new RetryBudget(retries) });
+    const result = retry(async () => {
+      times.push(Date.now());
+      if (times.length <= retries) throw new TransientError('HTTP 503', 503);
+      return 'page';
+    });
+    await vi.runAllTimersAsync();
+    await expect(result).resolves.toBe('page');
+    expect(draws).toHaveBeenCalledTimes(retries);
+    return times.slice(1).map((time, i) => time - (times[i] as number));
+  } finally {
+    draws.mockRestore();
+    vi.useRealTimers();
+  }
+}
 
 describe('retries', () => {
   it('retries a page that times out, without waiting for its slow answer', async () => {
@@ -123,18 +144,18 @@ describe('retries', () => {
   });
 
   it('backs off exponentially with full jitter when the server gives no Retry-After', async () => {
-    const times: number[] = [];
-    const retry = retrying({ maxRetries: 4, budget: new RetryBudget(10), baseDelayMs: 100 });
-    const started = Date.now();
-    const value = await retry(async () => {
-      times.push(Date.now() - started);
-      if (times.length <= 4) throw new TransientError('HTTP 503', 503);
-      return 'page';
+    // The exporter's defaults: 250 ms base, doubling, capped at 20 s; the wait before retry n
+    // is random × min(20 s, 250 ms × 2^(n-1)). The cap bites from retry 8 (250 × 2^7 = 32 s).
+    const ceilings = [250, 500, 1000, 2000, 4000, 8000, 16_000, 20_000, 20_000];
+    expect(await backoffWaits(0.5, ceilings.length)).toEqual([125, 250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+    // Random near 1: each wait comes within a millisecond of its ceiling, never over it.
+    const high = await backoffWaits(0.999_999, ceilings.length);
+    high.forEach((wait, i) => {
+      expect(wait, `retry ${i + 1}`).toBeGreaterThanOrEqual((ceilings[i] as number) - 1);
+      expect(wait, `retry ${i + 1}`).toBeLessThanOrEqual(ceilings[i] as number);
     });
-    expect(value).toBe('page');
-    const waits = times.slice(1).map((time, i) => time - (times[i] as number));
-    // Random in [0, 100 * 2^n): under 100, 200, 400, 800 ms (plus timer slack).
-    waits.forEach((wait, n) => expect(wait).toBeLessThan(100 * 2 ** n + 50));
+    // Random 0: full jitter reaches down to no wait at all.
+    expect(await backoffWaits(0, ceilings.length)).toEqual(ceilings.map(() => 0));
   });
 
   it('caps a Retry-After longer than the configured maximum', async () => {
@@ -186,26 +207,18 @@ describe('retries', () => {
   });
 
   it('gives up on a page after THINGPARK_MAX_RETRIES retries, naming the page', async () => {
-    const prefix = freshPrefix();
-    const sim = await reset(h, { fault: ({ pageIndex }) => (pageIndex === 1 ? { status: 500, body: json(500) } : undefined) });
-    const handler = await exporter(h, prefix, { THINGPARK_MAX_RETRIES: '2' });
-    const error = await invokeFailing(h, handler, {});
+    const { error, sim } = await pageOneAlwaysFails(500, { THINGPARK_MAX_RETRIES: '2' });
     expect(error).toMatchObject({ name: 'PlatformError', code: 'PLATFORM_ERROR', status: 500 });
     expect(error.message).toMatch(/Gave up after 2 retries \(THINGPARK_MAX_RETRIES\).*page 1: HTTP 500/);
     expect(sim.stats.byPage.get(1)).toBe(3);
-    expect(await objects(h, prefix)).toEqual({});
   });
 
   it('makes one request per page when THINGPARK_MAX_RETRIES is 0', async () => {
-    const prefix = freshPrefix();
-    const sim = await reset(h, { fault: ({ pageIndex }) => (pageIndex === 1 ? { status: 502, body: json(502) } : undefined) });
-    const handler = await exporter(h, prefix, { THINGPARK_MAX_RETRIES: '0' });
-    const error = await invokeFailing(h, handler, {});
+    const { error, sim } = await pageOneAlwaysFails(502, { THINGPARK_MAX_RETRIES: '0' });
     // The handler's modules are loaded afresh per cold start: compare names, not classes.
     expect(error).toMatchObject({ name: 'PlatformError', code: 'PLATFORM_ERROR', status: 502 });
     expect(error.message).toContain('page 1: HTTP 502');
     expect(sim.stats.byPage.get(1)).toBe(1);
-    expect(await objects(h, prefix)).toEqual({});
   });
 
   it('stops the run with RetryBudgetError once RUN_RETRY_BUDGET is spent', async () => {
@@ -228,26 +241,18 @@ describe('retries', () => {
   });
 
   it.each([400, 403, 404, 422])('does not retry HTTP %i: one request for that page, and the run fails', async (status) => {
-    const prefix = freshPrefix();
-    const sim = await reset(h, { fault: ({ pageIndex }) => (pageIndex === 1 ? { status, body: json(status) } : undefined) });
-    const handler = await exporter(h, prefix);
-    const error = await invokeFailing(h, handler, {});
+    const { error, sim } = await pageOneAlwaysFails(status);
     expect(error).toMatchObject({ name: 'PlatformError', status });
     expect(error.message).toContain(`page 1: HTTP ${status}`);
     expect(sim.stats.byPage.get(1)).toBe(1);
-    expect(await objects(h, prefix)).toEqual({});
   });
 
   it('re-grants once on a 401 and fails if a fresh token is refused too', async () => {
-    const prefix = freshPrefix();
-    const sim = await reset(h, { fault: ({ pageIndex }) => (pageIndex === 1 ? { status: 401, body: json(401) } : undefined) });
-    const handler = await exporter(h, prefix, { THINGPARK_CONCURRENCY: '1' });
-    const error = await invokeFailing(h, handler, {});
+    const { error, sim } = await pageOneAlwaysFails(401, { THINGPARK_CONCURRENCY: '1' });
     expect(error).toMatchObject({ name: 'PlatformError', status: 401 });
     expect(error.message).toContain('page 1');
     expect(sim.stats.byPage.get(1)).toBe(2);
     expect(sim.tokens.grants).toBe(2);
-    expect(await objects(h, prefix)).toEqual({});
   });
 });
 

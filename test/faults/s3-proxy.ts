@@ -19,9 +19,11 @@ export interface S3Request {
  * Answer with this S3 error instead of applying the request, or, with `applied`, after
  * applying it (S3 stored the object and the client heard an error: a lost answer, which
  * the SDK retries); or, with `holdResponseMs` alone, apply it and hold the answer back
- * that long (S3 stored the object, the client has not heard yet).
+ * that long (S3 stored the object, the client has not heard yet); or, with
+ * `applyAfterMs`, take the request and apply it only that much later (an upload S3
+ * completes after its client gave up on it).
  */
-export type S3Fault = { status: number; code: string; applied?: boolean } | { holdResponseMs: number };
+export type S3Fault = { status: number; code: string; applied?: boolean } | { holdResponseMs: number } | { applyAfterMs: number };
 
 /**
  * What s3rver does not play: conditional writes and failures. A loopback proxy in front of
@@ -38,6 +40,8 @@ export interface S3Proxy {
   /** A client for s3rver itself, bypassing the proxy and its rule. */
   direct: S3Client;
   rule: ((request: S3Request) => Promise<S3Fault | undefined> | S3Fault | undefined) | undefined;
+  /** False plays a store that accepts conditional writes without checking them (as s3rver does). */
+  honourConditions: boolean;
   /** Every request seen, with the status answered. */
   log: (S3Request & { status: number })[];
   close(): Promise<void>;
@@ -52,6 +56,7 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
     url: '',
     direct,
     rule: undefined,
+    honourConditions: true,
     log: [],
     close: () =>
       new Promise<void>((resolve) => {
@@ -93,8 +98,14 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
       s3Error(res, fault.status, fault.code, 'Simulated failure');
       return;
     }
+    if (fault && 'applyAfterMs' in fault) {
+      const body = Buffer.concat(await req.toArray());
+      await sleep(fault.applyAfterMs);
+      record(await forward(req, res, 0, body));
+      return;
+    }
     const holdMs = fault?.holdResponseMs ?? 0;
-    if (!conditional) {
+    if (!conditional || !proxy.honourConditions) {
       record(await forward(req, res, holdMs));
       return;
     }
@@ -133,8 +144,8 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
     }
   }
 
-  /** Sends the request to s3rver and its answer to `res`, or nowhere without one. */
-  function forward(req: IncomingMessage, res: ServerResponse | undefined, holdMs = 0): Promise<number> {
+  /** Sends the request (or its `body`, read already) to s3rver and its answer to `res`, or nowhere without one. */
+  function forward(req: IncomingMessage, res: ServerResponse | undefined, holdMs = 0, body?: Buffer): Promise<number> {
     return new Promise((resolve, reject) => {
       const { expect: _expect, ...headers } = req.headers;
       const outgoing = httpRequest(
@@ -156,7 +167,8 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
         },
       );
       outgoing.on('error', reject);
-      req.pipe(outgoing);
+      if (body) outgoing.end(body);
+      else req.pipe(outgoing);
     });
   }
 

@@ -7,7 +7,8 @@ import lambdaLocal from 'lambda-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExporterStack } from '../../infra/exporter-stack.ts';
 import { settingsFromContext } from '../../infra/settings.ts';
-import { getJson, readRows, testS3 } from '../support/snapshot.ts';
+import { captureOutput } from '../support/lambda.ts';
+import { getJson, runRows, testS3 } from '../support/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
 
 /**
@@ -41,6 +42,8 @@ describe('the bundled Lambda asset', () => {
     expect(bundles).toHaveLength(1);
     bundle = bundles[0] as string;
     standIns = await startStandIns({ simulator: { fleet: 3000 } });
+    // lambda-local's own START/END lines are not the function's: kept off the test output.
+    lambdaLocal.getLogger().silent = true;
   }, 180_000);
 
   afterAll(async () => {
@@ -48,28 +51,72 @@ describe('the bundled Lambda asset', () => {
     if (outdir) await rm(outdir, { recursive: true, force: true });
   });
 
-  it('completes a real export from the synthesized bundle', async () => {
-    // The template's own settings, except what must point at the stand-ins instead of AWS.
-    const environment = Object.fromEntries(
-      Object.entries(templateEnv).filter(([, value]) => typeof value === 'string'),
-    ) as Record<string, string>;
-    Object.assign(environment, standIns.env, { POWERTOOLS_METRICS_DISABLED: 'true', POWERTOOLS_LOG_LEVEL: 'WARN' });
-    expect(environment.SNAPSHOT_PREFIX ?? 'thingpark/').toBe('thingpark/');
+  /** The template's own settings, except what must point at the stand-ins instead of AWS. */
+  const environment = (overrides: Record<string, string> = {}): Record<string, string> => ({
+    ...(Object.fromEntries(Object.entries(templateEnv).filter(([, value]) => typeof value === 'string')) as Record<string, string>),
+    ...standIns.env,
+    POWERTOOLS_METRICS_DISABLED: 'true',
+    POWERTOOLS_LOG_LEVEL: 'WARN',
+    ...overrides,
+  });
 
-    const summary = (await lambdaLocal.execute({
-      event: { scheduledTime: '2026-11-28T06:00:00Z' },
-      lambdaPath: bundle,
-      esm: true,
-      environment,
-      timeoutMs: 120_000,
-      verboseLevel: 0,
-    })) as { status: string; devices: number; manifestKey: string; dataKeys: string[]; tokenRequests: number };
+  // verboseLevel 3 leaves stdout unmuted, so that captureOutput sees the function's log lines.
+  const execute = (event: unknown, env: Record<string, string>, verboseLevel = 0) =>
+    lambdaLocal.execute({ event, lambdaPath: bundle, esm: true, environment: env, timeoutMs: 120_000, verboseLevel });
+
+  /**
+   * A failing invocation of the bundle: the error record the runtime makes of what it threw
+   * (as Lambda writes it to the dead-letter queue: errorType, errorMessage, stackTrace) and
+   * the "Run failed" line it logged.
+   */
+  const failure = async (event: unknown, env: Record<string, string>) => {
+    const { error, output } = await captureOutput(() => execute(event, env, 3));
+    const logged = output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => line.message === 'Run failed');
+    return { error: error as { errorType?: string; errorMessage?: string }, logged };
+  };
+
+  it('completes a real export from the synthesized bundle', async () => {
+    const env = environment();
+    expect(env.SNAPSHOT_PREFIX ?? 'thingpark/').toBe('thingpark/');
+
+    const summary = (await execute({ scheduledTime: '2026-11-28T06:00:00Z' }, env)) as {
+      bucket: string;
+      status: string;
+      devices: number;
+      manifestKey: string;
+      dataKeys: string[];
+      tokenRequests: number;
+    };
 
     expect(summary).toMatchObject({ status: 'committed', devices: 3000, tokenRequests: 1 });
     const s3 = testS3(standIns.s3Url);
-    const rows = [];
-    for (const key of summary.dataKeys) rows.push(...(await readRows(s3, DEMO.bucket, key)));
+    const rows = await runRows(s3, summary);
     expect(new Set(rows.map((row) => row.ref)).size).toBe(3000);
     expect(await getJson(s3, DEMO.bucket, 'thingpark/latest.json')).toMatchObject({ manifestKey: summary.manifestKey });
+  });
+
+  // Minification renames classes unless told not to: the error's name is what operators
+  // read as errorType in the logs and in the dead-letter queue's records.
+  it('names a bad event\'s error and code in what it throws and logs', async () => {
+    const { error, logged } = await failure({ nope: true }, environment());
+    expect(error.errorType).toBe('EventError');
+    expect(error.errorMessage).toContain('Unknown field "nope"');
+    expect(logged).toMatchObject({ level: 'ERROR', errorType: 'EventError', code: 'EVENT_INVALID' });
+  });
+
+  it('names a failing platform\'s error and code in what it throws and logs', async () => {
+    standIns.platform.reset({ fleet: 300, fault: () => ({ status: 500, body: '{"code":500,"message":"down"}' }) });
+    try {
+      const { error, logged } = await failure({}, environment({ THINGPARK_MAX_RETRIES: '0', SNAPSHOT_PREFIX: 'failing/' }));
+      expect(error.errorType).toBe('PlatformError');
+      expect(error.errorMessage).toContain('HTTP 500');
+      expect(logged).toMatchObject({ level: 'ERROR', errorType: 'PlatformError', code: 'PLATFORM_ERROR' });
+    } finally {
+      standIns.platform.reset({ fleet: 3000 });
+    }
   });
 });

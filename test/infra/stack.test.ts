@@ -202,6 +202,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Action: 's3:PutObject',
           Effect: 'Allow',
           Resource: [
+            objectArn(bucketId, 'thingpark/attempts/*'),
             objectArn(bucketId, 'thingpark/devices/*'),
             objectArn(bucketId, 'thingpark/latest.json'),
             objectArn(bucketId, 'thingpark/manifests/*'),
@@ -212,9 +213,18 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Sid: 'ReadManifestsAndPointer',
           Action: 's3:GetObject',
           Effect: 'Allow',
-          Resource: [objectArn(bucketId, 'thingpark/latest.json'), objectArn(bucketId, 'thingpark/manifests/*')],
+          Resource: [
+            objectArn(bucketId, 'thingpark/attempts/*'),
+            objectArn(bucketId, 'thingpark/latest.json'),
+            objectArn(bucketId, 'thingpark/manifests/*'),
+          ],
         },
-        { Sid: 'DeleteFailedRunData', Action: 's3:DeleteObject', Effect: 'Allow', Resource: objectArn(bucketId, 'thingpark/devices/*') },
+        {
+          Sid: 'DeleteFailedRunData',
+          Action: 's3:DeleteObject',
+          Effect: 'Allow',
+          Resource: [objectArn(bucketId, 'thingpark/attempts/*'), objectArn(bucketId, 'thingpark/devices/*')],
+        },
         { Sid: 'ListSnapshotBucket', Action: 's3:ListBucket', Effect: 'Allow', Resource: arnOf(bucketId) },
         {
           Sid: 'ReadThingParkCredentials',
@@ -616,6 +626,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         [
           'AwsSolutions-S1',
           'AwsSolutions-SQS3',
+          `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/attempts/*]`,
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/devices/*]`,
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/manifests/*]`,
           `AwsSolutions-IAM5[Resource::<${functionId}.Arn>:*]`,
@@ -716,7 +727,7 @@ describe('ExporterStack with every context value given (not bundled)', () => {
     const bucketId = s.id(s.stack.bucket);
     const statements = policyStatements(s.template, s.id(s.stack.function.role!));
     const resources = statements.filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket').flatMap((statement) => [statement.Resource].flat());
-    for (const resource of resources) expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|latest\.json)$/);
+    for (const resource of resources) expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|latest\.json)$/);
     const conditionalWrites = bucketPolicyStatements(s.template, bucketId).filter((statement) => statement.Action === 's3:PutObject');
     expect(conditionalWrites.map((statement) => statement.Resource['Fn::Join'][1][1])).toEqual(['/exports/fleet/manifests/*', '/exports/fleet/latest.json']);
     s.template.hasResourceProperties('AWS::Glue::Table', {

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coldStart, lambdaContext } from '../support/lambda.ts';
 import type { SimulatorOptions } from '../support/simulator.ts';
-import { readRows, testS3 } from '../support/snapshot.ts';
-import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
+import { runRows, testS3, type RunFiles } from '../support/snapshot.ts';
+import { startStandIns, type StandIns } from '../support/standins.ts';
 
 let standIns: StandIns;
 let port = 0;
@@ -31,23 +31,19 @@ async function platform(options: Partial<SimulatorOptions>) {
   return standIns.platform.reset(options);
 }
 
+/** A cold start with the stand-ins' environment, every tunable at its default unless given. */
 async function exporter(env: Record<string, string>) {
   return coldStart({
     ...standIns.env,
     POWERTOOLS_LOG_LEVEL: 'WARN',
     THINGPARK_PAGE_SIZE: '100',
-    THINGPARK_FIRST_PAGE_INDEX: undefined,
-    THINGPARK_MAX_RETRIES: undefined,
-    RUN_RETRY_BUDGET: undefined,
     ...env,
   });
 }
 
-async function refsOf(dataKeys: string[]): Promise<string[]> {
-  const s3 = testS3(standIns.s3Url);
-  const refs: string[] = [];
-  for (const key of dataKeys) for (const row of await readRows(s3, DEMO.bucket, key)) refs.push(row.ref as string);
-  return refs;
+/** The refs of a run's rows, in the order the run wrote them. */
+async function refsOf(run: RunFiles): Promise<unknown[]> {
+  return (await runRows(testS3(standIns.s3Url), run)).map((row) => row.ref);
 }
 
 /** The simulator's refs (test/support/fleet.ts) in fleet order. */
@@ -96,7 +92,7 @@ describe('concurrent paging', () => {
     expect(completed.indexOf(2)).toBeLessThan(completed.indexOf(1));
     expect(completed.indexOf(1)).toBeLessThan(completed.indexOf(0));
     // ... and the snapshot still holds the fleet in page order.
-    expect(await refsOf(summary.dataKeys)).toEqual(fleetRefs(1_000));
+    expect(await refsOf(summary)).toEqual(fleetRefs(1_000));
   });
 
   it('stops at the last page: the few requests past it are cancelled and counted as wasted', async () => {
@@ -154,7 +150,7 @@ describe('concurrent paging', () => {
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ status: 'committed', devices: 800, throttled: 1, retries: 1 });
     expect(sim.stats.unauthorized).toBe(0);
-    expect(await refsOf(summary.dataKeys)).toEqual(fleetRefs(800));
+    expect(await refsOf(summary)).toEqual(fleetRefs(800));
   }, 30_000);
 
   it('paces a rate-limited platform instead of hammering it', async () => {
@@ -171,6 +167,6 @@ describe('concurrent paging', () => {
     expect(sim.stats.maxInFlight).toBeLessThanOrEqual(8);
     // The bench measures the rate (≥ 90 % of the limit); here: few rejections, not a storm.
     expect(sim.stats.rejected / sim.stats.requests).toBeLessThan(0.1);
-    expect(await refsOf(summary.dataKeys)).toEqual(fleetRefs(16_000));
+    expect(await refsOf(summary)).toEqual(fleetRefs(16_000));
   });
 });

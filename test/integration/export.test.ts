@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { duckdbQuery } from '../support/duckdb.ts';
 import { simulatedBrief, type Brief } from '../support/fleet.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
-import { downloadFiles, getJson, listKeys, readRows, testS3 } from '../support/snapshot.ts';
+import { downloadFiles, getJson, listKeys, runRows, testS3, type RunFiles } from '../support/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
 import type { SimulatorOptions } from '../support/simulator.ts';
 
@@ -30,19 +30,12 @@ async function exporter(env: Record<string, string> = {}) {
     ...standIns.env,
     POWERTOOLS_LOG_LEVEL: 'WARN',
     THINGPARK_PAGE_SIZE: '100',
-    THINGPARK_FIRST_PAGE_INDEX: undefined,
-    THINGPARK_CONCURRENCY: undefined,
-    SNAPSHOT_FILE_MAX_BYTES: undefined,
     ...env,
   });
 }
 
-async function snapshotRows(dataKeys: string[]): Promise<Record<string, unknown>[]> {
-  const s3 = testS3(standIns.s3Url);
-  const rows = [];
-  for (const key of dataKeys) rows.push(...(await readRows(s3, DEMO.bucket, key)));
-  return rows;
-}
+/** Every row of a run, read back from the stand-in S3. */
+const rowsOf = (run: RunFiles) => runRows(testS3(standIns.s3Url), run);
 
 function withoutRun({ exportRunId: _run, ...brief }: Record<string, unknown>): Brief {
   return brief;
@@ -126,7 +119,7 @@ describe('paging variants', () => {
     const size = sim.options.fleet as number;
     expect(summary.devices).toBe(size);
     expect(summary.duplicates).toBe(duplicates);
-    const refs = (await snapshotRows(summary.dataKeys)).map((row) => row.ref);
+    const refs = (await rowsOf(summary)).map((row) => row.ref);
     expect(new Set(refs).size).toBe(size);
     expect(refs.length).toBe(size);
   });
@@ -136,7 +129,7 @@ describe('paging variants', () => {
     const handler = await exporter();
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ status: 'committed', devices: 0, pages: 1 });
-    expect(await snapshotRows(summary.dataKeys)).toEqual([]);
+    expect(await rowsOf(summary)).toEqual([]);
   });
 
   it('keeps a device repeated across pages once, and devices known only by EUI', async () => {
@@ -172,7 +165,7 @@ describe('paging variants', () => {
     const handler = await exporter();
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ devices: 8, duplicates: 2, unkeyed: 0 });
-    const names = (await snapshotRows(summary.dataKeys)).map((row) => row.name);
+    const names = (await rowsOf(summary)).map((row) => row.name);
     expect(names).toEqual(['a', 'b: leading zero, another ref', 'c', 'd', 'e: beyond 2^53', 'f: differs from e in the last digit', 'g', "h: no ref, its EUI equals g's ref"]);
   });
 });
@@ -182,7 +175,7 @@ describe('the snapshot', () => {
     platform({ fleet: 2500, pageIndexBase: 0 });
     const handler = await exporter({ SNAPSHOT_FILE_MAX_BYTES: String(256 * 1024) });
     const summary = await handler({}, lambdaContext());
-    const rows = await snapshotRows(summary.dataKeys);
+    const rows = await rowsOf(summary);
     expect(summary.dataKeys.length).toBeGreaterThan(1);
     expect(rows.map(withoutRun)).toEqual(Array.from({ length: 2500 }, (_, i) => simulatedBrief(i)));
     expect(new Set(rows.map((row) => row.exportRunId))).toEqual(new Set([summary.runId]));
@@ -197,12 +190,15 @@ describe('the snapshot', () => {
     expect(summary.pointerMoved).toBe(true);
     const writes = standIns.s3Events.slice(before).filter(({ event }) => event.startsWith('ObjectCreated'));
     const order = writes.map(({ key }) => key);
-    expect(order.slice(0, -2).sort()).toEqual([...summary.dataKeys].sort());
+    // The attempt's marker comes before any data, and is gone once the run is committed.
+    expect(order[0]).toMatch(/^ordered\/attempts\/[a-z0-9]+\.json$/);
+    expect(order.slice(1, -2).sort()).toEqual([...summary.dataKeys].sort());
     expect(order.slice(-2)).toEqual([summary.manifestKey, summary.latestKey]);
+    expect(await listKeys(testS3(standIns.s3Url), DEMO.bucket, 'ordered/attempts/')).toEqual([]);
     expect(summary.dataKeys.every((key) => key.startsWith('ordered/devices/dt=2026-11-27/run=20261127T060000Z/'))).toBe(true);
 
     const s3 = testS3(standIns.s3Url);
-    const manifest = await getJson<{ runId: string; files: { key: string; bytes: number; devices: number }[]; counts: { devices: number } }>(
+    const manifest = await getJson<{ runId: string; bucket: string; files: { key: string; bytes: number; devices: number }[]; counts: { devices: number } }>(
       s3,
       DEMO.bucket,
       summary.manifestKey,
@@ -211,9 +207,9 @@ describe('the snapshot', () => {
     expect(await getJson(s3, DEMO.bucket, summary.latestKey)).toMatchObject({ runId: '20261127T060000Z', manifestKey: summary.manifestKey });
     expect(manifest.counts.devices).toBe(1500);
     expect(manifest.files.reduce((sum, file) => sum + file.devices, 0)).toBe(1500);
-    for (const file of manifest.files) {
-      expect((await readRows(s3, DEMO.bucket, file.key)).length).toBe(file.devices);
-    }
+    expect(manifest.bucket).toBe(DEMO.bucket);
+    for (const file of manifest.files) expect(await runRows(s3, { ...manifest, files: [file] }), file.key).toHaveLength(file.devices);
+    expect(await runRows(s3, manifest)).toHaveLength(1500);
     const { ContentLength } = await s3.send(
       new (await import('@aws-sdk/client-s3')).HeadObjectCommand({ Bucket: DEMO.bucket, Key: manifest.files[0]?.key }),
     );

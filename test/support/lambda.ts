@@ -1,14 +1,43 @@
 import type { Context } from 'aws-lambda';
 import { vi } from 'vitest';
+import { DEFAULTS } from '../../lambda/config.ts';
 
 type Handler = typeof import('../../lambda/handler.ts').handler;
 
 /**
- * A cold start: the environment set, then lambda/handler.ts imported afresh, so its
- * module-scope state (config, clients, token cache) is new. Calls to the returned handler
- * share that state, as warm invocations do.
+ * Every variable lambda/config.ts reads by name: its DEFAULTS, and those it requires or
+ * derives when absent.
+ */
+export const CONFIG_VARIABLES: ReadonlySet<string> = new Set([
+  ...Object.keys(DEFAULTS),
+  'THINGPARK_BASE_URL',
+  'THINGPARK_TOKEN_URL',
+  'THINGPARK_TOKEN_AUTH',
+  'THINGPARK_CLIENT_ID_PARAM',
+  'THINGPARK_CLIENT_SECRET_PARAM',
+  'SNAPSHOT_BUCKET',
+  'SNAPSHOT_PREFIX',
+]);
+
+/** Families read by Powertools and by the AWS SDK (AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>). */
+const VARIABLE_PREFIXES = ['POWERTOOLS_', 'AWS_ENDPOINT_URL'];
+
+/** Whether the exporter reads this variable: a cold start clears every one of them. */
+export function isExporterVariable(name: string): boolean {
+  return CONFIG_VARIABLES.has(name) || VARIABLE_PREFIXES.some((prefix) => name.startsWith(prefix));
+}
+
+/**
+ * A cold start: every variable the exporter reads deleted (whatever an earlier cold start,
+ * or the shell, left there), then `env` applied (undefined deletes), then lambda/handler.ts
+ * imported afresh, so its module-scope state (config, clients, token cache) is new. Calls
+ * to the returned handler share that state, as warm invocations do. Metrics are off unless
+ * `env` turns them on, so nothing is flushed to the test output.
  */
 export async function coldStart(env: Record<string, string | undefined>): Promise<Handler> {
+  for (const name of Object.keys(process.env)) {
+    if (isExporterVariable(name)) delete process.env[name];
+  }
   for (const [name, value] of Object.entries(env)) {
     if (value === undefined) delete process.env[name];
     else process.env[name] = value;

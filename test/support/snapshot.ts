@@ -22,15 +22,31 @@ export async function getJson<T = Record<string, unknown>>(s3: S3Client, bucket:
   return JSON.parse(await getText(s3, bucket, key)) as T;
 }
 
-/** Every row of a gzip NDJSON data file. */
-export async function readRows(s3: S3Client, bucket: string, key: string): Promise<Record<string, unknown>[]> {
+export type Row = Record<string, unknown>;
+
+/**
+ * A run's data files as its summary lists them (`dataKeys`) or as its manifest does
+ * (`files`); either names its bucket. `{ ...manifest, files: [file] }` is one file's.
+ */
+export type RunFiles = { bucket: string; dataKeys: readonly string[] } | { bucket: string; files: readonly { key: string }[] };
+
+/** Every row of a run's data files (gzip NDJSON), file after file, in the order listed. */
+export async function runRows(s3: S3Client, run: RunFiles): Promise<Row[]> {
+  const keys = 'dataKeys' in run ? run.dataKeys : run.files.map(({ key }) => key);
+  const rows: Row[] = [];
+  for (const key of keys) rows.push(...(await readRows(s3, run.bucket, key)));
+  return rows;
+}
+
+/** Every row of one gzip NDJSON data file; runRows reads a whole run. */
+async function readRows(s3: S3Client, bucket: string, key: string): Promise<Row[]> {
   const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   const bytes = await object.Body?.transformToByteArray();
   const text = gunzipSync(Buffer.from(bytes ?? new Uint8Array())).toString();
   return text
     .split('\n')
     .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
+    .map((line) => JSON.parse(line) as Row);
 }
 
 export async function listKeys(s3: S3Client, bucket: string, prefix = ''): Promise<string[]> {

@@ -11,6 +11,8 @@ export interface SsmServer {
   url: string;
   /** GetParameters calls answered, to check caching. */
   calls: number;
+  /** Calls refused by `failNext`, to check an outage was met. */
+  failed: number;
   put(name: string, value: string, type?: StoredParameter['type']): void;
   remove(name: string): void;
   /** Makes the next n calls fail with this status (5xx: the SDK retries them). */
@@ -26,7 +28,7 @@ export interface SsmServer {
 export async function startSsm(): Promise<SsmServer> {
   const parameters = new Map<string, StoredParameter>();
   let failures = { left: 0, status: 500 };
-  const state = { calls: 0 };
+  const state = { calls: 0, failed: 0 };
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -39,6 +41,7 @@ export async function startSsm(): Promise<SsmServer> {
       const target = String(req.headers['x-amz-target'] ?? '');
       if (failures.left > 0) {
         failures.left -= 1;
+        state.failed += 1;
         answer(failures.status, { __type: 'InternalServerError', message: 'Simulated failure' });
         return;
       }
@@ -78,6 +81,9 @@ export async function startSsm(): Promise<SsmServer> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     get calls() {
       return state.calls;
+    },
+    get failed() {
+      return state.failed;
     },
     put(name, value, type = 'String') {
       const version = (parameters.get(name)?.version ?? 0) + 1;

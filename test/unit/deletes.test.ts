@@ -1,7 +1,7 @@
-import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { describe, expect, it } from 'vitest';
-import { removeStrayFiles } from '../../lambda/storage/manifest.ts';
+import { removeStrayFiles } from '../../lambda/storage/attempts.ts';
 import { DataWriter } from '../../lambda/storage/data-writer.ts';
 
 /**
@@ -12,7 +12,9 @@ function s3RefusingDeletes() {
   const s3 = new S3Client({ region: 'eu-west-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
   const mock = mockClient(s3);
   mock.on(PutObjectCommand).resolves({ ETag: '"etag"' });
-  mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'run/keep.gz' }, { Key: 'run/old-1.gz' }, { Key: 'run/old-2.gz' }] });
+  // No manifest for the run yet: every file is a stray.
+  mock.on(GetObjectCommand).rejects(Object.assign(new Error('NoSuchKey'), { $metadata: { httpStatusCode: 404 } }));
+  mock.on(ListObjectsV2Command).resolves({ Contents: [{ Key: 'run/old-1.gz' }, { Key: 'run/old-2.gz' }] });
   mock.on(DeleteObjectsCommand).resolves({ Errors: [{ Key: 'run/old-2.gz', Code: 'AccessDenied' }] });
   return { s3, mock };
 }
@@ -31,7 +33,7 @@ describe('deleting what a run leaves', () => {
 
   it('stray files S3 did not delete are reported, not counted as removed', async () => {
     const { s3 } = s3RefusingDeletes();
-    const result = await removeStrayFiles(s3, 'bucket', 'run/', new Set(['run/keep.gz']));
-    expect(result).toEqual({ removed: 1, refused: ['run/old-2.gz (AccessDenied)'] });
+    const result = await removeStrayFiles(s3, 'bucket', { dataPrefix: 'run/', manifestKey: 'manifests/run.json' }, () => true);
+    expect(result).toEqual({ deleted: ['run/old-1.gz'], refused: ['run/old-2.gz (AccessDenied)'] });
   });
 });

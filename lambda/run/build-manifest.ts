@@ -1,0 +1,35 @@
+import type { Config } from '../config.ts';
+import type { Trigger } from '../event.ts';
+import type { RunKeys } from '../storage/keys.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import type { StreamedSnapshot } from './stream-snapshot.ts';
+
+/** The manifest of a run whose snapshot is written: what, when, from where, and which files. */
+export function buildManifest(run: {
+  runId: string;
+  trigger: Trigger;
+  config: Config;
+  keys: RunKeys;
+  snapshot: StreamedSnapshot;
+  startedAt: Date;
+  finishedAt: Date;
+}): Manifest {
+  const { runId, trigger, config, keys, snapshot, startedAt, finishedAt } = run;
+  return {
+    schemaVersion: 1,
+    runId,
+    trigger: trigger.kind,
+    ...(trigger.kind === 'on-demand' && trigger.label ? { label: trigger.label } : {}),
+    runTime: trigger.runTime.toISOString(),
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    durationMs: finishedAt.getTime() - startedAt.getTime(),
+    source: { baseUrl: config.baseUrl.href, pageSize: config.pageSize, firstPageIndex: config.firstPageIndex },
+    counts: snapshot.counts,
+    bucket: config.bucket,
+    tableLocation: keys.tableLocation,
+    dataPrefix: keys.dataPrefix,
+    files: snapshot.files,
+    bytes: snapshot.files.reduce((sum, file) => sum + file.bytes, 0),
+  };
+}

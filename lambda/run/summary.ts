@@ -1,0 +1,46 @@
+import type { Trigger } from '../event.ts';
+import type { RunKeys } from '../storage/keys.ts';
+import type { Manifest, RunCounts } from '../storage/manifest.ts';
+
+/** The handler's answer: what the run did and where its snapshot is. */
+export type RunSummary = {
+  runId: string;
+  status: 'committed' | 'already-committed';
+  trigger: Trigger['kind'];
+  label?: string;
+  runTime: string;
+} & RunCounts & {
+    bucket: string;
+    manifestKey: string;
+    latestKey: string;
+    pointerMoved: boolean;
+    dataKeys: string[];
+    bytes: number;
+    durationMs: number;
+  };
+
+/**
+ * A run's summary from its manifest. `tokenRequests` is this invocation's: a replayed
+ * run made none, whatever the committed run's manifest says.
+ */
+export function summaryOf(
+  manifest: Manifest,
+  outcome: { status: RunSummary['status']; keys: Pick<RunKeys, 'manifestKey' | 'latestKey'>; pointerMoved: boolean; tokenRequests: number; startedAt: Date },
+): RunSummary {
+  return {
+    runId: manifest.runId,
+    status: outcome.status,
+    trigger: manifest.trigger,
+    ...(manifest.label ? { label: manifest.label } : {}),
+    runTime: manifest.runTime,
+    ...manifest.counts,
+    tokenRequests: outcome.tokenRequests,
+    bucket: manifest.bucket,
+    manifestKey: outcome.keys.manifestKey,
+    latestKey: outcome.keys.latestKey,
+    pointerMoved: outcome.pointerMoved,
+    dataKeys: manifest.files.map((file) => file.key),
+    bytes: manifest.bytes,
+    durationMs: Date.now() - outcome.startedAt.getTime(),
+  };
+}
