@@ -183,9 +183,10 @@ export class ExporterStack extends Stack {
   }
 
   /**
-   * Exactly what lambda/publish.ts and lambda/snapshot.ts call, on the keys they use:
-   * data files (multipart uploads, deleted again when a run fails), manifests and the
-   * pointer (conditional PutObject, GetObject), and a listing of one run's data folder.
+   * Exactly what lambda/storage/ calls, on the keys it uses: data files (multipart
+   * uploads, deleted again when a run fails), manifests and the pointer (conditional
+   * PutObject, GetObject), attempt markers (written, read and removed), and listings of a
+   * run's data folder and of the markers.
    */
   private grantSnapshotAccess(role: iam.IRole, prefix: string): void {
     const objects = (pattern: string) => this.bucket.arnForObjects(`${prefix}${pattern}`);
@@ -193,7 +194,7 @@ export class ExporterStack extends Stack {
       new iam.PolicyStatement({
         sid: 'WriteSnapshots',
         actions: ['s3:PutObject'],
-        resources: [objects('devices/*'), objects('manifests/*'), objects('latest.json')],
+        resources: [objects('devices/*'), objects('manifests/*'), objects('latest.json'), objects('attempts/*')],
       }),
     );
     role.addToPrincipalPolicy(
@@ -207,14 +208,14 @@ export class ExporterStack extends Stack {
       new iam.PolicyStatement({
         sid: 'ReadManifestsAndPointer',
         actions: ['s3:GetObject'],
-        resources: [objects('manifests/*'), objects('latest.json')],
+        resources: [objects('manifests/*'), objects('latest.json'), objects('attempts/*')],
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'DeleteFailedRunData',
         actions: ['s3:DeleteObject'],
-        resources: [objects('devices/*')],
+        resources: [objects('devices/*'), objects('attempts/*')],
       }),
     );
     // ListObjectsV2 finds a crashed attempt's leftovers, and without ListBucket S3 answers
@@ -317,6 +318,10 @@ export class ExporterStack extends Stack {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}devices/*]`,
         reason:
           'Data files are named per run (dt=<date>/run=<id>/part-<n>) and written, aborted and deleted by key: the wildcard is limited to the table location of this bucket.',
+      },
+      {
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}attempts/*]`,
+        reason: 'One marker per invocation, named by its attempt id: written when a run starts, read and removed by later runs, under this folder only.',
       },
       {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}manifests/*]`,
