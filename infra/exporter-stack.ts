@@ -243,35 +243,22 @@ export class ExporterStack extends Stack {
    * which cannot carry the headers; CompleteMultipartUpload still has to.
    */
   private enforceConditionalWrites(prefix: string): void {
-    const objects = (pattern: string) => this.bucket.arnForObjects(`${prefix}${pattern}`);
-    this.bucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'ManifestsAreCreatedOnce',
-        effect: iam.Effect.DENY,
-        principals: [new iam.AnyPrincipal()],
-        actions: ['s3:PutObject'],
-        resources: [objects('manifests/*')],
-        conditions: {
-          Null: { 's3:if-none-match': 'true' },
-          Bool: { 's3:ObjectCreationOperation': 'true' },
-        },
-      }),
-    );
-    this.bucket.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'PointerIsWrittenConditionally',
-        effect: iam.Effect.DENY,
-        principals: [new iam.AnyPrincipal()],
-        actions: ['s3:PutObject'],
-        resources: [objects('latest.json')],
-        // Keys under one Null operator must all match: denied when both headers are absent.
-        conditions: {
-          Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' },
-          Bool: { 's3:ObjectCreationOperation': 'true' },
-        },
-      }),
-    );
+    const denyUnconditionalPut = (sid: string, key: string, missingHeaders: Record<string, 'true'>) =>
+      this.bucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid,
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['s3:PutObject'],
+          resources: [this.bucket.arnForObjects(`${prefix}${key}`)],
+          conditions: { Null: missingHeaders, Bool: { 's3:ObjectCreationOperation': 'true' } },
+        }),
+      );
+    denyUnconditionalPut('ManifestsAreCreatedOnce', 'manifests/*', { 's3:if-none-match': 'true' });
+    // Keys under one Null operator must all match: denied when both headers are absent.
+    denyUnconditionalPut('PointerIsWrittenConditionally', 'latest.json', { 's3:if-none-match': 'true', 's3:if-match': 'true' });
   }
+
 
   private grantCredentials(role: iam.IRole, settings: ExporterSettings): void {
     const parameterArn = (name: string) =>

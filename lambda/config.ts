@@ -32,7 +32,7 @@ const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
  *   seen to work.
  * - renew margin 60 s: longer than one request with its timeout, so a token never expires
  *   while a request that carries it is in flight; it is capped at half a token's lifetime
- *   (see token.ts) so very short lifetimes do not turn into a grant per request.
+ *   (see auth/token-cache.ts) so very short lifetimes do not turn into a grant per request.
  * - concurrency 4: enough to hide latency (the window refills while pages stream out)
  *   while staying polite; it halves on every 429/503.
  * - credentials cached 300 s: a rotated secret is picked up within five minutes even on
@@ -57,7 +57,7 @@ export const DEFAULTS = {
 
 /**
  * The most THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE may be. The pager holds up to twice
- * the concurrency in pages (see pages.ts), so this keeps at most 64,000 parsed briefs in
+ * the concurrency in pages (see platform/ordered-pages.ts), so this keeps at most 64,000 parsed briefs in
  * memory: at about 2.5 KB each, about 160 MB of the 896 MB heap, which leaves room for the
  * de-duplication set, upload parts and garbage not yet collected. The defaults (4 x 1000)
  * sit well inside it.

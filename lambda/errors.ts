@@ -39,23 +39,22 @@ export class ConfigError extends ExporterError {
   }
 }
 
-/** The invocation event is neither a schedule nor an accepted on-demand request. */
-export class EventError extends ExporterError {
-  override readonly name = 'EventError';
-  readonly code = ErrorCode.EVENT_INVALID;
+/** A failure an operator acts on from its name, code and message alone. */
+function plainError<C extends ErrorCode>(name: string, code: C) {
+  return class extends ExporterError {
+    override readonly name = name;
+    readonly code = code;
+  };
 }
+
+/** The invocation event is neither a schedule nor an accepted on-demand request. */
+export class EventError extends plainError('EventError', ErrorCode.EVENT_INVALID) {}
 
 /** The SSM parameters holding the client credentials are missing, empty or unreadable. */
-export class CredentialsError extends ExporterError {
-  override readonly name = 'CredentialsError';
-  readonly code = ErrorCode.CREDENTIALS_UNAVAILABLE;
-}
+export class CredentialsError extends plainError('CredentialsError', ErrorCode.CREDENTIALS_UNAVAILABLE) {}
 
 /** The token endpoint rejected the client even after the credentials were re-read. */
-export class ClientRejectedError extends ExporterError {
-  override readonly name = 'ClientRejectedError';
-  readonly code = ErrorCode.CLIENT_REJECTED;
-}
+export class ClientRejectedError extends plainError('ClientRejectedError', ErrorCode.CLIENT_REJECTED) {}
 
 /** The token endpoint or the device API kept failing, or answered with a status we do not retry. */
 export class PlatformError extends ExporterError {
@@ -84,16 +83,10 @@ export class MalformedPageError extends ExporterError {
 }
 
 /** The run would not finish before the Lambda's hard timeout, so it stopped itself. */
-export class DeadlineError extends ExporterError {
-  override readonly name = 'DeadlineError';
-  readonly code = ErrorCode.DEADLINE_NEAR;
-}
+export class DeadlineError extends plainError('DeadlineError', ErrorCode.DEADLINE_NEAR) {}
 
 /** The run spent its whole retry budget: the platform is too unhealthy to keep pushing. */
-export class RetryBudgetError extends ExporterError {
-  override readonly name = 'RetryBudgetError';
-  readonly code = ErrorCode.RETRY_BUDGET_SPENT;
-}
+export class RetryBudgetError extends plainError('RetryBudgetError', ErrorCode.RETRY_BUDGET_SPENT) {}
 
 /**
  * Publishing a run went wrong in S3. The code says how, and so what an operator does:

@@ -13,7 +13,7 @@ interface Waiter {
 
 /**
  * The gate every page request passes on its way to the platform: at most `limit` requests
- * on the wire at once, sent no faster than the pacer's rate (see pacing.ts).
+ * on the wire at once, sent no faster than the pacer's rate (see rate-pacer.ts).
  *
  * The limit is additive-increase, multiplicative-decrease: it halves when the platform
  * pushes back (429/503) and grows by one after twice its size in consecutive successes,

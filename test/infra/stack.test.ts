@@ -449,41 +449,47 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
       }
     });
 
-    it('alarms on any function error', () => {
-      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Errors',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
-        Statistic: 'Sum',
-        Period: 300,
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
-        EvaluationPeriods: 1,
-        TreatMissingData: 'notBreaching',
-      });
-    });
-
-    it('alarms on any message in the DLQ', () => {
-      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Namespace: 'AWS/SQS',
-        MetricName: 'ApproximateNumberOfMessagesVisible',
-        Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
-        Statistic: 'Maximum',
-        Threshold: 0,
-        ComparisonOperator: 'GreaterThanThreshold',
-        TreatMissingData: 'notBreaching',
-      });
-    });
-
-    it('alarms when a run takes more than 80% of the timeout', () => {
-      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        Namespace: 'AWS/Lambda',
-        MetricName: 'Duration',
-        Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
-        Statistic: 'Maximum',
-        Threshold: 720_000,
-        ComparisonOperator: 'GreaterThanThreshold',
-      });
+    it.each([
+      [
+        'on any function error',
+        // Read once the stack is synthesized: the logical ids are known only then.
+        () => ({
+          Namespace: 'AWS/Lambda',
+          MetricName: 'Errors',
+          Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+          Statistic: 'Sum',
+          Period: 300,
+          Threshold: 0,
+          ComparisonOperator: 'GreaterThanThreshold',
+          EvaluationPeriods: 1,
+          TreatMissingData: 'notBreaching',
+        }),
+      ],
+      [
+        'on any message in the DLQ',
+        () => ({
+          Namespace: 'AWS/SQS',
+          MetricName: 'ApproximateNumberOfMessagesVisible',
+          Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+          Statistic: 'Maximum',
+          Threshold: 0,
+          ComparisonOperator: 'GreaterThanThreshold',
+          TreatMissingData: 'notBreaching',
+        }),
+      ],
+      [
+        'when a run takes more than 80% of the timeout',
+        () => ({
+          Namespace: 'AWS/Lambda',
+          MetricName: 'Duration',
+          Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+          Statistic: 'Maximum',
+          Threshold: 720_000,
+          ComparisonOperator: 'GreaterThanThreshold',
+        }),
+      ],
+    ] as const)('alarms %s', (_when, alarm) => {
+      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', alarm());
     });
 
     it('alarms when no export succeeded within two schedule periods, missing data included', () => {

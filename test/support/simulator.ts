@@ -85,7 +85,7 @@ const DEFAULTS: SimulatorOptions = {
 };
 
 /**
- * The ThingPark platform on 127.0.0.1: the device list as THINGPARK-API.md describes it
+ * The ThingPark platform on 127.0.0.1: the device list as docs/thingpark-api.md describes it
  * (`{ briefs, more, now }`, pageIndex/pageSize, Bearer tokens) and the Keycloak token
  * endpoint on its documented path, on one host like the real thing. Every undocumented
  * behaviour is an option; options can be changed while it runs.
