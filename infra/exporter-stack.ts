@@ -67,7 +67,7 @@ export class ExporterStack extends Stack {
         },
         ...(settings.snapshotExpirationDays === undefined
           ? []
-          : (['devices/', 'manifests/'] as const).map((folder) => ({
+          : (['devices/', 'manifests/', 'indexes/'] as const).map((folder) => ({
               id: `expire-${folder.slice(0, -1)}`,
               prefix: `${prefix}${folder}`,
               expiration: Duration.days(settings.snapshotExpirationDays as number),
@@ -185,8 +185,9 @@ export class ExporterStack extends Stack {
   /**
    * Exactly what lambda/storage/ calls, on the keys it uses: data files (multipart
    * uploads, deleted again when a run fails), manifests and the pointer (conditional
-   * PutObject, GetObject), attempt markers (written, read and removed), and listings of a
-   * run's data folder and of the markers.
+   * PutObject, GetObject), attempt markers (written, read and removed), key indexes
+   * (written at commit, read by the next run, removed with a failed run's data), and
+   * listings of a run's data and index folders and of the markers.
    */
   private grantSnapshotAccess(role: iam.IRole, prefix: string): void {
     const objects = (pattern: string) => this.bucket.arnForObjects(`${prefix}${pattern}`);
@@ -194,7 +195,7 @@ export class ExporterStack extends Stack {
       new iam.PolicyStatement({
         sid: 'WriteSnapshots',
         actions: ['s3:PutObject'],
-        resources: [objects('devices/*'), objects('manifests/*'), objects('latest.json'), objects('attempts/*')],
+        resources: [objects('devices/*'), objects('manifests/*'), objects('latest.json'), objects('attempts/*'), objects('indexes/*')],
       }),
     );
     role.addToPrincipalPolicy(
@@ -208,14 +209,14 @@ export class ExporterStack extends Stack {
       new iam.PolicyStatement({
         sid: 'ReadManifestsAndPointer',
         actions: ['s3:GetObject'],
-        resources: [objects('manifests/*'), objects('latest.json'), objects('attempts/*')],
+        resources: [objects('manifests/*'), objects('latest.json'), objects('attempts/*'), objects('indexes/*')],
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'DeleteFailedRunData',
         actions: ['s3:DeleteObject'],
-        resources: [objects('devices/*'), objects('attempts/*')],
+        resources: [objects('devices/*'), objects('attempts/*'), objects('indexes/*')],
       }),
     );
     // ListObjectsV2 finds a crashed attempt's leftovers, and without ListBucket S3 answers
@@ -309,6 +310,11 @@ export class ExporterStack extends Stack {
       {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}attempts/*]`,
         reason: 'One marker per invocation, named by its attempt id: written when a run starts, read and removed by later runs, under this folder only.',
+      },
+      {
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}indexes/*]`,
+        reason:
+          'One key index per attempt that reaches its commit, named by run and attempt: written before the manifest, read by the next run, removed with a failed run\'s data, under this folder only.',
       },
       {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}manifests/*]`,

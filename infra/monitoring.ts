@@ -178,6 +178,16 @@ export class Monitoring extends Construct {
             width: 12,
           }),
         ],
+        [
+          // Devices the paging skipped and the verification found again, and devices of the
+          // previous run gone since: a fleet that changes while it is read shows here.
+          new cloudwatch.GraphWidget({
+            title: 'Verified against the previous run',
+            left: [exporterMetric('recovered', 'Sum', hourly), exporterMetric('removed', 'Sum', hourly), exporterMetric('unresolved', 'Sum', hourly)],
+            right: [exporterMetric('verificationRequests', 'Sum', hourly)],
+            width: 24,
+          }),
+        ],
       ],
     });
   }

@@ -17,5 +17,9 @@ export function recordRun(summary: RunSummary): void {
   metrics.addMetric('duplicates', MetricUnit.Count, summary.duplicates);
   metrics.addMetric('throttled', MetricUnit.Count, summary.throttled);
   metrics.addMetric('tokenRequests', MetricUnit.Count, summary.tokenRequests);
+  metrics.addMetric('recovered', MetricUnit.Count, summary.recovered);
+  metrics.addMetric('removed', MetricUnit.Count, summary.removed);
+  metrics.addMetric('unresolved', MetricUnit.Count, summary.unresolved);
+  metrics.addMetric('verificationRequests', MetricUnit.Count, summary.verificationRequests);
   metrics.addMetric('durationMs', MetricUnit.Milliseconds, summary.durationMs);
 }

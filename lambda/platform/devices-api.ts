@@ -14,6 +14,8 @@ export interface DevicePage {
   briefs: Brief[];
   /** False on the last page; undefined where a deployment leaves it out. */
   more: boolean | undefined;
+  /** The fleet's size as the platform counted it for this page, where a deployment sends it. */
+  count?: number;
 }
 
 /** Counters the run summary reports; shared by every request of a run. */
@@ -38,28 +40,54 @@ export interface PageSource {
  * timeout, retried on transient failures, re-authorised once on a 401, and validated.
  */
 export function pageFetcher(source: PageSource): (index: number, signal: AbortSignal) => Promise<DevicePage> {
-  const root = source.baseUrl.href.replace(/\/+$/, '') + DEVICES_PATH;
+  const root = devicesUrl(source);
   return (index, signal) =>
     source.retry(async (attemptSignal) => {
       const url = `${root}?pageIndex=${index}&pageSize=${source.pageSize}`;
-      let answer = await send(source, url, index, attemptSignal);
-      if (answer.status === 401) {
-        source.stats.tokenRefusals += 1;
-        source.tokens.invalidate(answer.token);
-        answer = await send(source, url, index, attemptSignal);
-        if (answer.status === 401) {
-          throw new PlatformError(
-            `The device API refused a freshly granted token for page ${index} (HTTP 401). ` +
-              'Check that the service account may read this subscription\'s devices.',
-            401,
-          );
-        }
-      }
+      const answer = await authorisedGet(source, url, { priority: index, name: `page ${index}` }, attemptSignal);
       return parsePage(index, answer.body, answer.contentType, answer.token);
     }, signal);
 }
 
-interface Answer {
+/** The device list's URL on the configured platform. */
+export function devicesUrl(source: Pick<PageSource, 'baseUrl'>): string {
+  return source.baseUrl.href.replace(/\/+$/, '') + DEVICES_PATH;
+}
+
+/**
+ * What one request is for: its place in the window's queue (pages go by index, so that an
+ * early page goes first), how messages name it, and which answers other than 200 its
+ * caller reads itself instead of failing on them.
+ */
+export interface Target {
+  priority: number;
+  name: string;
+  reads?: (status: number, body: string) => boolean;
+}
+
+/**
+ * One GET of the device API with the cached token; a 401 drops that token and the request
+ * is sent once more with a fresh one. Every request of a run, page or single device, comes
+ * through here and so through the same window, pacing and token.
+ */
+export async function authorisedGet(source: PageSource, url: string, target: Target, signal: AbortSignal): Promise<Answer> {
+  let answer = await send(source, url, target, signal);
+  if (answer.status === 401) {
+    source.stats.tokenRefusals += 1;
+    source.tokens.invalidate(answer.token);
+    answer = await send(source, url, target, signal);
+    if (answer.status === 401) {
+      throw new PlatformError(
+        `The device API refused a freshly granted token for ${target.name} (HTTP 401). ` +
+          'Check that the service account may read this subscription\'s devices.',
+        401,
+      );
+    }
+  }
+  return answer;
+}
+
+export interface Answer {
   status: number;
   body: string;
   contentType: string;
@@ -67,10 +95,10 @@ interface Answer {
   token: string;
 }
 
-async function send(source: PageSource, url: string, index: number, signal: AbortSignal): Promise<Answer> {
+async function send(source: PageSource, url: string, target: Target, signal: AbortSignal): Promise<Answer> {
   const { stats, window } = source;
   // A place in the window and the pacer's go first; the timeout counts from the send.
-  const ticket = await window.acquire(index, signal);
+  const ticket = await window.acquire(target.priority, signal);
   let token: string;
   let response: Response;
   let body: string;
@@ -91,12 +119,12 @@ async function send(source: PageSource, url: string, index: number, signal: Abor
       // Named, never quoted: fetch's messages may quote the request, and a header value it
       // refused to send (one with a line break, say) is the token itself.
       if (!isNetworkError(error)) {
-        throw new PlatformError(`The device API request for page ${index} could not be sent (${failureName(error)})`);
+        throw new PlatformError(`The device API request for ${target.name} could not be sent (${failureName(error)})`);
       }
+      // The host names where it failed (config.ts refuses a base URL with credentials in it).
+      const from = `${target.name} from ${source.baseUrl.host}`;
       throw new TransientError(
-        timeout.aborted
-          ? `page ${index} timed out after ${source.requestTimeoutMs} ms`
-          : `page ${index}: ${failureName(error)}`,
+        timeout.aborted ? `${from} timed out after ${source.requestTimeoutMs} ms` : `${from}: ${failureName(error)}`,
       );
     }
   } finally {
@@ -107,11 +135,11 @@ async function send(source: PageSource, url: string, index: number, signal: Abor
   }
   const { status } = response;
   const contentType = response.headers.get('content-type') ?? '';
-  if (status === 200 || status === 401) {
-    if (status === 200) window.succeeded();
+  if (status === 200 || status === 401 || target.reads?.(status, body)) {
+    if (status !== 401) window.succeeded();
     return { status, body, contentType, token };
   }
-  const detail = `page ${index}: HTTP ${status} ${quote(body, contentType, token)}`;
+  const detail = `${target.name}: HTTP ${status} ${quote(body, contentType, token)}`;
   if (status === 429 || status === 503) {
     stats.throttled += 1;
     window.rejected(ticket);
@@ -157,11 +185,13 @@ export function parsePage(index: number, body: string, contentType: string, toke
       throw malformed('a brief is not an object');
     }
   }
-  return { index, briefs: briefs as Brief[], more };
+  // Informative only (see docs/thingpark-api.md): a count of another type is left out, not refused.
+  const { count } = parsed as { count?: unknown };
+  return { index, briefs: briefs as Brief[], more, ...(typeof count === 'number' ? { count } : {}) };
 }
 
 /** An error body for a message: a masked excerpt of a JSON answer, or what the answer was. */
-function quote(body: string, contentType: string, token: string): string {
+export function quote(body: string, contentType: string, token: string): string {
   if (body.length === 0) return '(empty body)';
   return isJsonAnswer(contentType, body) ? excerpt(body, [token]) : `(${unquoted(body, contentType, [token])})`;
 }

@@ -37,7 +37,7 @@ export const HELD_BRIEFS = 16_000;
 export async function* orderedPages(
   fetchPage: (index: number, signal: AbortSignal) => Promise<DevicePage>,
   options: { firstIndex: number; window: AdaptiveWindow; signal: AbortSignal; stats: PagingStats },
-): AsyncGenerator<DevicePage> {
+): AsyncGenerator<DevicePage, void> {
   const { window, stats } = options;
   const ahead = new AbortController();
   const signal = AbortSignal.any([options.signal, ahead.signal]);

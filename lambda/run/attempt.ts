@@ -22,6 +22,7 @@ export function trackAttempt(services: RunServices, keys: RunKeys, run: { runId:
     attempt: run.attempt,
     dataPrefix: keys.dataPrefix,
     manifestKey: keys.manifestKey,
+    indexPrefix: keys.indexPrefix,
     startedAt: run.startedAt.toISOString(),
   };
   const ended = async (logger: Logger): Promise<void> => {

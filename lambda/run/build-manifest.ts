@@ -4,7 +4,7 @@ import type { RunKeys } from '../storage/keys.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import type { StreamedSnapshot } from './stream-snapshot.ts';
 
-/** The manifest of a run whose snapshot is written: what, when, from where, and which files. */
+/** The manifest of a run whose snapshot is written: what, when, from where, which files, and its key index. */
 export function buildManifest(run: {
   runId: string;
   trigger: Trigger;
@@ -26,10 +26,13 @@ export function buildManifest(run: {
     durationMs: finishedAt.getTime() - startedAt.getTime(),
     source: { baseUrl: config.baseUrl.href, pageSize: config.pageSize, firstPageIndex: config.firstPageIndex },
     counts: snapshot.counts,
+    verification: snapshot.verification,
+    ...(snapshot.comparedWith === undefined ? {} : { comparedWith: snapshot.comparedWith }),
     bucket: config.bucket,
     tableLocation: keys.tableLocation,
     dataPrefix: keys.dataPrefix,
     files: snapshot.files,
     bytes: snapshot.files.reduce((sum, file) => sum + file.bytes, 0),
+    index: snapshot.index,
   };
 }

@@ -47,12 +47,16 @@ export async function commitAndPublish(services: RunServices, commit: Commit): P
       dataKeys: manifest.files.map(({ key }) => key),
     });
     await commit.attempt.failed(writer, logger);
-    throw failure ?? new StorageError(ErrorCode.COMMIT_UNCERTAIN, `The manifest ${keys.manifestKey} exists but could not be read; this attempt's data files were kept`);
+    throw failure instanceof Error
+      ? failure
+      : new StorageError(ErrorCode.COMMIT_UNCERTAIN, `The manifest ${keys.manifestKey} exists but could not be read; this attempt's data files were kept`);
   }
   if (held.owner === 'nobody') {
     await discardQuietly(writer, runId, logger);
     await commit.attempt.failed(writer, logger);
-    throw failure ?? new StorageError(ErrorCode.COMMIT_REFUSED, `S3 refused the manifest ${keys.manifestKey} as existing, yet it is not there; nothing was published`);
+    throw failure instanceof Error
+      ? failure
+      : new StorageError(ErrorCode.COMMIT_REFUSED, `S3 refused the manifest ${keys.manifestKey} as existing, yet it is not there; nothing was published`);
   }
   if (held.owner === 'another attempt') {
     if (accepted) {

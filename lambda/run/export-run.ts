@@ -12,10 +12,12 @@ import { deadlineFor } from './deadline.ts';
 import type { RunOptions, RunServices } from './run-context.ts';
 import { streamSnapshot } from './stream-snapshot.ts';
 import { summaryOf, type RunSummary } from './summary.ts';
+import { previousRun } from './verify-fleet.ts';
 
 /**
  * One export, top to bottom: a run already committed is returned as it is; otherwise the
- * fleet is streamed into the run's data files, described by a manifest, and committed and
+ * fleet is streamed into the run's data files, checked against the previous run's key
+ * index (the run `latest` names now), described by a manifest, and committed and
  * published. If anything fails before the commit, the data files are removed and nothing
  * else changes; where an upload could still land, the attempt's marker stays for a later
  * run to settle.
@@ -28,6 +30,10 @@ export async function exportRun(services: RunServices, trigger: Trigger, options
 
   const committed = await committedRun(services, keys, startedAt, logger);
   if (committed) return committed;
+  // Read while the fleet is swept: the comparison needs it only once the sweep is done, and
+  // a failure to read it is thrown there, not reported now as unhandled.
+  const previous = previousRun(services, keys.latestKey, logger);
+  void previous.catch(() => undefined);
 
   const tracked = trackAttempt(services, keys, { runId, attempt, startedAt });
   await tracked.started();
@@ -36,7 +42,7 @@ export async function exportRun(services: RunServices, trigger: Trigger, options
   const deadline = deadlineFor(options.remainingMs(), config.deadlineMarginSeconds);
   let snapshot;
   try {
-    snapshot = await streamSnapshot(services, { runId, writer, deadline, logger });
+    snapshot = await streamSnapshot(services, { runId, writer, deadline, logger, previous, indexKey: keys.indexKey });
   } catch (error) {
     await tracked.failed(writer, logger);
     throw error;

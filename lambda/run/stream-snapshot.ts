@@ -1,18 +1,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { RetryBudget, retrying } from '../common/retry.ts';
-import { AdaptiveWindow } from '../platform/adaptive-window.ts';
-import { pageFetcher, type Brief, type RequestStats } from '../platform/devices-api.ts';
-import { orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import type { DataFile, DataWriter } from '../storage/data-writer.ts';
+import { writeKeyIndex, type KeyIndexEntry } from '../storage/key-index.ts';
 import type { RunCounts } from '../storage/manifest.ts';
 import type { Deadline } from './deadline.ts';
-import { deviceKey, type DeviceKey } from './device-key.ts';
+import { FleetReader } from './fleet-reader.ts';
 import type { RunServices } from './run-context.ts';
+import { verifyFleet, type PreviousRun, type Verified } from './verify-fleet.ts';
 
-/** A sweep of the fleet, written: its files and what it counted. */
-export interface StreamedSnapshot {
+/** The fleet, written and verified: its files, its key index, and what the run counted. */
+export interface StreamedSnapshot extends Pick<Verified, 'verification' | 'comparedWith'> {
   files: DataFile[];
+  index: KeyIndexEntry;
   counts: RunCounts;
 }
 
@@ -21,79 +20,63 @@ const WIND_DOWN_MS = 200;
 
 /**
  * Pages through the fleet in page order into the run's data files, each device once (its
- * first occurrence), every row tagged with the run id. If anything fails or the deadline
- * comes first, the writer is discarded (its files removed) and the failure is thrown.
+ * first occurrence), every row tagged with the run id; then verifies the result against
+ * the previous run (verify-fleet.ts), and writes the key index the next run compares with.
+ * If anything fails or the deadline comes first, the writer is discarded (its files and
+ * the index removed) and the failure is thrown.
  */
 export async function streamSnapshot(
   services: RunServices,
-  run: { runId: string; writer: DataWriter; deadline: Deadline; logger: Logger },
+  run: { runId: string; writer: DataWriter; deadline: Deadline; logger: Logger; previous: Promise<PreviousRun>; indexKey: string },
 ): Promise<StreamedSnapshot> {
-  const { config, tokens } = services;
+  const { config, tokens, s3 } = services;
   const { runId, writer, deadline, logger } = run;
   const grantsBefore = tokens.grants;
-  const requestStats: RequestStats = { requests: 0, throttled: 0, tokenRefusals: 0 };
-  const pagingStats: PagingStats = { pages: 0, wasted: 0 };
-  const budget = new RetryBudget(config.runRetryBudget);
-  const window = new AdaptiveWindow(config.concurrency);
-  const seen = new Set<DeviceKey>();
-  let duplicates = 0;
-  let unkeyed = 0;
-
-  const fetchPage = pageFetcher({
-    baseUrl: config.baseUrl,
-    pageSize: config.pageSize,
-    requestTimeoutMs: config.requestTimeoutMs,
-    tokens,
-    retry: retrying({ maxRetries: config.maxRetries, budget }),
-    window,
-    stats: requestStats,
-  });
+  const reader = new FleetReader(services, { runId, writer, logger });
 
   // Stops the paging when the run fails elsewhere (the writer), as the deadline does.
   const stop = new AbortController();
   const signal = AbortSignal.any([deadline.signal, stop.signal]);
-  const sweep = async (): Promise<void> => {
-    const runField = `,"exportRunId":${JSON.stringify(runId)}}`;
-    const pages = orderedPages(fetchPage, { firstIndex: config.firstPageIndex, window, signal, stats: pagingStats });
-    for await (const page of pages) {
-      for (const brief of page.briefs) {
-        const key = deviceKey(brief);
-        if (key === undefined) unkeyed += 1;
-        else if (seen.has(key)) {
-          duplicates += 1;
-          continue;
-        } else seen.add(key);
-        await writer.write(withRunId(brief, runField));
-      }
-      logger.debug('Page written', { runId, page: page.index, briefs: page.briefs.length, window: window.limit });
-    }
+  const produce = async () => {
+    const sweep = await reader.sweep(signal);
+    const pageRequests = reader.requests.requests;
+    const verified = await verifyFleet(reader, await run.previous, { sweep, signal, logger, runId });
+    const files = await writer.close();
+    writer.adopt(run.indexKey);
+    const index = await writeKeyIndex(s3, config.bucket, run.indexKey, reader.seen);
+    return { sweep, pageRequests, verified, files, index };
   };
 
-  let files: DataFile[];
-  const sweeping = sweep();
+  let produced: Awaited<ReturnType<typeof produce>>;
+  const producing = produce();
   try {
-    await Promise.race([sweeping, deadline.reached]);
-    files = await Promise.race([writer.close(), deadline.reached]);
+    produced = await Promise.race([producing, deadline.reached]);
   } catch (error) {
     stop.abort(error);
     await discardQuietly(writer, runId, logger);
     // The abort ends page fetches and waits at once; a token grant in flight hears no
     // signal and may take its timeout and retries, long past the deadline: not waited for.
-    await Promise.race([sweeping.catch(() => undefined), sleep(WIND_DOWN_MS)]);
+    await Promise.race([producing.catch(() => undefined), sleep(WIND_DOWN_MS)]);
     throw deadline.signal.aborted ? deadline.signal.reason : error;
   }
+  const { sweep, pageRequests, verified, files, index } = produced;
+  const { verification, comparedWith, ...verificationCounts } = verified;
   return {
     files,
+    index,
+    verification,
+    ...(comparedWith === undefined ? {} : { comparedWith }),
     counts: {
       devices: files.reduce((sum, file) => sum + file.devices, 0),
-      pages: pagingStats.pages,
-      pageRequests: requestStats.requests,
-      wastedRequests: pagingStats.wasted,
-      duplicates,
-      unkeyed,
-      throttled: requestStats.throttled,
-      retries: budget.spent,
+      pages: sweep.pages,
+      pageRequests,
+      wastedRequests: sweep.wasted,
+      duplicates: reader.duplicates,
+      unkeyed: reader.unkeyed,
+      throttled: reader.requests.throttled,
+      retries: reader.budget.spent,
       tokenRequests: tokens.grants - grantsBefore,
+      ...verificationCounts,
     },
   };
 }
@@ -110,10 +93,4 @@ export async function discardQuietly(writer: DataWriter, runId: string, logger: 
       error: cleanup instanceof Error ? cleanup.message : String(cleanup),
     }),
   );
-}
-
-/** The brief as the platform sent it, with the run id appended, without copying the object. */
-function withRunId(brief: Brief, runField: string): string {
-  const json = JSON.stringify(brief);
-  return json.length === 2 ? `{${runField.slice(1)}` : json.slice(0, -1) + runField;
 }

@@ -1,6 +1,6 @@
 import type { Trigger } from '../event.ts';
 import type { RunKeys } from '../storage/keys.ts';
-import type { Manifest, RunCounts } from '../storage/manifest.ts';
+import type { Manifest, RunCounts, Verification } from '../storage/manifest.ts';
 
 /** The handler's answer: what the run did and where its snapshot is. */
 export type RunSummary = {
@@ -10,6 +10,8 @@ export type RunSummary = {
   label?: string;
   runTime: string;
 } & RunCounts & {
+    verification: Verification;
+    comparedWith?: string;
     bucket: string;
     manifestKey: string;
     latestKey: string;
@@ -18,6 +20,9 @@ export type RunSummary = {
     bytes: number;
     durationMs: number;
   };
+
+/** The counts a manifest written before key indexes leaves out: no verification took place. */
+const UNVERIFIED = { recovered: 0, removed: 0, unresolved: 0, verificationRequests: 0 };
 
 /**
  * A run's summary from its manifest. `tokenRequests` is this invocation's: a replayed
@@ -33,8 +38,11 @@ export function summaryOf(
     trigger: manifest.trigger,
     ...(manifest.label ? { label: manifest.label } : {}),
     runTime: manifest.runTime,
+    ...UNVERIFIED,
     ...manifest.counts,
     tokenRequests: outcome.tokenRequests,
+    verification: manifest.verification ?? 'no-previous-index',
+    ...(manifest.comparedWith === undefined ? {} : { comparedWith: manifest.comparedWith }),
     bucket: manifest.bucket,
     manifestKey: outcome.keys.manifestKey,
     latestKey: outcome.keys.latestKey,

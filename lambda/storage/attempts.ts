@@ -1,6 +1,6 @@
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { deleteObjects, type Refusal } from './deletes.ts';
-import { attemptOfDataKey } from './keys.ts';
+import { attemptOfDataKey, attemptOfIndexKey } from './keys.ts';
 import type { Manifest } from './manifest.ts';
 import { putJson, readJson } from './s3-json.ts';
 
@@ -15,6 +15,8 @@ export interface AttemptMarker {
   attempt: string;
   dataPrefix: string;
   manifestKey: string;
+  /** Where the run's key indexes go; absent from markers written before key indexes. */
+  indexPrefix?: string;
   startedAt: string;
   state: 'running' | 'failed';
 }
@@ -60,22 +62,28 @@ export function liveAttempts(markers: readonly MarkerObject[]): Set<string> {
 }
 
 /**
- * Deletes the files in a run's data folder that the manifest S3 holds now does not list
- * and whose attempt `deletable` names (the attempt is undefined for a key of another
- * layout). Reading the manifest again just before deleting, rather than trusting the one
+ * Deletes the files in a run's data folder, and the key indexes in its index folder, that
+ * the manifest S3 holds now does not list and whose attempt `deletable` names (the attempt
+ * is undefined for a key of another layout). Reading the manifest again just before deleting, rather than trusting the one
  * this attempt wrote, keeps the files of whichever manifest a store that ignores
  * conditional writes kept. A run's folder holds a few files per attempt: one listing page.
  */
 export async function removeStrayFiles(
   s3: S3Client,
   bucket: string,
-  run: { dataPrefix: string; manifestKey: string },
+  run: { dataPrefix: string; manifestKey: string; indexPrefix?: string },
   deletable: (attempt: string | undefined) => boolean,
 ): Promise<{ deleted: string[]; refused: Refusal[] }> {
-  const held = await readJson<Manifest>(s3, bucket, run.manifestKey);
-  const keep = new Set(held?.value.files.map(({ key }) => key) ?? []);
-  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: run.dataPrefix }));
-  const stray = (listed.Contents ?? []).flatMap(({ Key }) => (Key && !keep.has(Key) && deletable(attemptOfDataKey(Key)) ? [Key] : []));
+  const held = (await readJson<Manifest>(s3, bucket, run.manifestKey))?.value;
+  const keep = new Set([...(held?.files.map(({ key }) => key) ?? []), ...(held?.index ? [held.index.key] : [])]);
+  const strayUnder = async (prefix: string, attemptOf: (key: string) => string | undefined): Promise<string[]> => {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
+    return (listed.Contents ?? []).flatMap(({ Key }) => (Key && !keep.has(Key) && deletable(attemptOf(Key)) ? [Key] : []));
+  };
+  const stray = [
+    ...(await strayUnder(run.dataPrefix, attemptOfDataKey)),
+    ...(run.indexPrefix === undefined ? [] : await strayUnder(run.indexPrefix, attemptOfIndexKey)),
+  ];
   return deleteObjects(s3, bucket, stray);
 }
 

@@ -71,6 +71,7 @@ const GZIP_LEVEL = 1;
  */
 export class DataWriter {
   readonly #files: DataFile[] = [];
+  readonly #adopted: string[] = [];
   #open: OpenFile | undefined;
   #closed = false;
   #discarded: Promise<void> | undefined;
@@ -93,6 +94,15 @@ export class DataWriter {
 
   get files(): readonly DataFile[] {
     return this.#files;
+  }
+
+  /**
+   * Makes an object written beside the data files (the run's key index) part of this
+   * writer's output: a discard removes it with them. Adopted before it is written, since a
+   * write that failed may still have landed.
+   */
+  adopt(key: string): void {
+    this.#adopted.push(key);
   }
 
   async write(line: string): Promise<void> {
@@ -150,7 +160,7 @@ export class DataWriter {
     const stopped = new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded');
     this.#closed = true;
     this.#stop(stopped);
-    const keys = this.#files.map(({ key }) => key);
+    const keys = [...this.#files.map(({ key }) => key), ...this.#adopted];
     const open = this.#open;
     this.#open = undefined;
     const inFlight = open !== undefined && open.ending && !open.answered;

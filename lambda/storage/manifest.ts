@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { DataFile } from './data-writer.ts';
+import type { KeyIndexEntry } from './key-index.ts';
 import { CONFLICT_ATTEMPTS, conflictBackoff, putJson, readJson, statusOf } from './s3-json.ts';
 
 /** What a run counted on its way through the fleet. */
@@ -13,7 +14,22 @@ export interface RunCounts {
   throttled: number;
   retries: number;
   tokenRequests: number;
+  /** Devices the sweep missed that the verification added: found by a lookup or a second sweep. */
+  recovered: number;
+  /** Devices of the previous run the platform confirmed gone (404, or 400 "Device not found"). */
+  removed: number;
+  /** Devices of the previous run that neither sweep saw and that were not looked up: more than a sweep's worth. */
+  unresolved: number;
+  /** Requests the verification made: lookups and a second sweep's pages, retries included. */
+  verificationRequests: number;
 }
+
+/**
+ * Whether the run compared the devices it exported with the previous committed run's key
+ * index, or why not: there was no committed run yet, or that run has no index to compare
+ * with (written before indexes existed, expired, or unreadable: the log says which).
+ */
+export type Verification = 'compared' | 'first-run' | 'no-previous-index';
 
 /** What a committed run wrote; its presence is what makes the run's data official. */
 export interface Manifest {
@@ -28,11 +44,17 @@ export interface Manifest {
   durationMs: number;
   source: { baseUrl: string; pageSize: number; firstPageIndex: number };
   counts: RunCounts;
+  /** Absent from manifests written before key indexes. */
+  verification?: Verification;
+  /** The run whose key index this one was compared with. */
+  comparedWith?: string;
   bucket: string;
   tableLocation: string;
   dataPrefix: string;
   files: DataFile[];
   bytes: number;
+  /** The device keys this run exported, for the next run to compare with. */
+  index?: KeyIndexEntry;
 }
 
 /**

@@ -204,6 +204,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Resource: [
             objectArn(bucketId, 'thingpark/attempts/*'),
             objectArn(bucketId, 'thingpark/devices/*'),
+            objectArn(bucketId, 'thingpark/indexes/*'),
             objectArn(bucketId, 'thingpark/latest.json'),
             objectArn(bucketId, 'thingpark/manifests/*'),
           ],
@@ -215,6 +216,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Effect: 'Allow',
           Resource: [
             objectArn(bucketId, 'thingpark/attempts/*'),
+            objectArn(bucketId, 'thingpark/indexes/*'),
             objectArn(bucketId, 'thingpark/latest.json'),
             objectArn(bucketId, 'thingpark/manifests/*'),
           ],
@@ -223,7 +225,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Sid: 'DeleteFailedRunData',
           Action: 's3:DeleteObject',
           Effect: 'Allow',
-          Resource: [objectArn(bucketId, 'thingpark/attempts/*'), objectArn(bucketId, 'thingpark/devices/*')],
+          Resource: [objectArn(bucketId, 'thingpark/attempts/*'), objectArn(bucketId, 'thingpark/devices/*'), objectArn(bucketId, 'thingpark/indexes/*')],
         },
         { Sid: 'ListSnapshotBucket', Action: 's3:ListBucket', Effect: 'Allow', Resource: arnOf(bucketId) },
         {
@@ -321,6 +323,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         },
         { Id: 'expire-devices', Prefix: 'thingpark/devices/', ExpirationInDays: 90, Status: 'Enabled' },
         { Id: 'expire-manifests', Prefix: 'thingpark/manifests/', ExpirationInDays: 90, Status: 'Enabled' },
+        { Id: 'expire-indexes', Prefix: 'thingpark/indexes/', ExpirationInDays: 90, Status: 'Enabled' },
       ]);
     });
   });
@@ -518,6 +521,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         ['metric', 'Token grants'],
         ['metric', 'Runs: succeeded, errors, throttles'],
         ['alarm', 'Alarms'],
+        ['metric', 'Verified against the previous run'],
       ]);
       const hourly = (stat: string, right = false) => ({ period: 3600, stat, ...(right ? { yAxis: 'right' } : {}) });
       const exporter = (name: string, stat: string, right = false) => ['ThingParkExporter', name, 'service', 'thingpark-exporter', hourly(stat, right)];
@@ -530,7 +534,11 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         [exporter('durationMs', 'Maximum'), fn('Duration', 'Maximum')],
         [exporter('tokenRequests', 'Sum')],
         [exporter('exportSucceeded', 'Sum'), fn('Errors', 'Sum'), fn('Throttles', 'Sum')],
+        [exporter('recovered', 'Sum'), exporter('removed', 'Sum'), exporter('unresolved', 'Sum'), exporter('verificationRequests', 'Sum', true)],
       ]);
+      // The verification's figures span the dashboard's width, in a row of their own below the alarms.
+      expect(widgets[6]).toMatchObject({ x: 0, width: 24 });
+      expect(widgets[6].y).toBeGreaterThan(widgets[5].y);
       expect(graphs[2].annotations).toEqual({ horizontal: [{ value: 720_000, label: '80% of timeout', yAxis: 'left' }] });
       const { errors, deadLetters, duration, noSuccess } = s.stack.monitoring.alarms;
       expect(widgets[5].properties.alarms).toEqual([errors, deadLetters, duration, noSuccess].map((alarm) => `<GetAtt:${s.id(alarm)}.Arn>`));
@@ -634,6 +642,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           'AwsSolutions-SQS3',
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/attempts/*]`,
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/devices/*]`,
+          `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/indexes/*]`,
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/manifests/*]`,
           `AwsSolutions-IAM5[Resource::<${functionId}.Arn>:*]`,
         ].sort(),
@@ -733,7 +742,7 @@ describe('ExporterStack with every context value given (not bundled)', () => {
     const bucketId = s.id(s.stack.bucket);
     const statements = policyStatements(s.template, s.id(s.stack.function.role!));
     const resources = statements.filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket').flatMap((statement) => [statement.Resource].flat());
-    for (const resource of resources) expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|latest\.json)$/);
+    for (const resource of resources) expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|latest\.json)$/);
     const conditionalWrites = bucketPolicyStatements(s.template, bucketId).filter((statement) => statement.Action === 's3:PutObject');
     expect(conditionalWrites.map((statement) => statement.Resource['Fn::Join'][1][1])).toEqual(['/exports/fleet/manifests/*', '/exports/fleet/latest.json']);
     s.template.hasResourceProperties('AWS::Glue::Table', {
@@ -770,7 +779,7 @@ describe('settingsFromContext', () => {
     [{ scheduleExpression: 'every hour' }, /scheduleExpression must be rate/],
     [{ scheduleExpression: 'rate(1 hours)' }, /not a rate of minutes, hours or days/],
     [{ schedulePeriodMinutes: '6000' }, /schedulePeriodMinutes must be an integer from 1 to 5040/],
-    [{ thingparkBaseUrl: 'http://thingpark.example' }, /THINGPARK_BASE_URL must use https/],
+    [{ thingparkBaseUrl: 'http://thingpark.example' }, /thingparkBaseUrl must use https/],
     [{ snapshotPrefix: 'no-slash' }, /snapshotPrefix must be empty or a safe key prefix/],
     [{ clientSecretParameterName: 'bad name' }, /clientSecretParameterName must be an SSM parameter name/],
     [{ kmsKeyArn: 'alias/aws/ssm' }, /kmsKeyArn must be a key ARN/],
@@ -780,5 +789,62 @@ describe('settingsFromContext', () => {
     [{ functionEnvironment: '{"THINGPARK_PAGE_SIZE": "0"}' }, /THINGPARK_PAGE_SIZE must be an integer/],
   ])('rejects %j at synth time', (context, message) => {
     expect(() => settings(context)).toThrow(message);
+  });
+
+  /** The message of the error a context is refused with. */
+  const refusal = (context: Record<string, unknown>): string => {
+    try {
+      settings(context);
+    } catch (error) {
+      return (error as Error).message;
+    }
+    throw new Error(`${JSON.stringify(context)} was accepted`);
+  };
+
+  it.each([
+    ['rate(1 hours)', 'rate(1 hour)'],
+    ['rate(5 minute)', 'rate(5 minutes)'],
+    ['rate(2 hrs)', 'rate(2 hours)'],
+    ['rate(1 Days)', 'rate(1 day)'],
+  ])('names the rate Scheduler accepts for %s: %s', (given, fix) => {
+    expect(refusal({ scheduleExpression: given })).toContain(`scheduleExpression "${given}" is not a rate of minutes, hours or days`);
+    expect(refusal({ scheduleExpression: given })).toContain(`use ${fix}`);
+    expect(settings({ scheduleExpression: fix }).scheduleExpression).toBe(fix);
+  });
+
+  it('refuses a cron expression without the six fields Scheduler reads, with the fix for a Unix cron', () => {
+    const four = refusal({ scheduleExpression: 'cron(0 * * *)', schedulePeriodMinutes: '60' });
+    expect(four).toContain('scheduleExpression "cron(0 * * *)" has 4 fields; EventBridge Scheduler\'s cron has 6');
+    const five = refusal({ scheduleExpression: 'cron(0 6 * * *)', schedulePeriodMinutes: '1440' });
+    expect(five).toContain('has 5 fields');
+    expect(five).toContain('use cron(0 6 * * ? *)');
+    expect(refusal({ scheduleExpression: 'cron(0 6 * * * *)', schedulePeriodMinutes: '1440' })).toMatch(
+      /exactly one of day-of-month .* and day-of-week .* must be "\?"/,
+    );
+    expect(settings({ scheduleExpression: 'cron(0 6 ? * MON-FRI *)', schedulePeriodMinutes: '4320' }).schedulePeriodMinutes).toBe(4320);
+  });
+
+  it('reports a bad thingparkBaseUrl once, by its context key and value, and nothing of the token URL derived from it', () => {
+    for (const [value, problem] of [
+      ['http://thingpark.example', 'must use https://'],
+      ['not a url', 'must be an absolute URL'],
+      ['https://thingpark.example/?tenant=1', 'must not have a query string'],
+    ] as const) {
+      const message = refusal({ thingparkBaseUrl: value });
+      expect(message.split('\n').filter((line) => line.startsWith('- '))).toEqual([expect.stringContaining(`thingparkBaseUrl ${problem}`)]);
+      expect(message).toContain(`"${value}"`);
+      expect(message).not.toMatch(/THINGPARK_|token URL/);
+    }
+  });
+
+  it('names the variable meant by a misspelt functionEnvironment override, and says which overrides break a limit', () => {
+    expect(refusal({ functionEnvironment: '{"THINGPARK_CONCURENCY": "8"}' })).toContain('got THINGPARK_CONCURENCY: did you mean THINGPARK_CONCURRENCY?');
+    expect(refusal({ functionEnvironment: '{"THINGPARK_PAGE_SIZE": "100000"}' })).toContain(
+      '- functionEnvironment: THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE must be at most 32000',
+    );
+  });
+
+  it('says why a rate too slow for the no-success alarm is refused, in terms of the rate', () => {
+    expect(refusal({ scheduleExpression: 'rate(30 days)' })).toContain('scheduleExpression "rate(30 days)" runs every 43200 minutes');
   });
 });

@@ -192,7 +192,9 @@ describe('the snapshot', () => {
     const order = writes.map(({ key }) => key);
     // The attempt's marker comes before any data, and is gone once the run is committed.
     expect(order[0]).toMatch(/^ordered\/attempts\/[a-z0-9]+\.json$/);
-    expect(order.slice(1, -2).sort()).toEqual([...summary.dataKeys].sort());
+    expect(order.slice(1, -3).sort()).toEqual([...summary.dataKeys].sort());
+    // The key index the next run compares with: after the data, before the manifest that commits both.
+    expect(order.at(-3)).toMatch(/^ordered\/indexes\/20261127T060000Z\/[a-z0-9]+\.keys\.gz$/);
     expect(order.slice(-2)).toEqual([summary.manifestKey, summary.latestKey]);
     expect(await listKeys(testS3(standIns.s3Url), DEMO.bucket, 'ordered/attempts/')).toEqual([]);
     expect(summary.dataKeys.every((key) => key.startsWith('ordered/devices/dt=2026-11-27/run=20261127T060000Z/'))).toBe(true);

@@ -21,7 +21,10 @@ import type { RateLimit } from '../../test/support/simulator.ts';
 import { DEMO, startStandIns, type StandIns } from '../../test/support/standins.ts';
 import type { ChildParams, ChildResult } from './child.ts';
 import { coldStart, type ColdStart } from './coldstart.ts';
+import { COLD_START_ESTIMATE_S, Progress, duration, estimateSeconds, repeatsOf } from './progress.ts';
+import { quietAwsSdk } from '../cli.ts';
 import { digestObjects, type Digest } from './verify.ts';
+import { runVerificationCase, verificationCases, verificationSeconds, verificationTable, type VerificationCase, type VerificationResult } from './verification.ts';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
@@ -163,26 +166,44 @@ async function runChild(standIns: StandIns, mode: string, params: ChildParams, e
   };
 }
 
+function childParams(c: Pick<Case, 'fleet' | 'latencyMs' | 'pageSize'>): ChildParams {
+  return {
+    pageSize: c.pageSize,
+    concurrency,
+    clientId: DEMO.clientId,
+    clientSecret: DEMO.clientSecret,
+    bucket: DEMO.bucket,
+    baselineKey: `bench/baseline/${c.fleet}-${c.latencyMs}.ndjson.gz`,
+    runId: 'baseline',
+  };
+}
+
+/** A verification case (verification.ts): the exporter alone, run after run on one set of stand-ins. */
+async function runVerification(c: VerificationCase): Promise<VerificationResult> {
+  const standIns = await startStandIns({ simulator: { fleet: c.fleet, latencyMs: c.latencyMs } });
+  simulatorPort = Number(new URL(standIns.platform.url).port);
+  try {
+    const exporter = (env: Record<string, string> = {}) => runChild(standIns, 'exporter', childParams(c), { THINGPARK_PAGE_SIZE: String(c.pageSize), ...env });
+    return await runVerificationCase(c, standIns, exporter, (what) => progress.step(what));
+  } finally {
+    await standIns.stop();
+  }
+}
+
 async function runCase(c: Case): Promise<CaseResult> {
   const standIns = await startStandIns({ simulator: { fleet: c.fleet, latencyMs: c.latencyMs, rateLimit: c.rateLimit } });
   simulatorPort = Number(new URL(standIns.platform.url).port);
   try {
-    const params: ChildParams = {
-      pageSize: c.pageSize,
-      concurrency,
-      clientId: DEMO.clientId,
-      clientSecret: DEMO.clientSecret,
-      bucket: DEMO.bucket,
-      baselineKey: `bench/baseline/${c.fleet}-${c.latencyMs}.ndjson.gz`,
-      runId: 'baseline',
-    };
+    const params = childParams(c);
     const env = { THINGPARK_PAGE_SIZE: String(c.pageSize) };
-    // A shared 2-core host is noisy: small cases run three times and report the median
-    // (by wall time); the million-device and rate-limited cases, minutes long, run once.
-    const repeats = c.fleet <= 100_000 && !c.rateLimit ? 3 : 1;
+    // Median by wall time where a case runs more than once (progress.ts says when).
+    const repeats = repeatsOf(c);
     const median = async (mode: string): Promise<Measured> => {
       const runs: Measured[] = [];
-      for (let i = 0; i < repeats; i += 1) runs.push(await runChild(standIns, mode, params, env));
+      for (let i = 0; i < repeats; i += 1) {
+        progress.step(`${c.name}: ${mode} ${i + 1}/${repeats}`);
+        runs.push(await runChild(standIns, mode, params, env));
+      }
       runs.sort((a, b) => a.wallMs - b.wallMs);
       return { ...(runs[Math.floor(runs.length / 2)] as Measured), runs: runs.length };
     };
@@ -192,6 +213,7 @@ async function runCase(c: Case): Promise<CaseResult> {
     // Rate-limited, the floor is the limit itself (computed in the table), not a run.
     const floor = c.rateLimit ? undefined : await median('floor');
     const s3 = testS3(standIns.s3Url);
+    progress.step(`${c.name}: comparing the outputs`);
     exporter.digest = await digestObjects(s3, DEMO.bucket, exporter.dataKeys);
     baseline.digest = await digestObjects(s3, DEMO.bucket, baseline.dataKeys);
     const identical =
@@ -329,27 +351,52 @@ function coldTable(cold: ColdStart[]): string {
 
 // ---------------------------------------------------------------------------------------
 
+quietAwsSdk();
 const started = Date.now();
 childFile = await bundleChild();
+const selected = cases.filter((c) => !only || c.name.includes(only));
+const verifying = verificationCases(quick).filter((c) => !only || c.name.includes(only));
+const expectedS =
+  selected.reduce((sum, c) => sum + estimateSeconds(c, concurrency, exporterOnly), 0) +
+  verifying.reduce((sum, c) => sum + verificationSeconds(c), 0) +
+  (exporterOnly || selected.length === 0 ? 0 : COLD_START_ESTIMATE_S);
+const caseCount = selected.length + verifying.length;
+console.log(
+  `${caseCount} case${caseCount === 1 ? '' : 's'}, expected to take about ${duration(expectedS)} ` +
+    '(rates measured on a shared 2-core machine); a progress line follows every 10 s.',
+);
+const progress = new Progress(expectedS);
 const results: CaseResult[] = [];
-for (const c of cases) {
-  if (only && !c.name.includes(only)) continue;
-  process.stdout.write(`${c.name} ... `);
+for (const c of selected) {
+  console.log(`${c.name} (about ${duration(estimateSeconds(c, concurrency, exporterOnly))}) ...`);
   const result = await runCase(c);
   results.push(result);
   const { exporter, baseline, floor } = result;
   console.log(
-    `exporter ${f2(exporter.wallMs / 1000)} s ${f1(exporter.maxRssMb)} MB cpu ${f2(exporter.cpuMs / 1000)} s stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn)` +
+    `  exporter ${f2(exporter.wallMs / 1000)} s ${f1(exporter.maxRssMb)} MB cpu ${f2(exporter.cpuMs / 1000)} s stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn)` +
       (exporterOnly ? '' : ` | baseline ${f2(baseline.wallMs / 1000)} s ${f1(baseline.maxRssMb)} MB`) +
       (floor ? ` | floor ${f2(floor.wallMs / 1000)} s ${f1(floor.maxRssMb)} MB cpu ${f2(floor.cpuMs / 1000)} s stand-ins cpu ${f2(floor.standInsCpuMs / 1000)} s` : ` | accepted ${f1(exporter.acceptedRate)}/s`) +
       ` | identical: ${result.identical}`,
     process.env.BENCH_VERBOSE ? `\n  memory: exporter ${JSON.stringify(exporter.memory)} floor ${JSON.stringify(floor?.memory)}` : '',
   );
 }
-// A profiling aid: with nothing to compare against, there is no table to write.
-if (exporterOnly) process.exit(0);
+const verified: VerificationResult[] = [];
+for (const c of verifying) {
+  console.log(`${c.name} (about ${duration(verificationSeconds(c))}) ...`);
+  verified.push(await runVerification(c));
+  console.log(verificationTable(verified.slice(-1)));
+}
+// A profiling aid: with nothing to compare against, there is no table to write. With only
+// verification cases selected, their table above is the result.
+if (exporterOnly || selected.length === 0) {
+  await mkdir(resolve('.bench'), { recursive: true });
+  if (verified.length > 0) await writeFile(resolve('.bench', 'results-verification.json'), JSON.stringify(verified, null, 2));
+  process.exit(0);
+}
 console.log('cold start ...');
+progress.step('cold start');
 const cold = await coldStart();
+progress.stop();
 const met = targets(results);
 const elapsedS = (Date.now() - started) / 1000;
 
@@ -377,7 +424,7 @@ ${ratios(results)}
 
 ${rateTable(results)}
 
-## Cold start
+${verified.length > 0 ? `## Verification against the previous run\n\n${verificationTable(verified)}\n\n` : ''}## Cold start
 
 ${coldTable(cold)}
 

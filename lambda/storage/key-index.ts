@@ -1,0 +1,226 @@
+import { promisify } from 'node:util';
+import { gunzip, gzip } from 'node:zlib';
+import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { statusOf } from './s3-json.ts';
+
+const gzipAsync = promisify(gzip);
+const gunzipAsync = promisify(gunzip);
+
+/**
+ * A device's key as a run de-duplicates by it: a number for a canonical integer ref, a
+ * string otherwise (see run/device-key.ts; the same union, kept here so that storage needs
+ * nothing from the run).
+ */
+export type IndexKey = string | number;
+
+/** Where a run's key index is and what it holds, as its manifest lists it. */
+export interface KeyIndexEntry {
+  key: string;
+  /** Stored (gzip) size. */
+  bytes: number;
+  count: number;
+}
+
+/**
+ * The format, before gzip: a 4-byte tag, then the numeric keys (their count, the smallest,
+ * then each one's distance from the one before, all as unsigned LEB128 varints), then the
+ * string keys (their count, then each as a varint byte length and its UTF-8 bytes), both
+ * sorted. A platform's refs are mostly close together, so most distances take a byte or
+ * two: about 1 MB per million devices before gzip, against 20 MB in the run's Set.
+ */
+const TAG = Buffer.from('TPK1');
+
+/** Keys to index, read twice (numbers, then strings): a set or an array, not a one-pass iterator. */
+export type KeySet = ReadonlySet<IndexKey> | readonly IndexKey[];
+
+/** The set's keys in the index format, gzip-compressed. Deterministic: the same set, the same bytes. */
+export async function encodeKeyIndex(keys: KeySet): Promise<Buffer> {
+  return gzipAsync(encodeKeys(keys));
+}
+
+/** An index read back; throws MalformedKeyIndexError on anything that is not one. */
+export async function decodeKeyIndex(stored: Uint8Array): Promise<KeyIndex> {
+  try {
+    return new KeyIndex(await gunzipAsync(stored));
+  } catch (error) {
+    throw new MalformedKeyIndexError(error instanceof Error ? error.message : String(error), { cause: error });
+  }
+}
+
+/** A stored object that is not a key index this code can read (damaged, or of another format). */
+export class MalformedKeyIndexError extends Error {
+  override readonly name = 'MalformedKeyIndexError';
+}
+
+function encodeKeys(keys: KeySet): Buffer {
+  let numbers = 0;
+  let textBytes = 0;
+  const strings: string[] = [];
+  // forEach rather than for-of: no iterator result per key, a million of them at commit.
+  keys.forEach((key) => {
+    if (typeof key === 'number') numbers += 1;
+    else {
+      strings.push(key);
+      textBytes += Buffer.byteLength(key, 'utf8') + 2;
+    }
+  });
+  // A typed array sorts numerically in place, at 8 bytes a key: the cheapest sorted copy.
+  const sorted = new Float64Array(numbers);
+  let at = 0;
+  keys.forEach((key) => {
+    if (typeof key === 'number') sorted[at++] = key;
+  });
+  sorted.sort();
+  strings.sort();
+  // Sized for refs a few apart and the strings exactly, so that it rarely grows by copying.
+  const out = new ByteWriter(2 * numbers + textBytes + 64);
+  out.bytes(TAG);
+  out.varint(numbers);
+  let previous = 0;
+  for (let i = 0; i < sorted.length; i += 1) {
+    const key = sorted[i] as number;
+    out.varint(key - previous);
+    previous = key;
+  }
+  out.varint(strings.length);
+  for (const key of strings) out.text(key);
+  return out.done();
+}
+
+/**
+ * A decoded index: its size at once, its keys (numbers ascending, then strings) on demand,
+ * without holding them all as values.
+ */
+export class KeyIndex {
+  readonly count: number;
+
+  constructor(private readonly raw: Buffer) {
+    // One pass to check the whole index before anyone relies on it, making no strings.
+    let count = 0;
+    for (const _ of this.#walk(false)) count += 1;
+    this.count = count;
+  }
+
+  keys(): Generator<IndexKey> {
+    return this.#walk(true);
+  }
+
+  /** Every key; with `strings` false, each string key as '' (checked, not decoded). */
+  *#walk(strings: boolean): Generator<IndexKey> {
+    const read = new ByteReader(this.raw);
+    if (!read.bytes(TAG.length).equals(TAG)) throw new Error('Not a key index: unknown format tag');
+    const numbers = read.varint();
+    let value = 0;
+    for (let i = 0; i < numbers; i += 1) {
+      const step = read.varint();
+      if (i > 0 && step === 0) throw new Error('Malformed key index: a numeric key repeats');
+      value += step;
+      if (!Number.isSafeInteger(value)) throw new Error('Malformed key index: a numeric key is out of range');
+      yield value;
+    }
+    const count = read.varint();
+    for (let i = 0; i < count; i += 1) {
+      const bytes = read.bytes(read.varint());
+      yield strings ? bytes.toString('utf8') : '';
+    }
+    if (!read.atEnd) throw new Error('Malformed key index: bytes after the last key');
+  }
+}
+
+/**
+ * Stores a run's key index. Written before the manifest that lists it (the manifest is the
+ * commit); outside the table location, so engines that read the table never see it.
+ */
+export async function writeKeyIndex(s3: S3Client, bucket: string, key: string, keys: ReadonlySet<IndexKey>): Promise<KeyIndexEntry> {
+  const body = await encodeKeyIndex(keys);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip' }));
+  return { key, bytes: body.length, count: keys.size };
+}
+
+/** A stored key index; undefined when there is none; MalformedKeyIndexError when it is not one. */
+export async function readKeyIndex(s3: S3Client, bucket: string, key: string): Promise<KeyIndex | undefined> {
+  let stored: Uint8Array | undefined;
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    stored = await object.Body?.transformToByteArray();
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  }
+  return decodeKeyIndex(stored ?? new Uint8Array());
+}
+
+/** Unsigned LEB128 by arithmetic: keys reach 2^53, past what JavaScript's 32-bit bit operators hold. */
+class ByteWriter {
+  #buffer: Buffer;
+  #length = 0;
+
+  constructor(capacity: number) {
+    this.#buffer = Buffer.allocUnsafe(capacity);
+  }
+
+  varint(value: number): void {
+    this.#room(8);
+    let rest = value;
+    while (rest >= 0x80) {
+      this.#buffer[this.#length++] = (rest % 0x80) + 0x80;
+      rest = Math.floor(rest / 0x80);
+    }
+    this.#buffer[this.#length++] = rest;
+  }
+
+  bytes(bytes: Uint8Array): void {
+    this.#room(bytes.length);
+    this.#buffer.set(bytes, this.#length);
+    this.#length += bytes.length;
+  }
+
+  /** A string as its UTF-8 length and bytes, encoded in place: no buffer per key. */
+  text(value: string): void {
+    const length = Buffer.byteLength(value, 'utf8');
+    this.varint(length);
+    this.#room(length);
+    this.#length += this.#buffer.write(value, this.#length, 'utf8');
+  }
+
+  done(): Buffer {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  #room(more: number): void {
+    if (this.#length + more <= this.#buffer.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(2 * this.#buffer.length, this.#length + more));
+    this.#buffer.copy(grown, 0, 0, this.#length);
+    this.#buffer = grown;
+  }
+}
+
+class ByteReader {
+  #at = 0;
+
+  constructor(private readonly buffer: Buffer) {}
+
+  get atEnd(): boolean {
+    return this.#at === this.buffer.length;
+  }
+
+  varint(): number {
+    let value = 0;
+    let scale = 1;
+    for (;;) {
+      if (this.#at >= this.buffer.length) throw new Error('Malformed key index: it ends inside a number');
+      const byte = this.buffer[this.#at++] as number;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) return value;
+      scale *= 0x80;
+      if (scale > 2 ** 56) throw new Error('Malformed key index: a number is too long');
+    }
+  }
+
+  bytes(length: number): Buffer {
+    if (this.#at + length > this.buffer.length) throw new Error('Malformed key index: it ends inside a key');
+    const bytes = this.buffer.subarray(this.#at, this.#at + length);
+    this.#at += length;
+    return bytes;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * What checking a run against the previous run's key index costs (lambda/run/verify-fleet.ts),
+ * on the exporter alone, each run in a child process like every other case:
+ *
+ *  time    a fleet at 100 ms of latency, exported with no previous index (each run under a
+ *          prefix of its own), then with a previous run's index present: without deletions
+ *          (the comparison alone), and with a share of the fleet deleted mid-run among
+ *          devices already read (ahead of the cursor), which the paging skips and the
+ *          verification recovers. Median of five runs each.
+ *  memory  a million devices, exported with no previous index (the first run), then with
+ *          one: peak RSS of each.
+ *
+ * Successive exporter runs in one case share the stand-ins' bucket and prefix, so each run
+ * compares itself with the one before, as a scheduled run does.
+ */
+import type { FleetChange } from '../../test/support/simulator.ts';
+import type { StandIns } from '../../test/support/standins.ts';
+
+export interface VerificationCase {
+  name: string;
+  kind: 'time' | 'memory';
+  fleet: number;
+  latencyMs: number;
+  pageSize: number;
+  /** time: the shares of the fleet deleted mid-run, 0 for none. */
+  deleted: number[];
+}
+
+/** What main.ts measures of one exporter run. */
+export interface ExporterRun {
+  wallMs: number;
+  maxRssMb: number;
+  cpuMs: number;
+  requests: number;
+  summary?: Record<string, unknown>;
+  failed?: string;
+}
+
+export interface VerificationRow {
+  label: string;
+  run: ExporterRun;
+  runs: number;
+}
+
+export interface VerificationResult {
+  case: VerificationCase;
+  rows: VerificationRow[];
+}
+
+export function verificationCases(quick: boolean): VerificationCase[] {
+  const cases: VerificationCase[] = [
+    { name: 'verification: 100k @ 100 ms, 0.5% deleted', kind: 'time', fleet: 100_000, latencyMs: 100, pageSize: 1000, deleted: [0, 0.005, 0.0005] },
+  ];
+  if (!quick) cases.push({ name: 'verification: 1000k memory', kind: 'memory', fleet: 1_000_000, latencyMs: 0, pageSize: 1000, deleted: [] });
+  return cases;
+}
+
+/** A rough duration in seconds, at the rates progress.ts assumes (20,000 devices/s, 4 pages in flight). */
+export function verificationSeconds(c: VerificationCase): number {
+  const run = 1 + c.fleet / 20_000 + (Math.ceil(c.fleet / c.pageSize) * c.latencyMs) / 4000;
+  return 2 + run * (c.kind === 'memory' ? 2 : REPEATS * (1 + c.deleted.length * 1.5));
+}
+
+const REPEATS = 5;
+
+export async function runVerificationCase(
+  c: VerificationCase,
+  standIns: StandIns,
+  exporter: (env?: Record<string, string>) => Promise<ExporterRun>,
+  step: (what: string) => void,
+): Promise<VerificationResult> {
+  const { platform } = standIns;
+  const fleet = { fleet: c.fleet, latencyMs: c.latencyMs };
+  const rows: VerificationRow[] = [];
+  platform.reset(fleet);
+  if (c.kind === 'memory') {
+    step(`${c.name}: first run, no previous index`);
+    const first = await exporter();
+    step(`${c.name}: with the first run's index`);
+    const second = await exporter();
+    return { case: c, rows: [{ label: 'no previous index', run: first, runs: 1 }, { label: 'a previous run\'s index', run: second, runs: 1 }] };
+  }
+  const firsts: ExporterRun[] = [];
+  for (let i = 0; i < REPEATS; i += 1) {
+    step(`${c.name}: no previous index ${i + 1}/${REPEATS}`);
+    firsts.push(await exporter({ SNAPSHOT_PREFIX: `first-${i}/` }));
+  }
+  rows.push({ label: 'no previous index', run: median(firsts), runs: REPEATS });
+  for (const share of c.deleted) {
+    const removed = Math.round(c.fleet * share);
+    const runs: ExporterRun[] = [];
+    for (let i = 0; i < REPEATS; i += 1) {
+      // Every run starts from the whole fleet; the deletions land half-way through its pages.
+      const changes: FleetChange[] = removed > 0 ? [{ afterPage: Math.floor(c.fleet / c.pageSize / 2), remove: removed, at: 'served' }] : [];
+      platform.reset({ ...fleet, changes });
+      step(`${c.name}: ${label(share, removed)} ${i + 1}/${REPEATS}`);
+      runs.push(await exporter());
+    }
+    rows.push({ label: label(share, removed), run: median(runs), runs: runs.length });
+  }
+  return { case: c, rows };
+}
+
+/** The run of median wall time: a shared 2-core host is noisy. */
+function median(runs: ExporterRun[]): ExporterRun {
+  return [...runs].sort((a, b) => a.wallMs - b.wallMs)[Math.floor(runs.length / 2)] as ExporterRun;
+}
+
+function label(share: number, removed: number): string {
+  return share === 0 ? 'previous index, no deletions' : `${(100 * share).toFixed(2)}% (${removed}) deleted ahead of the cursor`;
+}
+
+const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '–');
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '–');
+// Summary fields come back as parsed JSON: a string or number shows as is, anything else as JSON.
+const cell = (value: unknown): string => (value === undefined || value === null ? '–' : typeof value === 'string' ? value : JSON.stringify(value));
+
+/**
+ * One line per run: its time, its memory and what the verification did. The share is the
+ * run's time over the same case without deletions, less one: what verifying cost.
+ */
+export function verificationTable(results: VerificationResult[]): string {
+  const lines = [
+    '| case | run | wall s | vs no deletions | peak RSS MB | CPU s | requests | recovered | removed | unresolved | verification requests | verification |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const { case: c, rows } of results) {
+    const base = rows.find((row) => row.label.startsWith('previous index, no deletions'))?.run.wallMs;
+    for (const { label: name, run, runs } of rows) {
+      const s = run.summary ?? {};
+      const share = base === undefined ? '–' : `${(100 * (run.wallMs / base - 1)).toFixed(1)} %`;
+      lines.push(
+        `| ${c.name} | ${name}${runs > 1 ? ` (median of ${runs})` : ''}${run.failed ? ' **failed**' : ''} | ${f2(run.wallMs / 1000)} | ${share} | ${f1(run.maxRssMb)} | ${f2(run.cpuMs / 1000)} | ` +
+          `${run.requests} | ${cell(s.recovered)} | ${cell(s.removed)} | ${cell(s.unresolved)} | ${cell(s.verificationRequests)} | ${cell(s.verification)} |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
