@@ -1,7 +1,8 @@
 // The stack's inputs, apart from the stack: infra/app.ts reads and rejects a bad context
 // before any construct exists, and tests check the rules without synthesizing.
 import type { Construct } from 'constructs';
-import { DEFAULTS, loadConfig } from '../lambda/config.ts';
+import { DEFAULTS, closestVariable, loadConfig } from '../lambda/config.ts';
+import { ConfigError } from '../lambda/errors.ts';
 
 export const SERVICE_NAME = 'thingpark-exporter';
 export const METRICS_NAMESPACE = 'ThingParkExporter';
@@ -49,15 +50,17 @@ const MAX_PERIOD_MINUTES = 7 * 24 * 60 / 2;
 export function settingsFromContext(scope: Construct): ExporterSettings {
   const problems: string[] = [];
   const get = (name: string): unknown => scope.node.tryGetContext(name);
+  // cdk.json may hold any JSON value: an object shows as JSON in a problem, not as "[object Object]".
+  const asText = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
   const text = (name: keyof typeof CONTEXT_DEFAULTS): string => {
     const value = get(name);
     if (value === undefined || value === null || value === '') return CONTEXT_DEFAULTS[name];
     if (typeof value !== 'string') problems.push(`${name} must be a string, got ${JSON.stringify(value)}`);
-    return String(value).trim();
+    return asText(value).trim();
   };
   const optionalText = (name: string): string | undefined => {
     const value = get(name);
-    return value === undefined || value === null || value === '' ? undefined : String(value).trim();
+    return value === undefined || value === null || value === '' ? undefined : asText(value).trim();
   };
   const positiveInteger = (name: string, max: number): number | undefined => {
     const raw = optionalText(name);
@@ -83,17 +86,28 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
   if (!/^(rate|cron)\(.+\)$/.test(scheduleExpression)) {
     problems.push(`scheduleExpression must be rate(...) or cron(...), got "${scheduleExpression}"`);
   } else if (scheduleExpression.startsWith('rate(') && derived === undefined) {
-    problems.push(`scheduleExpression "${scheduleExpression}" is not a rate of minutes, hours or days`);
+    const fix = rateFix(scheduleExpression);
+    problems.push(
+      `scheduleExpression "${scheduleExpression}" is not a rate of minutes, hours or days as EventBridge Scheduler ` +
+        `writes it (a whole number from 1, the singular unit for 1 and the plural for more)${fix ? `: use ${fix}` : ''}`,
+    );
+  } else if (scheduleExpression.startsWith('cron(')) {
+    const problem = cronProblem(scheduleExpression);
+    if (problem) problems.push(problem);
   }
   const given = positiveInteger('schedulePeriodMinutes', MAX_PERIOD_MINUTES);
   const schedulePeriodMinutes = given ?? derived ?? 0;
   if (schedulePeriodMinutes === 0 && scheduleExpression.startsWith('cron(')) {
     problems.push('schedulePeriodMinutes is required with a cron() schedule (the longest gap between two runs)');
   } else if (schedulePeriodMinutes > MAX_PERIOD_MINUTES) {
-    problems.push(`the schedule period must be at most ${MAX_PERIOD_MINUTES} minutes for its alarm, got ${schedulePeriodMinutes}`);
+    // Only a rate gets here: a schedulePeriodMinutes over the limit is refused above.
+    problems.push(
+      `scheduleExpression "${scheduleExpression}" runs every ${schedulePeriodMinutes} minutes; the no-success alarm needs two ` +
+        `periods within CloudWatch's 7 days, so at most ${MAX_PERIOD_MINUTES} minutes: use a shorter rate`,
+    );
   }
 
-  const snapshotPrefix = String(get('snapshotPrefix') ?? CONTEXT_DEFAULTS.snapshotPrefix);
+  const snapshotPrefix = asText(get('snapshotPrefix') ?? CONTEXT_DEFAULTS.snapshotPrefix);
   if (snapshotPrefix !== '' && (!/^[A-Za-z0-9!_.*'()/-]+$/.test(snapshotPrefix) || !snapshotPrefix.endsWith('/') || snapshotPrefix.startsWith('/'))) {
     problems.push(`snapshotPrefix must be empty or a safe key prefix ending in "/" (not starting with it), got "${snapshotPrefix}"`);
   }
@@ -134,10 +148,94 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
   try {
     loadConfig({ ...functionEnvironmentOf(settings, 'bucket-known-at-deploy-time') });
   } catch (error) {
-    problems.push(error instanceof Error ? error.message : String(error));
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...inContextTerms(error.problems, settings, problems));
   }
   if (problems.length > 0) throw new Error(`Invalid context for the exporter stack:\n- ${problems.join('\n- ')}`);
   return settings;
+}
+
+/** The context key each variable the stack derives from it; the others come from functionEnvironment. */
+const CONTEXT_KEY_OF: Record<string, keyof typeof CONTEXT_DEFAULTS> = {
+  THINGPARK_BASE_URL: 'thingparkBaseUrl',
+  THINGPARK_CLIENT_ID_PARAM: 'clientIdParameterName',
+  THINGPARK_CLIENT_SECRET_PARAM: 'clientSecretParameterName',
+  SNAPSHOT_PREFIX: 'snapshotPrefix',
+};
+
+/**
+ * The function's own configuration problems, said in the terms the operator used: the
+ * context key and the value given with `-c`, or the variable of functionEnvironment. A
+ * problem of a value the operator never set (the token URL the function derives from
+ * thingparkBaseUrl) is left out when the key it comes from is reported already, and so is
+ * a second word on a key this file has already refused.
+ */
+function inContextTerms(configProblems: readonly string[], settings: ExporterSettings, reported: readonly string[]): string[] {
+  const said = [...reported];
+  for (const problem of configProblems) {
+    const named = problem.match(/\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b/g) ?? [];
+    const [first = ''] = named;
+    if (named.some((name) => Object.hasOwn(settings.functionEnvironment, name))) {
+      said.push(`functionEnvironment: ${problem}`);
+      continue;
+    }
+    const key = first === 'THINGPARK_TOKEN_URL' ? 'thingparkBaseUrl' : CONTEXT_KEY_OF[first];
+    if (key === undefined) {
+      said.push(problem);
+      continue;
+    }
+    if (said.some((earlier) => earlier.startsWith(key))) continue;
+    const value = String(settings[key]);
+    // The same rule as the function's: a value with "@" may hold a user:password, never echoed.
+    const shown = value.includes('@') || problem.includes(' got "') ? '' : `, got "${value}"`;
+    said.push(
+      first === 'THINGPARK_TOKEN_URL'
+        ? `thingparkBaseUrl "${value}" gives a token URL that ${problem.slice(first.length).trim()}`
+        : `${key}${problem.slice(first.length)}${shown}`,
+    );
+  }
+  return said.slice(reported.length);
+}
+
+/** The rate EventBridge Scheduler accepts for a near miss ("rate(1 hours)", "rate(5 mins)"), if there is one. */
+function rateFix(expression: string): string | undefined {
+  const match = /^rate\(\s*(\d+)\s*([A-Za-z]+)\s*\)$/.exec(expression);
+  if (!match) return undefined;
+  const count = Number(match[1]);
+  const unit = { m: 'minute', h: 'hour', d: 'day' }[(match[2] as string).charAt(0).toLowerCase()];
+  if (count < 1 || unit === undefined) return undefined;
+  return `rate(${count} ${unit}${count === 1 ? '' : 's'})`;
+}
+
+/**
+ * What is wrong with a cron() expression for EventBridge Scheduler, if anything it can tell
+ * offline: six fields (minutes hours day-of-month month day-of-week year), one of the two
+ * day fields "?". A Unix cron of five fields passes nothing else, so it is caught here
+ * rather than by CloudFormation halfway through a deploy.
+ */
+function cronProblem(expression: string): string | undefined {
+  const fields = expression.slice('cron('.length, -1).trim().split(/\s+/);
+  const layout = 'minutes hours day-of-month month day-of-week year';
+  if (fields.length !== 6) {
+    let fix = '';
+    if (fields.length === 5) {
+      const [minutes, hours, dayOfMonth, month, dayOfWeek] = fields as [string, string, string, string, string];
+      if (dayOfWeek === '*') fix = `cron(${minutes} ${hours} ${dayOfMonth} ${month} ? *)`;
+      else if (dayOfMonth === '*') fix = `cron(${minutes} ${hours} ? ${month} ${dayOfWeek} *)`;
+    }
+    return (
+      `scheduleExpression "${expression}" has ${fields.length} field${fields.length === 1 ? '' : 's'}; EventBridge Scheduler's ` +
+      `cron has 6 (${layout})${fix ? `: use ${fix}` : ', e.g. cron(0 6 * * ? *) for 06:00 UTC every day'}`
+    );
+  }
+  const [, , dayOfMonth, , dayOfWeek] = fields;
+  if ((dayOfMonth === '?') === (dayOfWeek === '?')) {
+    return (
+      `scheduleExpression "${expression}": exactly one of day-of-month (the 3rd field) and day-of-week (the 5th) ` +
+      'must be "?", e.g. cron(0 6 * * ? *) or cron(0 6 ? * MON *)'
+    );
+  }
+  return undefined;
 }
 
 function periodOfRate(expression: string): number | undefined {
@@ -152,7 +250,7 @@ function periodOfRate(expression: string): number | undefined {
 
 function environmentOverrides(raw: unknown, problems: string[]): Record<string, string> {
   if (raw === undefined || raw === null || raw === '') return {};
-  let value = raw;
+  let value: unknown = raw;
   if (typeof raw === 'string') {
     try {
       value = JSON.parse(raw);
@@ -168,7 +266,11 @@ function environmentOverrides(raw: unknown, problems: string[]): Record<string, 
   const overrides: Record<string, string> = {};
   for (const [name, setting] of Object.entries(value)) {
     if (!TUNABLE_VARIABLES.includes(name)) {
-      problems.push(`functionEnvironment may set only ${TUNABLE_VARIABLES.join(', ')}; got ${name}`);
+      const suggestion = closestVariable(name, TUNABLE_VARIABLES);
+      problems.push(
+        `functionEnvironment may set only ${TUNABLE_VARIABLES.join(', ')}; got ${name}` +
+          (suggestion ? `: did you mean ${suggestion}?` : ''),
+      );
     } else {
       overrides[name] = String(setting);
     }

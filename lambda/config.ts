@@ -158,3 +158,80 @@ export function loadConfig(env: Env = process.env): Config {
 function isLoopback(hostname: string): boolean {
   return hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
+
+/** Every variable loadConfig reads: the required ones, the derived token URL, and DEFAULTS. */
+export const VARIABLES: readonly string[] = [
+  'THINGPARK_BASE_URL',
+  'THINGPARK_TOKEN_URL',
+  'THINGPARK_CLIENT_ID_PARAM',
+  'THINGPARK_CLIENT_SECRET_PARAM',
+  'SNAPSHOT_BUCKET',
+  ...Object.keys(DEFAULTS),
+];
+
+/**
+ * The name families of VARIABLES. A name in one of them that loadConfig does not read is
+ * almost always a misspelling, which would otherwise be ignored without a word while its
+ * default applies (or, for a required variable, reported as missing with no hint why).
+ */
+export const VARIABLE_FAMILIES: readonly string[] = ['THINGPARK_', 'SNAPSHOT_', 'RUN_', 'TOKEN_'];
+
+export interface UnknownVariable {
+  name: string;
+  /** The known variable closest to it, when one is close enough to be the one meant. */
+  suggestion?: string;
+  message: string;
+}
+
+/**
+ * The variables of `env` that look like ours but are not read, each with the closest known
+ * name. Pure, so the function (a warning on cold start) and the tools (before they start)
+ * say the same thing.
+ */
+export function unknownVariables(env: Env = process.env): UnknownVariable[] {
+  const unknown: UnknownVariable[] = [];
+  for (const name of Object.keys(env).sort()) {
+    const upper = name.toUpperCase();
+    if (VARIABLES.includes(name) || !VARIABLE_FAMILIES.some((family) => upper.startsWith(family))) continue;
+    const suggestion = closestVariable(name);
+    unknown.push({
+      name,
+      ...(suggestion === undefined ? {} : { suggestion }),
+      message:
+        `${name} is not a variable the exporter reads, so it is ignored` +
+        (suggestion === undefined ? '' : `: did you mean ${suggestion}?`),
+    });
+  }
+  return unknown;
+}
+
+/** The known variable nearest to `name` by edit distance (case aside), if near enough to be a typo. */
+export function closestVariable(name: string, known: readonly string[] = VARIABLES): string | undefined {
+  const upper = name.toUpperCase();
+  // About one edit in three characters: a dropped "_" or letter, a swap, a wrong case; not
+  // a different word that shares the family's prefix.
+  const limit = Math.max(2, Math.ceil(name.length / 3));
+  // A unit left off the end (RUN_DEADLINE_MARGIN for ..._SECONDS) is as near as one edit,
+  // when only one name continues that way.
+  const continued = known.filter((candidate) => candidate.toUpperCase().startsWith(`${upper}_`));
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = continued.length === 1 && continued[0] === candidate ? 1 : editDistance(upper, candidate.toUpperCase());
+    if (distance <= limit && (best === undefined || distance < best.distance)) best = { name: candidate, distance };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance: insertions, deletions and substitutions, one each. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      const substitution = (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(substitution, (previous[j] as number) + 1, (current[j - 1] as number) + 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}

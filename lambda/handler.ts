@@ -1,11 +1,13 @@
 import type { Context } from 'aws-lambda';
-import { loadConfig } from './config.ts';
+import { loadConfig, unknownVariables } from './config.ts';
 import { ExporterError } from './errors.ts';
-import { attemptOf, parseTrigger, runIdOf } from './event.ts';
+import { curateAfterExport, curateOnRequest, type CuratedRunSummary } from './curate/invoke.ts';
+import type { CurationSummary } from './curate/curate-run.ts';
+import { curationSettings } from './curate/settings.ts';
+import { attemptOf, curateRequest, parseTrigger, runIdOf } from './event.ts';
 import { logger, metrics, recordRun } from './observability.ts';
 import { exportRun } from './run/export-run.ts';
 import type { RunServices } from './run/run-context.ts';
-import type { RunSummary } from './run/summary.ts';
 import { createServices } from './runtime.ts';
 import { attemptId } from './storage/keys.ts';
 
@@ -14,11 +16,24 @@ import { attemptId } from './storage/keys.ts';
 // its message rather than the whole init phase.
 let services: RunServices | undefined;
 
-export async function handler(event: unknown, context: Context): Promise<RunSummary> {
+/** `{"curate": "<runId>"}` curates a committed run; any other accepted event exports, then curates. */
+export function handler(event: { curate: string }, context: Context): Promise<CurationSummary>;
+export function handler(event: unknown, context: Context): Promise<CuratedRunSummary>;
+export async function handler(event: unknown, context: Context): Promise<CuratedRunSummary | CurationSummary> {
   logger.addContext(context);
   try {
-    const trigger = parseTrigger(event, new Date());
-    services ??= createServices(loadConfig());
+    // Until the context is configured: a misspelt variable is otherwise ignored without a
+    // word, its default used (or, for a required one, reported as missing with no hint why).
+    if (services === undefined) {
+      for (const { message, name, suggestion } of unknownVariables()) logger.warn(message, { variable: name, suggestion });
+    }
+    const curate = curateRequest(event);
+    const trigger = curate === undefined ? parseTrigger(event, new Date()) : undefined;
+    services ??= createServices(loadConfig(), logger);
+    const curation = curationSettings();
+    if (trigger === undefined) {
+      return await curateOnRequest(services, curation, { runId: curate as string, remainingMs: () => context.getRemainingTimeInMillis(), logger });
+    }
     const runId = runIdOf(trigger, context.awsRequestId);
     logger.appendKeys({ runId });
     const summary = await exportRun(services, trigger, {
@@ -33,7 +48,7 @@ export async function handler(event: unknown, context: Context): Promise<RunSumm
       metrics.publishStoredMetrics();
     }
     logger.info('Run finished', { summary });
-    return summary;
+    return await curateAfterExport(services, curation, summary, { remainingMs: () => context.getRemainingTimeInMillis(), logger });
   } catch (error) {
     logger.error('Run failed', {
       error: error instanceof Error ? error.message : String(error),

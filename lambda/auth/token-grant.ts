@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import type { Config } from '../config.ts';
 import type { ClientCredentials, CredentialsSource } from './credentials.ts';
 import { ClientRejectedError, PlatformError } from '../errors.ts';
-import { RetryBudget, TransientError, isNetworkError, parseRetryAfter, retrying } from '../common/retry.ts';
+import { RetryBudget, TransientError, isNetworkError, parseRetryAfter, retrying, type RetryOptions } from '../common/retry.ts';
 import { failureName, holdsPiece } from '../common/redact.ts';
 import type { Grant } from './token-cache.ts';
 
@@ -40,7 +40,11 @@ const OAUTH_ERROR_CODE = /^[a-z0-9_.-]{1,64}$/i;
 export function clientCredentialsGrant(
   config: GrantConfig,
   credentials: CredentialsSource,
+  onRetry?: RetryOptions['onRetry'],
 ): () => Promise<Grant> {
+  // Named in every failure, so that a message says which endpoint did not answer; the
+  // host only: config.ts refuses a token URL with a user name or password in it.
+  const endpoint = config.tokenUrl.host;
   let configured: { key: string; value: oidc.Configuration } | undefined;
   const configurationFor = ({ clientId, clientSecret }: ClientCredentials): oidc.Configuration => {
     const key = `${clientId}\n${clientSecret}`;
@@ -52,8 +56,8 @@ export function clientCredentialsGrant(
   const attempt = async (creds: ClientCredentials): Promise<Grant> => {
     const configuration = configurationFor(creds);
     // Its own budget: a grant is one request, retried at most maxRetries times.
-    const retry = retrying({ maxRetries: config.maxRetries, budget: new RetryBudget(config.maxRetries) });
-    const response = await retry(() => requestToken(configuration, creds.clientSecret));
+    const retry = retrying({ maxRetries: config.maxRetries, budget: new RetryBudget(config.maxRetries), onRetry });
+    const response = await retry(() => requestToken(configuration, creds.clientSecret, endpoint));
     checkAccessToken(response.access_token);
     return { accessToken: response.access_token, expiresIn: response.expires_in };
   };
@@ -138,20 +142,20 @@ function errorCode(value: unknown, clientSecret: string): string {
 }
 
 /** One token request, its failure sorted into retryable, rejected client, or permanent. */
-async function requestToken(configuration: oidc.Configuration, clientSecret: string) {
+async function requestToken(configuration: oidc.Configuration, clientSecret: string, endpoint: string) {
   try {
     return await oidc.clientCredentialsGrant(configuration);
   } catch (error) {
-    throw classify(error, clientSecret);
+    throw classify(error, clientSecret, endpoint);
   }
 }
 
-function classify(error: unknown, clientSecret: string): Error {
+function classify(error: unknown, clientSecret: string, endpoint: string): Error {
   if (error instanceof oidc.ResponseBodyError) {
     const detail = `HTTP ${error.status} ${errorCode(error.error, clientSecret)}`;
     if (REJECTED_CLIENT.has(error.error)) return new RejectedClient(detail);
     if (error.status >= 500 || error.status === 429) {
-      return new TransientError(`token endpoint answered ${detail}`, error.status, retryAfterOf(error.response));
+      return new TransientError(`token endpoint ${endpoint} answered ${detail}`, error.status, retryAfterOf(error.response));
     }
     return new PlatformError(`The token endpoint refused the grant: ${detail}`, error.status);
   }
@@ -163,7 +167,7 @@ function classify(error: unknown, clientSecret: string): Error {
     const detail = `HTTP ${error.status}${oauthError !== undefined ? ` ${errorCode(oauthError, clientSecret)}` : ''}`;
     if (error.status === 401 || (oauthError !== undefined && REJECTED_CLIENT.has(oauthError))) return new RejectedClient(detail);
     if (error.status >= 500 || error.status === 429) {
-      return new TransientError(`token endpoint answered ${detail}`, error.status, retryAfterOf(error.response));
+      return new TransientError(`token endpoint ${endpoint} answered ${detail}`, error.status, retryAfterOf(error.response));
     }
     return new PlatformError(`The token endpoint refused the grant: ${detail}`, error.status);
   }
@@ -174,18 +178,18 @@ function classify(error: unknown, clientSecret: string): Error {
     const { status } = response;
     if (status === 401) return new RejectedClient(`HTTP ${status}`);
     if (status >= 500 || status === 429 || status === 408) {
-      return new TransientError(`token endpoint answered HTTP ${status}`, status, retryAfterOf(response));
+      return new TransientError(`token endpoint ${endpoint} answered HTTP ${status}`, status, retryAfterOf(response));
     }
     return new PlatformError(`The token endpoint answered HTTP ${status} without an OAuth error`, status);
   }
   if (isNetworkError(error)) {
-    return new TransientError(`token endpoint unreachable: ${failureName(error)}`);
+    return new TransientError(`token endpoint ${endpoint} unreachable: ${failureName(error)}`);
   }
   const code = (error as { code?: unknown }).code;
   // openid-client wraps its own timeout (and an abort) in a ClientError whose cause is the
   // DOMException: as transient as a dropped connection.
   if (code === 'OAUTH_TIMEOUT' || isNetworkError((error as { cause?: unknown }).cause)) {
-    return new TransientError(`token endpoint did not answer in time (${typeof code === 'string' ? code : 'timeout'})`);
+    return new TransientError(`token endpoint ${endpoint} did not answer in time (${typeof code === 'string' ? code : 'timeout'})`);
   }
   return new PlatformError(
     `The token endpoint's answer was not a usable token response${typeof code === 'string' ? ` (${code})` : ''}`,

@@ -68,8 +68,26 @@ export function failureName(error: unknown): string {
   const name = error instanceof Error ? error.name : typeof error;
   const message = error instanceof Error ? error.message : '';
   const label = FIXED_MESSAGES.has(message) ? message : /^[A-Za-z][\w$]{0,39}$/.test(name) ? name : 'unnamed error';
-  const code = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
-  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,39}$/.test(code) ? `${label} (${code})` : label;
+  const code = systemCode(error);
+  return code === undefined ? label : `${label} (${code})`;
+}
+
+/**
+ * The system or library code behind a failure (ECONNREFUSED, ENOTFOUND, CERT_HAS_EXPIRED,
+ * UND_ERR_CONNECT_TIMEOUT, ...), wherever it sits: undici's "fetch failed" keeps it on its
+ * cause, a TLS failure may nest it one cause further, and a connection tried on several
+ * addresses keeps one per address in `errors`. A code is a name, never request data.
+ */
+export function systemCode(error: unknown): string | undefined {
+  const pending: unknown[] = [error];
+  for (let seen = 0; pending.length > 0 && seen < 8; seen += 1) {
+    const current = pending.shift() as { code?: unknown; cause?: unknown; errors?: unknown } | undefined;
+    if (typeof current !== 'object' || current === null) continue;
+    if (typeof current.code === 'string' && /^[A-Z][A-Z0-9_]{1,39}$/.test(current.code)) return current.code;
+    pending.push(current.cause);
+    if (Array.isArray(current.errors)) pending.push(...(current.errors as unknown[]));
+  }
+  return undefined;
 }
 
 /**

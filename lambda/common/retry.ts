@@ -1,3 +1,4 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
 import { handleType, retry } from 'cockatiel';
 import { PlatformError, RetryBudgetError } from '../errors.ts';
 
@@ -41,6 +42,27 @@ export interface RetryOptions {
   maxDelayMs?: number;
   /** Retry-After values above this are capped: a server may not park the run for long. */
   maxRetryAfterMs?: number;
+  /** Told of each retry before its wait, so that a struggling platform shows in the log as it happens. */
+  onRetry?: (retry: RetryNotice) => void;
+}
+
+/** One retry about to be made: what failed, which retry this is, and how long it waits first. */
+export interface RetryNotice {
+  /** The failure's message: it names the operation, the host and the cause, and quotes no token. */
+  failure: string;
+  status?: number;
+  retry: number;
+  maxRetries: number;
+  waitMs: number;
+}
+
+/**
+ * One WARN line per retry, with what failed and how long it waits: a platform that
+ * struggles shows in the log while it happens, not only once the run has given up.
+ */
+export function logRetries(log: Pick<Logger, 'warn'>): (notice: RetryNotice) => void {
+  return ({ failure, status, retry, maxRetries, waitMs }) =>
+    log.warn('Retrying after a transient failure', { failure, ...(status === undefined ? {} : { status }), retry, maxRetries, waitMs });
 }
 
 export type Retrying = <T>(attempt: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal) => Promise<T>;
@@ -58,7 +80,7 @@ export type Retrying = <T>(attempt: (signal: AbortSignal) => Promise<T>, signal?
  * when the caller aborted.
  */
 export function retrying(options: RetryOptions): Retrying {
-  const { maxRetries, budget, baseDelayMs = 250, maxDelayMs = 20_000, maxRetryAfterMs = 60_000 } = options;
+  const { maxRetries, budget, baseDelayMs = 250, maxDelayMs = 20_000, maxRetryAfterMs = 60_000, onRetry } = options;
   const policy = retry(handleType(TransientError), { maxAttempts: maxRetries });
   const delayAfter = (error: TransientError, retryNumber: number): number => {
     if (error.retryAfterMs !== undefined) return Math.min(error.retryAfterMs, maxRetryAfterMs);
@@ -84,7 +106,9 @@ export function retrying(options: RetryOptions): Retrying {
             { cause: error },
           );
         }
-        await wait(delayAfter(error, retries + 1), attemptSignal);
+        const waitMs = delayAfter(error, retries + 1);
+        onRetry?.({ failure: error.message, status: error.status, retry: retries + 1, maxRetries, waitMs });
+        await wait(waitMs, attemptSignal);
         // The policy handles it: the next attempt starts at once, the wait is done.
         throw error;
       }

@@ -43,7 +43,7 @@ describe('credentials: token endpoint failures', () => {
     const error = await invokeFailing(h, handler, {});
     // Not RetryBudgetError: the run's budget (RUN_RETRY_BUDGET) was never touched.
     expect(error).toMatchObject({ name: 'PlatformError', code: 'PLATFORM_ERROR', status: 503 });
-    expect(error.message).toMatch(/Gave up after 2 retries.*token endpoint answered HTTP 503/);
+    expect(error.message).toMatch(/Gave up after 2 retries.*token endpoint 127\.0\.0\.1:\d+ answered HTTP 503/);
     expect(sim.tokens.requests).toBe(3);
     expect(sim.stats.requests).toBe(0);
     expect(await objects(h, prefix)).toEqual({});

@@ -1,6 +1,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Provider from 'oidc-provider';
+import type Provider from 'oidc-provider';
+
+/**
+ * oidc-provider's development notices, written with console.warn: when the module loads
+ * ("Unsupported runtime" below Node 22), each time a provider is built (the in-memory
+ * adapter, the quick-start signing keys), and once on a request whose body stream is no
+ * longer readable (a fault delayed it past its client's timeout). All are true of a test stand-in by design, and they came out about a
+ * hundred times in a test run and in the demo's output. So, in a process that loads the
+ * stand-in, lines that start (colours aside) with "oidc-provider WARNING:" are dropped, and
+ * nothing else; the filter is in place before the module loads, to catch its first notice.
+ */
+const warn = console.warn;
+console.warn = (...args: unknown[]) => {
+  // eslint-disable-next-line no-control-regex -- the ESC that starts an ANSI colour code is the very character to match
+  if (typeof args[0] === 'string' && /^(\x1b\[[\d;]*m)?oidc-provider WARNING:/.test(args[0])) return;
+  warn.apply(console, args);
+};
+const { default: OidcProvider } = await import('oidc-provider');
 
 export const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
 
@@ -71,7 +88,8 @@ export class TokenServer {
   /** Serves the token route; counts the requests and the grants it issued; plays faults. */
   handle(req: IncomingMessage, res: ServerResponse): void {
     if (!req.url?.startsWith(TOKEN_PATH)) {
-      this.#current.callback()(req, res);
+      // Koa answers its own errors: the promise its handler returns never rejects.
+      void this.#current.callback()(req, res);
       return;
     }
     this.requests += 1;
@@ -80,7 +98,7 @@ export class TokenServer {
     });
     const fault = this.fault?.({ attempt: this.requests });
     if (!fault) {
-      this.#current.callback()(req, res);
+      void this.#current.callback()(req, res);
       return;
     }
     void (async () => {
@@ -95,7 +113,7 @@ export class TokenServer {
         res.writeHead(fault.status ?? 200, { 'content-type': 'application/json', ...fault.headers });
         res.end(fault.body ?? '');
       } else {
-        this.#current.callback()(req, res);
+        void this.#current.callback()(req, res);
       }
     })();
   }
@@ -121,7 +139,7 @@ export class TokenServer {
   }
 
   #build(clientSecret: string): Provider {
-    const provider = new Provider(this.#issuer, {
+    const provider = new OidcProvider(this.#issuer, {
       clients: [
         {
           client_id: this.#clientId,

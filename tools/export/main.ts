@@ -1,0 +1,46 @@
+/**
+ * `npm run export`: one real export from this machine, with the function's own handler,
+ * against the platform and into the bucket the environment names, with the AWS credentials
+ * and region of this shell. It never starts a stand-in: `npm start` is the local demo, and
+ * the two cannot be mistaken for each other. Without its configuration it refuses to start,
+ * naming every missing or malformed variable.
+ */
+import { randomUUID } from 'node:crypto';
+import { loadConfig, type Config } from '../../lambda/config.ts';
+import { ConfigError } from '../../lambda/errors.ts';
+import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
+
+quietAwsSdk();
+reportUnknownVariables();
+
+// Checked before anything else is printed: a banner naming "s3://undefined" helps nobody.
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error('npm run export runs a real export and cannot start (npm start is the local demo):');
+  for (const problem of error.problems) console.error(`  - ${problem}`);
+  console.error('The variables are described in docs/configuration.md.');
+  process.exit(2);
+}
+
+// Metrics would be CloudWatch EMF lines on the terminal; the run's log shows warnings and errors.
+process.env.POWERTOOLS_METRICS_DISABLED ??= 'true';
+process.env.POWERTOOLS_LOG_LEVEL ??= 'WARN';
+
+const aws = ['AWS_PROFILE', 'AWS_REGION', 'AWS_DEFAULT_REGION'].filter((name) => process.env[name]).map((name) => `${name}=${process.env[name]}`);
+console.log(
+  `Exporting from ${config.baseUrl.origin} to s3://${config.bucket}/${config.prefix} ` +
+    `(AWS credentials and region: ${aws.length > 0 ? aws.join(', ') : "the SDK's default chain"})`,
+);
+
+const { handler } = await import('../../lambda/handler.ts');
+try {
+  const summary = await handler({ label: 'local-export' }, localContext(randomUUID(), 'thingpark-exporter-local'));
+  console.log(`\nRun ${summary.status}:`);
+  printSummary(summary);
+} catch {
+  handlerFailed('The export');
+  process.exitCode = 1;
+}
