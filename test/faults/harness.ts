@@ -28,7 +28,7 @@ export interface Harness extends StandIns {
 export async function startHarness(options: StandInOptions = {}): Promise<Harness> {
   const standIns = await startStandIns(options);
   const proxy = await startS3Proxy(standIns.s3Url);
-  const stop = standIns.stop;
+  const stop = standIns.stop.bind(standIns);
   return Object.assign(standIns, {
     proxy,
     journal: [],

@@ -148,13 +148,8 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
   function forward(req: IncomingMessage, res: ServerResponse | undefined, holdMs = 0, body?: Buffer): Promise<number> {
     return new Promise((resolve, reject) => {
       const { expect: _expect, ...headers } = req.headers;
-      const outgoing = httpRequest(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
-        async (answer) => {
-          if (holdMs > 0) {
-            answer.pause();
-            await sleep(holdMs);
-          }
+      const outgoing = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
+        const relay = () => {
           if (!res || res.destroyed) {
             answer.resume();
             resolve(answer.statusCode ?? 502);
@@ -164,8 +159,15 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
           answer.pipe(res);
           answer.on('end', () => resolve(answer.statusCode ?? 502));
           answer.on('error', reject);
-        },
-      );
+        };
+        // Without a hold the answer is piped at once, before any of its data can flow unread.
+        if (holdMs > 0) {
+          answer.pause();
+          sleep(holdMs).then(relay, reject);
+        } else {
+          relay();
+        }
+      });
       outgoing.on('error', reject);
       if (body) outgoing.end(body);
       else req.pipe(outgoing);

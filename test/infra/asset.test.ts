@@ -43,7 +43,8 @@ describe('the bundled Lambda asset', () => {
     bundle = bundles[0] as string;
     standIns = await startStandIns({ simulator: { fleet: 3000 } });
     // lambda-local's own START/END lines are not the function's: kept off the test output.
-    lambdaLocal.getLogger().silent = true;
+    // lambda-local types its winston logger as any.
+    (lambdaLocal.getLogger() as { silent: boolean }).silent = true;
   }, 180_000);
 
   afterAll(async () => {

@@ -6,7 +6,7 @@ export async function duckdbQuery(sql: string): Promise<Record<string, unknown>[
   const connection = await instance.connect();
   try {
     const reader = await connection.runAndReadAll(sql);
-    return reader.getRowObjectsJS() as Record<string, unknown>[];
+    return reader.getRowObjectsJS();
   } finally {
     connection.closeSync();
     instance.closeSync();
