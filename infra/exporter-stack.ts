@@ -1,14 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import {
-  ArnFormat,
-  CfnElement,
-  CfnOutput,
-  Duration,
-  RemovalPolicy,
-  Stack,
-  Validations,
-  type StackProps,
-} from 'aws-cdk-lib';
+import { ArnFormat, CfnElement, CfnOutput, Duration, RemovalPolicy, Stack, Validations, type StackProps } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -260,7 +251,6 @@ export class ExporterStack extends Stack {
     denyUnconditionalPut('PointerIsWrittenConditionally', 'latest.json', { 's3:if-none-match': 'true', 's3:if-match': 'true' });
   }
 
-
   private grantCredentials(role: iam.IRole, settings: ExporterSettings): void {
     const parameterArn = (name: string) =>
       this.formatArn({
@@ -314,7 +304,7 @@ export class ExporterStack extends Stack {
       {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}indexes/*]`,
         reason:
-          'One key index per attempt that reaches its commit, named by run and attempt: written before the manifest, read by the next run, removed with a failed run\'s data, under this folder only.',
+          "One key index per attempt that reaches its commit, named by run and attempt: written before the manifest, read by the next run, removed with a failed run's data, under this folder only.",
       },
       {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}manifests/*]`,

@@ -44,7 +44,7 @@ export const TUNABLE_VARIABLES: readonly string[] = [
 ];
 
 // Two alarm periods must fit in CloudWatch's 7-day evaluation limit.
-const MAX_PERIOD_MINUTES = 7 * 24 * 60 / 2;
+const MAX_PERIOD_MINUTES = (7 * 24 * 60) / 2;
 
 /** Reads and validates the context; every problem is reported at once, at synth time. */
 export function settingsFromContext(scope: Construct): ExporterSettings {
@@ -267,10 +267,7 @@ function environmentOverrides(raw: unknown, problems: string[]): Record<string, 
   for (const [name, setting] of Object.entries(value)) {
     if (!TUNABLE_VARIABLES.includes(name)) {
       const suggestion = closestVariable(name, TUNABLE_VARIABLES);
-      problems.push(
-        `functionEnvironment may set only ${TUNABLE_VARIABLES.join(', ')}; got ${name}` +
-          (suggestion ? `: did you mean ${suggestion}?` : ''),
-      );
+      problems.push(`functionEnvironment may set only ${TUNABLE_VARIABLES.join(', ')}; got ${name}` + (suggestion ? `: did you mean ${suggestion}?` : ''));
     } else {
       overrides[name] = String(setting);
     }

@@ -197,9 +197,7 @@ export function unknownVariables(env: Env = process.env): UnknownVariable[] {
     unknown.push({
       name,
       ...(suggestion === undefined ? {} : { suggestion }),
-      message:
-        `${name} is not a variable the exporter reads, so it is ignored` +
-        (suggestion === undefined ? '' : `: did you mean ${suggestion}?`),
+      message: `${name} is not a variable the exporter reads, so it is ignored` + (suggestion === undefined ? '' : `: did you mean ${suggestion}?`),
     });
   }
   return unknown;

@@ -55,8 +55,7 @@ export class TokenCache {
     // Measured from the request's start, so time spent waiting for the answer counts; and
     // the server's expiry is in whole seconds, rounded down, so up to one second of the
     // stated lifetime may already be gone.
-    const lifetimeMs =
-      expiresIn === undefined ? Number.POSITIVE_INFINITY : Math.max(expiresIn - 1, expiresIn / 2) * 1000;
+    const lifetimeMs = expiresIn === undefined ? Number.POSITIVE_INFINITY : Math.max(expiresIn - 1, expiresIn / 2) * 1000;
     const marginMs = Math.min(this.marginSeconds * 1000, lifetimeMs / 2);
     this.#token = { value: accessToken, renewAt: startedAt + lifetimeMs - marginMs };
     return accessToken;

@@ -37,11 +37,7 @@ const OAUTH_ERROR_CODE = /^[a-z0-9_.-]{1,64}$/i;
  * a rejected client re-reads the SSM parameters once (the secret may have been rotated)
  * and then fails for good: retrying a rejected client only locks the account out sooner.
  */
-export function clientCredentialsGrant(
-  config: GrantConfig,
-  credentials: CredentialsSource,
-  onRetry?: RetryOptions['onRetry'],
-): () => Promise<Grant> {
+export function clientCredentialsGrant(config: GrantConfig, credentials: CredentialsSource, onRetry?: RetryOptions['onRetry']): () => Promise<Grant> {
   // Named in every failure, so that a message says which endpoint did not answer; the
   // host only: config.ts refuses a token URL with a user name or password in it.
   const endpoint = config.tokenUrl.host;
@@ -84,16 +80,8 @@ export function clientCredentialsGrant(
 }
 
 function buildConfiguration(config: GrantConfig, clientId: string, clientSecret: string): oidc.Configuration {
-  const auth =
-    config.tokenAuth === 'client_secret_basic'
-      ? oidc.ClientSecretBasic(clientSecret)
-      : oidc.ClientSecretPost(clientSecret);
-  const configuration = new oidc.Configuration(
-    { issuer: config.tokenUrl.origin, token_endpoint: config.tokenUrl.href },
-    clientId,
-    undefined,
-    auth,
-  );
+  const auth = config.tokenAuth === 'client_secret_basic' ? oidc.ClientSecretBasic(clientSecret) : oidc.ClientSecretPost(clientSecret);
+  const configuration = new oidc.Configuration({ issuer: config.tokenUrl.origin, token_endpoint: config.tokenUrl.href }, clientId, undefined, auth);
   configuration.timeout = Math.ceil(config.requestTimeoutMs / 1000);
   // config.ts already refused plain http to anything but a loopback address.
   if (config.tokenUrl.protocol === 'http:') oidc.allowInsecureRequests(configuration);
@@ -191,9 +179,7 @@ function classify(error: unknown, clientSecret: string, endpoint: string): Error
   if (code === 'OAUTH_TIMEOUT' || isNetworkError((error as { cause?: unknown }).cause)) {
     return new TransientError(`token endpoint ${endpoint} did not answer in time (${typeof code === 'string' ? code : 'timeout'})`);
   }
-  return new PlatformError(
-    `The token endpoint's answer was not a usable token response${typeof code === 'string' ? ` (${code})` : ''}`,
-  );
+  return new PlatformError(`The token endpoint's answer was not a usable token response${typeof code === 'string' ? ` (${code})` : ''}`);
 }
 
 function responseOf(error: unknown): Response | undefined {

@@ -125,7 +125,10 @@ export function excerpt(text: string, secrets: readonly string[] = [], limit = E
 
 /** True when `text` holds a piece of one of `secrets`, as `excerpt` would mask it. */
 export function holdsPiece(text: string, secrets: readonly string[]): boolean {
-  return maskPieces(decode(text).plain, secrets.filter((secret) => secret.length > 0)).includes(true);
+  return maskPieces(
+    decode(text).plain,
+    secrets.filter((secret) => secret.length > 0),
+  ).includes(true);
 }
 
 /**

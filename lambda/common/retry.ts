@@ -101,10 +101,9 @@ export function retrying(options: RetryOptions): Retrying {
           );
         }
         if (!budget.take()) {
-          throw new RetryBudgetError(
-            `The run spent its retry budget (${budget.limit} retries, RUN_RETRY_BUDGET); last failure: ${error.message}`,
-            { cause: error },
-          );
+          throw new RetryBudgetError(`The run spent its retry budget (${budget.limit} retries, RUN_RETRY_BUDGET); last failure: ${error.message}`, {
+            cause: error,
+          });
         }
         const waitMs = delayAfter(error, retries + 1);
         onRetry?.({ failure: error.message, status: error.status, retry: retries + 1, maxRetries, waitMs });

@@ -121,10 +121,13 @@ export class AdaptiveWindow {
         // Looked at again at least every RECHECK_MS: while the pacer probes, its rate rises
         // by the millisecond, and a wait computed from a slow early rate (seconds, after a
         // first rejection in a small burst) would stall sends the new rate already allows.
-        this.#timer ??= setTimeout(() => {
-          this.#timer = undefined;
-          this.#dispatch();
-        }, Math.ceil(Math.min(wait, AdaptiveWindow.RECHECK_MS)));
+        this.#timer ??= setTimeout(
+          () => {
+            this.#timer = undefined;
+            this.#dispatch();
+          },
+          Math.ceil(Math.min(wait, AdaptiveWindow.RECHECK_MS)),
+        );
         return;
       }
       const waiter = this.#waiting.shift() as Waiter;

@@ -79,7 +79,7 @@ export async function authorisedGet(source: PageSource, url: string, target: Tar
     if (answer.status === 401) {
       throw new PlatformError(
         `The device API refused a freshly granted token for ${target.name} (HTTP 401). ` +
-          'Check that the service account may read this subscription\'s devices.',
+          "Check that the service account may read this subscription's devices.",
         401,
       );
     }
@@ -123,9 +123,7 @@ async function send(source: PageSource, url: string, target: Target, signal: Abo
       }
       // The host names where it failed (config.ts refuses a base URL with credentials in it).
       const from = `${target.name} from ${source.baseUrl.host}`;
-      throw new TransientError(
-        timeout.aborted ? `${from} timed out after ${source.requestTimeoutMs} ms` : `${from}: ${failureName(error)}`,
-      );
+      throw new TransientError(timeout.aborted ? `${from} timed out after ${source.requestTimeoutMs} ms` : `${from}: ${failureName(error)}`);
     }
   } finally {
     // The next request goes on the next turn of the event loop: undici hands a connection
@@ -164,11 +162,7 @@ export function parsePage(index: number, body: string, contentType: string, toke
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new MalformedPageError(
-      index,
-      `not JSON (content-type "${headerValue(contentType, secrets)}"), ${characters(body.length)}, not quoted`,
-      '',
-    );
+    throw new MalformedPageError(index, `not JSON (content-type "${headerValue(contentType, secrets)}"), ${characters(body.length)}, not quoted`, '');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw malformed('expected an object with "briefs"');

@@ -90,8 +90,7 @@ export class RatePacer {
     // twice what was sent, as TCP validates an unused congestion window (RFC 7661).
     const used = Math.max(2 * sent, accepted);
     const current = used > 0 ? Math.min(this.rate, used) : this.rate;
-    const estimate =
-      this.#cuts === 0 ? Math.max(accepted, sent) : Math.min(current, Math.max(accepted, RatePacer.FLOOR * current));
+    const estimate = this.#cuts === 0 ? Math.max(accepted, sent) : Math.min(current, Math.max(accepted, RatePacer.FLOOR * current));
     this.#base = Math.max(RatePacer.MIN_RATE, RatePacer.DECREASE * estimate);
     this.#cutAt = this.now();
     this.#cuts += 1;

@@ -27,7 +27,7 @@ export function trackAttempt(services: RunServices, keys: RunKeys, run: { runId:
   };
   const ended = async (logger: Logger): Promise<void> => {
     const { refused } = await deleteObjects(s3, config.bucket, [keys.markerKey]).catch(() => ({ refused: [keys.markerKey] }));
-    if (refused.length > 0) logger.warn('Could not remove this attempt\'s marker; a later run removes it', { runId: run.runId, refused });
+    if (refused.length > 0) logger.warn("Could not remove this attempt's marker; a later run removes it", { runId: run.runId, refused });
   };
   return {
     attempt: run.attempt,

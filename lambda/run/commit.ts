@@ -41,7 +41,7 @@ export async function commitAndPublish(services: RunServices, commit: Commit): P
   if (held === undefined) {
     // Deleting the data could leave a committed manifest listing missing files; keeping it
     // leaves at worst files no manifest lists, which a later run removes.
-    logger.error('Could not tell whether the manifest was written; kept this attempt\'s data files', {
+    logger.error("Could not tell whether the manifest was written; kept this attempt's data files", {
       runId,
       manifestKey: keys.manifestKey,
       dataKeys: manifest.files.map(({ key }) => key),
@@ -60,14 +60,14 @@ export async function commitAndPublish(services: RunServices, commit: Commit): P
   }
   if (held.owner === 'another attempt') {
     if (accepted) {
-      logger.warn('S3 accepted this attempt\'s conditional manifest write yet holds another attempt\'s manifest: the store does not honour conditional writes', {
+      logger.warn("S3 accepted this attempt's conditional manifest write yet holds another attempt's manifest: the store does not honour conditional writes", {
         runId,
         manifestKey: keys.manifestKey,
       });
     }
     await discardQuietly(writer, runId, logger);
     await commit.attempt.failed(writer, logger);
-    logger.warn('Another attempt committed this run first; removed this attempt\'s files and returned its summary', { runId });
+    logger.warn("Another attempt committed this run first; removed this attempt's files and returned its summary", { runId });
     return summaryOf(held.manifest, { status: 'already-committed', keys, pointerMoved: false, tokenRequests: 0, startedAt });
   }
   if (failure) logger.warn('The manifest write reported a failure but landed; the run is committed', { runId });
@@ -89,7 +89,8 @@ export async function commitAndPublish(services: RunServices, commit: Commit): P
 async function removeEarlierAttempts(services: RunServices, { keys, attempt, manifest, logger }: Commit, live: ReadonlySet<string>): Promise<void> {
   const { s3, config } = services;
   const stray = await removeStrayFiles(s3, config.bucket, keys, (owner) => owner !== attempt.attempt && (owner === undefined || !live.has(owner)));
-  if (stray.deleted.length > 0) logger.warn('Removed data files an earlier, failed attempt of this run left', { runId: manifest.runId, stray: stray.deleted.length });
+  if (stray.deleted.length > 0)
+    logger.warn('Removed data files an earlier, failed attempt of this run left', { runId: manifest.runId, stray: stray.deleted.length });
   if (stray.refused.length > 0) {
     logger.error('S3 did not delete data files an earlier, failed attempt of this run left; readers of the whole table see them', {
       runId: manifest.runId,
@@ -109,7 +110,8 @@ async function settleFailedAttempts(services: RunServices, { manifest, logger }:
     if (settled.deleted.length > 0 || settled.settled > 0) {
       logger.warn('Removed what failed attempts of earlier runs left', { runId: manifest.runId, attempts: settled.settled, files: settled.deleted });
     }
-    if (settled.refused.length > 0) logger.error('S3 did not delete what failed attempts of earlier runs left', { runId: manifest.runId, refused: settled.refused });
+    if (settled.refused.length > 0)
+      logger.error('S3 did not delete what failed attempts of earlier runs left', { runId: manifest.runId, refused: settled.refused });
   } catch (error) {
     logger.error('Could not settle failed attempts of earlier runs; the next run tries again', {
       runId: manifest.runId,

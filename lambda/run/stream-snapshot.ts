@@ -88,7 +88,7 @@ export async function streamSnapshot(
  */
 export async function discardQuietly(writer: DataWriter, runId: string, logger: Logger): Promise<void> {
   await writer.discard().catch((cleanup: unknown) =>
-    logger.error('Could not remove the failed run\'s data files; they have no manifest and are not part of any snapshot', {
+    logger.error("Could not remove the failed run's data files; they have no manifest and are not part of any snapshot", {
       runId,
       error: cleanup instanceof Error ? cleanup.message : String(cleanup),
     }),

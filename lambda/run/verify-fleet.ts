@@ -39,7 +39,11 @@ export async function previousRun(services: RunServices, latestKey: string, logg
     if (index) return { verification: 'compared', runId, index };
   } catch (error) {
     if (!(error instanceof MalformedKeyIndexError)) throw error;
-    logger.warn('The previous run\'s key index cannot be read; this run is not compared with it', { previousRun: runId, index: entry?.key, error: error.message });
+    logger.warn("The previous run's key index cannot be read; this run is not compared with it", {
+      previousRun: runId,
+      index: entry?.key,
+      error: error.message,
+    });
   }
   const reason = !manifest ? 'its manifest is gone' : !entry ? 'it was written before key indexes' : 'its index is gone or unreadable';
   return { verification: 'no-previous-index', runId, reason: `the previous run has no key index: ${reason}` };
@@ -67,7 +71,11 @@ export async function previousRun(services: RunServices, latestKey: string, logg
  * between the first and the last page, devices were deleted during the sweep and some were
  * probably skipped, so the list is swept once more.
  */
-export async function verifyFleet(reader: FleetReader, previous: PreviousRun, run: { sweep: Sweep; signal: AbortSignal; logger: Logger; runId: string }): Promise<Verified> {
+export async function verifyFleet(
+  reader: FleetReader,
+  previous: PreviousRun,
+  run: { sweep: Sweep; signal: AbortSignal; logger: Logger; runId: string },
+): Promise<Verified> {
   const { sweep, signal, logger, runId } = run;
   const requestsBefore = reader.requests.requests;
   const { firstCount, lastCount } = sweep;

@@ -10,9 +10,7 @@ export type Refusal = string;
  */
 export async function deleteObjects(s3: S3Client, bucket: string, keys: readonly string[]): Promise<{ deleted: string[]; refused: Refusal[] }> {
   if (keys.length === 0) return { deleted: [], refused: [] };
-  const { Errors = [] } = await s3.send(
-    new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }),
-  );
+  const { Errors = [] } = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true } }));
   const failed = new Set(Errors.map(({ Key }) => Key));
   return { deleted: keys.filter((key) => !failed.has(key)), refused: Errors.map(({ Key, Code }) => `${Key} (${Code})`) };
 }

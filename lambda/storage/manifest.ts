@@ -94,7 +94,5 @@ export async function manifestOwner(s3: S3Client, bucket: string, key: string, w
     return undefined;
   }
   if (!landed) return { owner: 'nobody' };
-  return JSON.stringify(landed.value) === JSON.stringify(written)
-    ? { owner: 'this attempt' }
-    : { owner: 'another attempt', manifest: landed.value };
+  return JSON.stringify(landed.value) === JSON.stringify(written) ? { owner: 'this attempt' } : { owner: 'another attempt', manifest: landed.value };
 }

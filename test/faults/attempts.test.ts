@@ -12,7 +12,7 @@ const DATA = (prefix: string) => `${prefix}devices/dt=2024-03-01/run=20240301T00
 const MANIFEST = (prefix: string) => `${prefix}manifests/20240301T000000Z.json`;
 
 describe('uploads that land after their attempt gave up', () => {
-  it('never overwrite a retry\'s committed data, and are settled by a later run once they can no longer land', async () => {
+  it("never overwrite a retry's committed data, and are settled by a later run once they can no longer land", async () => {
     const prefix = freshPrefix();
     // The first attempt's first data file is on its way to S3, which applies it only well
     // after the attempt has met its deadline, given up and deleted what it wrote.
@@ -46,9 +46,7 @@ describe('uploads that land after their attempt gave up', () => {
 
     // The failed attempt's marker says where to look; the committed attempt left none.
     const markers = await readMarkers(h.proxy.direct, DEMO.bucket, `${prefix}attempts/`);
-    expect(markers.map(({ marker }) => ({ state: marker.state, dataPrefix: marker.dataPrefix }))).toEqual([
-      { state: 'failed', dataPrefix: DATA(prefix) },
-    ]);
+    expect(markers.map(({ marker }) => ({ state: marker.state, dataPrefix: marker.dataPrefix }))).toEqual([{ state: 'failed', dataPrefix: DATA(prefix) }]);
     expect(late[0]).toContain(markers[0]?.marker.attempt);
 
     // Within the hour an upload may still land, so nothing is settled yet...
@@ -98,7 +96,7 @@ describe('a store that accepts conditional writes without honouring them', () =>
     expect(await getJson(h.proxy.direct, DEMO.bucket, `${prefix}latest.json`)).toMatchObject({ manifestKey: MANIFEST(prefix) });
   });
 
-  it('warns when S3 accepted a conditional manifest write yet holds another attempt\'s manifest', async () => {
+  it("warns when S3 accepted a conditional manifest write yet holds another attempt's manifest", async () => {
     const prefix = freshPrefix();
     await reset(h, { fleet: 300 });
     h.proxy.honourConditions = false;

@@ -39,11 +39,13 @@ describe('a failure names the operation, the host and the cause', () => {
       `Gave up after 2 retries (THINGPARK_MAX_RETRIES); last failure: token endpoint 127.0.0.1:${port} unreachable: fetch failed (ECONNREFUSED)`,
     );
     const retries = retryLines(outcome.output);
-    expect(retries.map(({ level, retry, failure }) => ({ level, retry, failure }))).toEqual([1, 2].map((retry) => ({
-      level: 'WARN',
-      retry,
-      failure: `token endpoint 127.0.0.1:${port} unreachable: fetch failed (ECONNREFUSED)`,
-    })));
+    expect(retries.map(({ level, retry, failure }) => ({ level, retry, failure }))).toEqual(
+      [1, 2].map((retry) => ({
+        level: 'WARN',
+        retry,
+        failure: `token endpoint 127.0.0.1:${port} unreachable: fetch failed (ECONNREFUSED)`,
+      })),
+    );
     // The failure is logged once, as "Run failed"; no other line repeats it.
     const failed = logLines(outcome.output).filter((line) => line.level === 'ERROR');
     expect(failed).toEqual([expect.objectContaining({ message: 'Run failed', error: outcome.error?.message, code: 'PLATFORM_ERROR' })]);
@@ -70,7 +72,9 @@ describe('a failure names the operation, the host and the cause', () => {
     const handler = await exporter(h, prefix, { AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${port}` });
     const error = await invokeFailing(h, handler, {});
     expect(error.message).toMatch(
-      new RegExp(`^S3 GetObject s3://thingpark-snapshots/${prefix}manifests/\\S+\\.json at 127\\.0\\.0\\.1:${port} failed \\(ECONNREFUSED\\): connect ECONNREFUSED`),
+      new RegExp(
+        `^S3 GetObject s3://thingpark-snapshots/${prefix}manifests/\\S+\\.json at 127\\.0\\.0\\.1:${port} failed \\(ECONNREFUSED\\): connect ECONNREFUSED`,
+      ),
     );
   });
 
@@ -86,7 +90,9 @@ describe('a failure names the operation, the host and the cause', () => {
 
   it('finds the code wherever undici, TLS or a multi-address connect left it, and only a code', () => {
     const tls = new TypeError('fetch failed', { cause: Object.assign(new Error('certificate has expired'), { code: 'CERT_HAS_EXPIRED' }) });
-    const nested = new TypeError('fetch failed', { cause: new Error('wrapped', { cause: Object.assign(new Error('x'), { code: 'UND_ERR_CONNECT_TIMEOUT' }) }) });
+    const nested = new TypeError('fetch failed', {
+      cause: new Error('wrapped', { cause: Object.assign(new Error('x'), { code: 'UND_ERR_CONNECT_TIMEOUT' }) }),
+    });
     const everyAddress = new TypeError('fetch failed', { cause: new AggregateError([Object.assign(new Error('x'), { code: 'ECONNREFUSED' })]) });
     expect([tls, nested, everyAddress].map(systemCode)).toEqual(['CERT_HAS_EXPIRED', 'UND_ERR_CONNECT_TIMEOUT', 'ECONNREFUSED']);
     expect(systemCode(new TypeError('fetch failed', { cause: Object.assign(new Error('x'), { code: 'not a code: Bearer abc' }) }))).toBeUndefined();
@@ -124,7 +130,9 @@ describe('retries are logged as they happen', () => {
       });
       await vi.runAllTimersAsync();
       await expect(result).resolves.toBe('page');
-      expect(notices.map(({ failure, retry, status }) => ({ failure, retry, status }))).toEqual([1, 2, 3].map((n) => ({ failure: `HTTP 503 #${n}`, retry: n, status: 503 })));
+      expect(notices.map(({ failure, retry, status }) => ({ failure, retry, status }))).toEqual(
+        [1, 2, 3].map((n) => ({ failure: `HTTP 503 #${n}`, retry: n, status: 503 })),
+      );
       expect(notices[1]?.waitMs).toBe(1500);
       notices.forEach((notice, i) => expect((attempts[i + 1] as number) - notice.at).toBe(notice.waitMs));
     } finally {

@@ -6,18 +6,7 @@ import { TokenCache } from '../../lambda/auth/token-cache.ts';
 import { RetryBudget, retrying } from '../../lambda/common/retry.ts';
 import type { Fault } from '../support/simulator.ts';
 import type { TokenFault } from '../support/token-server.ts';
-import {
-  DEMO,
-  describeError,
-  expectNoSecretsLeaked,
-  exporter,
-  freshPrefix,
-  invoke,
-  reset,
-  startHarness,
-  type Harness,
-  type Outcome,
-} from './harness.ts';
+import { DEMO, describeError, expectNoSecretsLeaked, exporter, freshPrefix, invoke, reset, startHarness, type Harness, type Outcome } from './harness.ts';
 
 let h: Harness;
 beforeAll(async () => {
@@ -107,7 +96,7 @@ describe('leaks: tokens that cannot be sent', () => {
     expect(sim.stats.requests).toBe(0);
   });
 
-  it('fetch refusing a request (not a network failure) is reported with the page and the error\'s class, not its message', async () => {
+  it("fetch refusing a request (not a network failure) is reported with the page and the error's class, not its message", async () => {
     // Past the grant's check only through a token cache fed by hand: the one way left for a
     // header value undici refuses to reach fetch.
     const head = randomBytes(18).toString('base64url');
@@ -170,7 +159,9 @@ describe('leaks: OAuth errors from the token endpoint', () => {
   it.each(challenges)('a WWW-Authenticate challenge on a %s whose error quotes the request is "unrecognised"', async (_name, status, expected) => {
     const { outcome } = await withTokenFault({
       status,
-      headers: { 'www-authenticate': `Basic realm="thingpark", error="client_secret=${DEMO.clientSecret}", error_description="bad client_secret=${DEMO.clientSecret}"` },
+      headers: {
+        'www-authenticate': `Basic realm="thingpark", error="client_secret=${DEMO.clientSecret}", error_description="bad client_secret=${DEMO.clientSecret}"`,
+      },
       body: '',
     });
     expect(outcome.error?.name).toBe(expected);

@@ -28,7 +28,9 @@ const jsonOf = <T = Record<string, unknown>>(key: string) => getJson<T>(h.proxy.
 
 /** What the proxy saw for one key, in order: "PUT 412" and the like (only `method`'s, if given). */
 function requestsFor(key: string, method?: string): string[] {
-  return h.proxy.log.filter((request) => request.key === key && (method === undefined || request.method === method)).map(({ method: m, status }) => `${m} ${status}`);
+  return h.proxy.log
+    .filter((request) => request.key === key && (method === undefined || request.method === method))
+    .map(({ method: m, status }) => `${m} ${status}`);
 }
 
 /**
@@ -88,8 +90,7 @@ describe('deadline', () => {
   it('removes a data file whose upload was in flight when the deadline came', async () => {
     const { prefix, before } = await baseline();
     await reset(h, { fleet: 3000 });
-    h.proxy.rule = ({ key, method }) =>
-      method === 'PUT' && key.startsWith(`${NEXT_DATA(prefix)}part-00002-`) ? { holdResponseMs: 1500 } : undefined;
+    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key.startsWith(`${NEXT_DATA(prefix)}part-00002-`) ? { holdResponseMs: 1500 } : undefined);
     const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1', SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024) });
     const events = h.s3Events.length;
     const error = await invokeFailing(h, handler, NEXT, lambdaContext(2000));
@@ -112,8 +113,7 @@ describe('deadline', () => {
   it('ends a Retry-After longer than the time left at the deadline, not after the wait', async () => {
     const { prefix, before } = await baseline();
     await reset(h, {
-      fault: ({ pageIndex, attempt }) =>
-        pageIndex === 1 && attempt === 1 ? { status: 429, headers: { 'retry-after': '3600' }, body: '{}' } : undefined,
+      fault: ({ pageIndex, attempt }) => (pageIndex === 1 && attempt === 1 ? { status: 429, headers: { 'retry-after': '3600' }, body: '{}' } : undefined),
     });
     const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1' });
     const started = Date.now();
@@ -270,7 +270,7 @@ describe('atomic publish', () => {
     expect(h.proxy.log.filter(({ key }) => key.startsWith(`${prefix}w/1`))).toEqual([]);
   });
 
-  it('a manifest conflict (412: another attempt committed first) returns already-committed with the winner\'s summary', async () => {
+  it("a manifest conflict (412: another attempt committed first) returns already-committed with the winner's summary", async () => {
     const { prefix } = await baseline();
     await reset(h);
     const winner = JSON.stringify({
@@ -313,7 +313,7 @@ describe('atomic publish', () => {
     expect(requestsFor(NEXT_MANIFEST(prefix), 'PUT')).toEqual(['PUT 409', 'PUT 200']);
   });
 
-  it('a manifest write that lands although its answer is lost (the SDK\'s retry then meets 412) commits, data kept', async () => {
+  it("a manifest write that lands although its answer is lost (the SDK's retry then meets 412) commits, data kept", async () => {
     const { prefix } = await baseline();
     await reset(h);
     let lost = 0;

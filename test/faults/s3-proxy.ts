@@ -120,8 +120,7 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
     await previous;
     try {
       const etag = await currentEtag(request.bucket, key);
-      const failed =
-        (ifNoneMatch === '*' && etag !== undefined) || (ifMatch !== undefined && (etag === undefined || etag !== ifMatch));
+      const failed = (ifNoneMatch === '*' && etag !== undefined) || (ifMatch !== undefined && (etag === undefined || etag !== ifMatch));
       if (failed) {
         req.resume();
         record(412);

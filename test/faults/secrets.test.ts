@@ -2,19 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from 'aws-lambda';
 import type { SimulatorOptions } from '../support/simulator.ts';
 import { putDirect } from './s3-proxy.ts';
-import {
-  DEMO,
-  bucketText,
-  describeError,
-  exporter,
-  freshPrefix,
-  invoke,
-  lambdaContext,
-  occurrences,
-  reset,
-  startHarness,
-  type Harness,
-} from './harness.ts';
+import { DEMO, bucketText, describeError, exporter, freshPrefix, invoke, lambdaContext, occurrences, reset, startHarness, type Harness } from './harness.ts';
 
 const STALE_SECRET = 'stale-secret-0a1b2c3d';
 const ROTATED_SECRET = 'rotated-secret-4e5f6a7b';
@@ -108,7 +96,8 @@ const SCENARIOS: Scenario[] = [
   {
     name: 'S3 failure on a data file',
     arrange: (prefix) => {
-      h.proxy.rule = ({ key }) => (key.startsWith(`${prefix}devices/`) && /\/part-00000-\w+\.ndjson\.gz$/.test(key) ? { status: 500, code: 'InternalError' } : undefined);
+      h.proxy.rule = ({ key }) =>
+        key.startsWith(`${prefix}devices/`) && /\/part-00000-\w+\.ndjson\.gz$/.test(key) ? { status: 500, code: 'InternalError' } : undefined;
     },
     expected: 'InternalError',
   },
@@ -125,7 +114,12 @@ const SCENARIOS: Scenario[] = [
       h.proxy.rule = async ({ key, method, condition }) => {
         if (method === 'PUT' && key === `${prefix}latest.json` && condition) {
           h.proxy.rule = undefined;
-          await putDirect(h.proxy, DEMO.bucket, key, JSON.stringify({ runId: 'z', runTime: '2999-01-01T00:00:00.000Z', manifestKey: 'x', devices: 0, finishedAt: '' }));
+          await putDirect(
+            h.proxy,
+            DEMO.bucket,
+            key,
+            JSON.stringify({ runId: 'z', runTime: '2999-01-01T00:00:00.000Z', manifestKey: 'x', devices: 0, finishedAt: '' }),
+          );
         }
         return undefined;
       };
@@ -182,7 +176,9 @@ describe('secrets', () => {
   it('does not quote a non-200 HTML error page that reflects the token, only its type and length', async () => {
     const sim = await reset(h, {
       fault: ({ pageIndex, bearer }) =>
-        pageIndex === 1 ? { status: 502, headers: { 'content-type': 'text/html' }, body: `<html>Upstream said: Authorization: Bearer ${bearer}</html>` } : undefined,
+        pageIndex === 1
+          ? { status: 502, headers: { 'content-type': 'text/html' }, body: `<html>Upstream said: Authorization: Bearer ${bearer}</html>` }
+          : undefined,
     });
     const handler = await exporter(h, freshPrefix(), { THINGPARK_MAX_RETRIES: '0' });
     const outcome = await invoke(h, handler, {});
@@ -193,20 +189,24 @@ describe('secrets', () => {
     expect(occurrences(text, sim.stats.tokens)).toBe(0);
   });
 
-  it('masks a token that a reflected JSON page places across the excerpt\'s cut, whitespace first', async () => {
+  it("masks a token that a reflected JSON page places across the excerpt's cut, whitespace first", async () => {
     // 368 blanks collapse to one in the excerpt, so the token straddling character 400 of
     // the body would show its start if the body were cut before it is masked. JSON, and no
     // "Bearer" before it: an HTML page is not quoted, and the excerpt stops at "Bearer".
     const sim = await reset(h, {
-      fault: ({ pageIndex, bearer }) =>
-        pageIndex === 1 ? { status: 200, body: `{"pad":"${' '.repeat(368)}","echo":"${bearer} end"}` } : undefined,
+      fault: ({ pageIndex, bearer }) => (pageIndex === 1 ? { status: 200, body: `{"pad":"${' '.repeat(368)}","echo":"${bearer} end"}` } : undefined),
     });
     const handler = await exporter(h, freshPrefix());
     const outcome = await invoke(h, handler, {});
     expect(outcome.error?.name).toBe('MalformedPageError');
     expect(outcome.error?.message).toContain(JSON.stringify('"echo":"*** end"}').slice(1, -1));
     const text = `${outcome.output}\n${describeError(outcome.error)}`;
-    expect(occurrences(text, [...sim.stats.tokens].map((token) => token.slice(0, 8)))).toBe(0);
+    expect(
+      occurrences(
+        text,
+        [...sim.stats.tokens].map((token) => token.slice(0, 8)),
+      ),
+    ).toBe(0);
   });
 
   it('masks a token that a proxy reflects into a 200 HTML page', async () => {

@@ -102,14 +102,14 @@ describe('the bundled Lambda asset', () => {
 
   // Minification renames classes unless told not to: the error's name is what operators
   // read as errorType in the logs and in the dead-letter queue's records.
-  it('names a bad event\'s error and code in what it throws and logs', async () => {
+  it("names a bad event's error and code in what it throws and logs", async () => {
     const { error, logged } = await failure({ nope: true }, environment());
     expect(error.errorType).toBe('EventError');
     expect(error.errorMessage).toContain('Unknown field "nope"');
     expect(logged).toMatchObject({ level: 'ERROR', errorType: 'EventError', code: 'EVENT_INVALID' });
   });
 
-  it('names a failing platform\'s error and code in what it throws and logs', async () => {
+  it("names a failing platform's error and code in what it throws and logs", async () => {
     standIns.platform.reset({ fleet: 300, fault: () => ({ status: 500, body: '{"code":500,"message":"down"}' }) });
     try {
       const { error, logged } = await failure({}, environment({ THINGPARK_MAX_RETRIES: '0', SNAPSHOT_PREFIX: 'failing/' }));

@@ -282,9 +282,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
       s.template.hasResourceProperties('AWS::S3::BucketPolicy', {
         Bucket: { Ref: bucketId },
         PolicyDocument: {
-          Statement: Match.arrayWith([
-            Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-          ]),
+          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
         },
       });
     });
@@ -334,9 +332,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
       s.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
         Queues: [{ Ref: queueId }],
         PolicyDocument: {
-          Statement: Match.arrayWith([
-            Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-          ]),
+          Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 'sqs:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]),
         },
       });
     });
@@ -666,7 +662,16 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
     it('names everything an operator needs, and the exact on-demand command', () => {
       const outputs = s.template.toJSON().Outputs as Record<string, { Value: unknown }>;
       expect(Object.keys(outputs).sort()).toEqual(
-        ['AlarmTopicArn', 'AthenaWorkGroupName', 'DeadLetterQueueUrl', 'FunctionName', 'GlueDatabaseName', 'GlueTableName', 'InvokeCommand', 'SnapshotBucketName'].sort(),
+        [
+          'AlarmTopicArn',
+          'AthenaWorkGroupName',
+          'DeadLetterQueueUrl',
+          'FunctionName',
+          'GlueDatabaseName',
+          'GlueTableName',
+          'InvokeCommand',
+          'SnapshotBucketName',
+        ].sort(),
       );
       expect(outputs.SnapshotBucketName!.Value).toEqual({ Ref: bucketId });
       expect(outputs.FunctionName!.Value).toEqual({ Ref: functionId });
@@ -741,8 +746,11 @@ describe('ExporterStack with every context value given (not bundled)', () => {
   it('scopes S3 access and the table to the given prefix', () => {
     const bucketId = s.id(s.stack.bucket);
     const statements = policyStatements(s.template, s.id(s.stack.function.role!));
-    const resources = statements.filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket').flatMap((statement) => [statement.Resource].flat());
-    for (const resource of resources) expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|latest\.json)$/);
+    const resources = statements
+      .filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket')
+      .flatMap((statement) => [statement.Resource].flat());
+    for (const resource of resources)
+      expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|latest\.json)$/);
     const conditionalWrites = bucketPolicyStatements(s.template, bucketId).filter((statement) => statement.Action === 's3:PutObject');
     expect(conditionalWrites.map((statement) => statement.Resource['Fn::Join'][1][1])).toEqual(['/exports/fleet/manifests/*', '/exports/fleet/latest.json']);
     s.template.hasResourceProperties('AWS::Glue::Table', {

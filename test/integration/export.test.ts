@@ -159,14 +159,23 @@ describe('paging variants', () => {
       { ref: '123456789012345678901', name: 'e: beyond 2^53' },
       { ref: '123456789012345678902', name: 'f: differs from e in the last digit' },
       { ref: '70B3D5FFFF000009', name: 'g' },
-      { EUI: '70b3d5ffff000009', name: 'h: no ref, its EUI equals g\'s ref' },
+      { EUI: '70b3d5ffff000009', name: "h: no ref, its EUI equals g's ref" },
     ];
     platform({ fleet });
     const handler = await exporter();
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ devices: 8, duplicates: 2, unkeyed: 0 });
     const names = (await rowsOf(summary)).map((row) => row.name);
-    expect(names).toEqual(['a', 'b: leading zero, another ref', 'c', 'd', 'e: beyond 2^53', 'f: differs from e in the last digit', 'g', "h: no ref, its EUI equals g's ref"]);
+    expect(names).toEqual([
+      'a',
+      'b: leading zero, another ref',
+      'c',
+      'd',
+      'e: beyond 2^53',
+      'f: differs from e in the last digit',
+      'g',
+      "h: no ref, its EUI equals g's ref",
+    ]);
   });
 });
 
@@ -212,9 +221,7 @@ describe('the snapshot', () => {
     expect(manifest.bucket).toBe(DEMO.bucket);
     for (const file of manifest.files) expect(await runRows(s3, { ...manifest, files: [file] }), file.key).toHaveLength(file.devices);
     expect(await runRows(s3, manifest)).toHaveLength(1500);
-    const { ContentLength } = await s3.send(
-      new (await import('@aws-sdk/client-s3')).HeadObjectCommand({ Bucket: DEMO.bucket, Key: manifest.files[0]?.key }),
-    );
+    const { ContentLength } = await s3.send(new (await import('@aws-sdk/client-s3')).HeadObjectCommand({ Bucket: DEMO.bucket, Key: manifest.files[0]?.key }));
     expect(ContentLength).toBe(manifest.files[0]?.bytes);
     const manifests = await listKeys(s3, DEMO.bucket, 'ordered/manifests/');
     expect(manifests).toContain(summary.manifestKey);

@@ -170,7 +170,7 @@ describe('more devices missing than the sweep has pages', () => {
     expectEachOnce((await snapshotOf(summary)).refs, without(fleetRefs(), sim.stats.removed.slice(-5)));
   });
 
-  it('looks up no more than a sweep\'s worth after the second sweep, and reports the rest as unresolved', async () => {
+  it("looks up no more than a sweep's worth after the second sweep, and reports the rest as unresolved", async () => {
     // 70 devices gone since the previous run: more than the 30 pages, twice.
     const { handler, sim } = await afterAPreviousRun({ changes: [{ afterPage: 3, remove: 70, at: 'unserved' }] }, SERIAL);
     const outcome = await invoke(h, handler, {});
@@ -283,7 +283,7 @@ describe('a run with nothing to compare with', () => {
 });
 
 describe('the key index', () => {
-  it('is listed in the manifest, outside the table location, and holds the snapshot\'s keys', async () => {
+  it("is listed in the manifest, outside the table location, and holds the snapshot's keys", async () => {
     const { previous } = await afterAPreviousRun({});
     const manifest = await getJson<Manifest>(h.proxy.direct, DEMO.bucket, previous.manifestKey);
     const entry = manifest.index;

@@ -119,8 +119,5 @@ function briefOf(member: Member): Brief {
 /** The ids the single-device route knows a device by. */
 function idsOf(member: Member): string[] {
   const { ref, EUI } = typeof member === 'number' ? simulatedIds(member) : member;
-  return [
-    ...(typeof ref === 'string' || typeof ref === 'number' ? [String(ref)] : []),
-    ...(typeof EUI === 'string' ? [`e${EUI.toUpperCase()}`] : []),
-  ];
+  return [...(typeof ref === 'string' || typeof ref === 'number' ? [String(ref)] : []), ...(typeof EUI === 'string' ? [`e${EUI.toUpperCase()}`] : [])];
 }

@@ -153,10 +153,7 @@ const DEFAULTS: SimulatorOptions = {
  * (`changes`). Every undocumented behaviour is an option; options can be changed while it
  * runs.
  */
-export async function startPlatform(
-  options: Partial<SimulatorOptions> = {},
-  token: Partial<TokenServerOptions> = {},
-): Promise<Platform> {
+export async function startPlatform(options: Partial<SimulatorOptions> = {}, token: Partial<TokenServerOptions> = {}): Promise<Platform> {
   const settings: SimulatorOptions = { ...DEFAULTS, ...options };
   const stats: SimulatorStats = {
     requests: 0,
@@ -257,7 +254,11 @@ export async function startPlatform(
     const total = live().size;
     const start = position * size;
     const revise = settings.revise;
-    const briefs = revise ? live().slice(start, start + size).map(revise) : live().slice(start, start + size);
+    const briefs = revise
+      ? live()
+          .slice(start, start + size)
+          .map(revise)
+      : live().slice(start, start + size);
     servedEnd = Math.max(servedEnd, start + briefs.length);
     const page: Record<string, unknown> = { briefs, more: start + briefs.length < total, now: Date.now() };
     if (settings.includeCount) page.count = total;

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Progress, duration, estimateSeconds, repeatsOf } from '../../tools/bench/progress.ts';
 
-describe('the benchmark\'s progress', () => {
+describe("the benchmark's progress", () => {
   afterEach(() => {
     vi.useRealTimers();
     vi.restoreAllMocks();

@@ -23,7 +23,8 @@ describe('npm start: the local demo', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const demo = (env: Record<string, string>): Promise<ToolRun> => runTool(TSX, [join(ROOT, 'tools/demo/main.ts')], { cwd: dir, env: { DEMO_DEVICES: String(DEVICES), ...env } });
+  const demo = (env: Record<string, string>): Promise<ToolRun> =>
+    runTool(TSX, [join(ROOT, 'tools/demo/main.ts')], { cwd: dir, env: { DEMO_DEVICES: String(DEVICES), ...env } });
 
   it('ignores an AWS profile that does not exist, says so, and prints only its own lines', async () => {
     const run = await demo({ AWS_PROFILE: 'no-such-profile', AWS_REGION: 'ap-southeast-7' });
@@ -47,7 +48,7 @@ describe('npm start: the local demo', () => {
     expect(run.stdout + run.stderr).not.toContain(secret);
   });
 
-  it('keeps both runs, their manifests and the pointer under .demo/ in the bucket\'s layout, with the query to read them', async () => {
+  it("keeps both runs, their manifests and the pointer under .demo/ in the bucket's layout, with the query to read them", async () => {
     const run = await demo({});
     expect(run.code, run.stdout + run.stderr).toBe(0);
     const runIds = [...run.stdout.matchAll(/^ {2}run id +(\S+)$/gm)].map((match) => match[1] as string);
@@ -68,7 +69,9 @@ describe('npm start: the local demo', () => {
     ]);
 
     // The SQL printed is the SQL run, its column named as the table shows it.
-    expect(run.stdout).toContain("DuckDB: SELECT exportRunId, healthState, count(*)::INTEGER AS devices FROM read_json_auto('.demo/thingpark/devices/dt=*/run=*/*.ndjson.gz')");
+    expect(run.stdout).toContain(
+      "DuckDB: SELECT exportRunId, healthState, count(*)::INTEGER AS devices FROM read_json_auto('.demo/thingpark/devices/dt=*/run=*/*.ndjson.gz')",
+    );
     expect(run.stdout).toMatch(/│ exportRunId\s+│ healthState\s+│ devices │/);
     expect(run.stdout).toContain('node .demo/query.mjs');
     expect(run.stdout).toContain('paths above were in the local S3 stand-in, gone now that the demo has stopped; .demo/ keeps what it held');

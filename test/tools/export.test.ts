@@ -50,10 +50,12 @@ describe('npm run export: the real export', () => {
       await standIns.stop();
     });
 
-    it('runs one export with the function\'s handler and prints where it is', async () => {
+    it("runs one export with the function's handler and prints where it is", async () => {
       const run = await npmExport(standIns.env);
       expect(run.code, run.stdout + run.stderr).toBe(0);
-      expect(run.stdout).toContain(`Exporting from ${standIns.platform.url} to s3://thingpark-snapshots/thingpark/ (AWS credentials and region: AWS_REGION=eu-west-1)`);
+      expect(run.stdout).toContain(
+        `Exporting from ${standIns.platform.url} to s3://thingpark-snapshots/thingpark/ (AWS credentials and region: AWS_REGION=eu-west-1)`,
+      );
       expect(run.stdout).toMatch(/Run committed:\n {2}run id +\S+-\w{8}\n {2}devices +200\n/);
       expect(run.stdout).toMatch(/manifest +s3:\/\/thingpark-snapshots\/thingpark\/manifests\/\S+\.json/);
       expect(standIns.platform.tokens.grants).toBe(1);
@@ -70,9 +72,7 @@ describe('npm run export: the real export', () => {
       expect(lines.filter((line) => line.includes('"Retrying after a transient failure"'))).toEqual([
         expect.stringMatching(new RegExp(`"level":"WARN".*"failure":"${failure.replace(/[.()]/g, '\\$&')}","retry":1,"maxRetries":1,"waitMs":\\d+`)),
       ]);
-      expect(lines.filter((line) => line.includes('Gave up after'))).toEqual([
-        expect.stringContaining(`"message":"Run failed"`),
-      ]);
+      expect(lines.filter((line) => line.includes('Gave up after'))).toEqual([expect.stringContaining(`"message":"Run failed"`)]);
       expect(output).toContain(`"error":"Gave up after 1 retry (THINGPARK_MAX_RETRIES); last failure: ${failure}"`);
       expect(run.stderr).toContain('The export failed: the "Run failed" line above says why.');
     });

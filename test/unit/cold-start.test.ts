@@ -22,7 +22,7 @@ afterEach(() => {
 });
 
 describe('coldStart', () => {
-  it('leaves nothing of one cold start\'s environment, nor of the shell\'s, to the next', async () => {
+  it("leaves nothing of one cold start's environment, nor of the shell's, to the next", async () => {
     const first: Record<string, string> = {
       ...Object.fromEntries([...CONFIG_VARIABLES].map((name) => [name, `first-${name}`])),
       POWERTOOLS_LOG_LEVEL: 'DEBUG',
@@ -45,7 +45,7 @@ describe('coldStart', () => {
     expect(plain(loadConfig(process.env))).toEqual(plain(loadConfig(REQUIRED)));
   });
 
-  it('clears every variable the exporter\'s code reads by name', async () => {
+  it("clears every variable the exporter's code reads by name", async () => {
     // Quoted names (required(...), integer(...)) and env.NAME in config.ts; process.env.NAME anywhere.
     const config = await readFile(new URL('../../lambda/config.ts', import.meta.url), 'utf8');
     const read = [...config.matchAll(/'([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)'|\benv\.([A-Z][A-Z0-9_]+)/g)].map(([, quoted, field]) => quoted ?? field);

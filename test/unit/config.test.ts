@@ -62,8 +62,16 @@ describe('loadConfig', () => {
   });
 
   it.each([
-    ['THINGPARK_BASE_URL', 'https://svc:s3cr3t@community.thingpark.io', 'must not contain a user name or password: remove the "...@" before the host (credentials come from the SSM parameters)'],
-    ['THINGPARK_TOKEN_URL', 'https://:s3cr3t@community.thingpark.io/token', 'must not contain a user name or password: remove the "...@" before the host (credentials come from the SSM parameters)'],
+    [
+      'THINGPARK_BASE_URL',
+      'https://svc:s3cr3t@community.thingpark.io',
+      'must not contain a user name or password: remove the "...@" before the host (credentials come from the SSM parameters)',
+    ],
+    [
+      'THINGPARK_TOKEN_URL',
+      'https://:s3cr3t@community.thingpark.io/token',
+      'must not contain a user name or password: remove the "...@" before the host (credentials come from the SSM parameters)',
+    ],
     ['THINGPARK_BASE_URL', 'https://community.thingpark.io/?s3cr3t=1', 'must not have a query string: remove the "?" and everything after it'],
     ['THINGPARK_TOKEN_URL', 'https://community.thingpark.io/token?', 'must not have a query string: remove the "?" and everything after it'],
     ['THINGPARK_BASE_URL', 'https://community.thingpark.io/#s3cr3t', 'must not have a fragment: remove the "#" and everything after it'],

@@ -191,7 +191,11 @@ describe('parseTrigger, sizes of what an error echoes', () => {
     expect(() => parseTrigger({ label: 'x', pageSize: 10, dryRun: true }, now)).toThrow('Unknown fields "pageSize", "dryRun" in an on-demand event.');
     const ten = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`f${i}`, i]));
     const message = messageOf(() => parseTrigger(ten, now));
-    expect(message).toContain(`Unknown fields ${Object.keys(ten).map((name) => `"${name}"`).join(', ')} in an on-demand event.`);
+    expect(message).toContain(
+      `Unknown fields ${Object.keys(ten)
+        .map((name) => `"${name}"`)
+        .join(', ')} in an on-demand event.`,
+    );
     expect(message).not.toMatch(/and \d+ more/);
   });
 });

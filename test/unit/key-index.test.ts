@@ -15,11 +15,29 @@ async function roundTrip(keys: ReadonlySet<IndexKey>): Promise<IndexKey[]> {
 describe('the key index', () => {
   it('gives back numbers and strings, each once: numbers ascending, then strings sorted', async () => {
     const keys = new Set<IndexKey>([2_000_017, 'e70B3D5FFFF000001', 0, 'ref-b', 2_000_003, Number.MAX_SAFE_INTEGER, 'ref-a', 123_456_789_012_345, 'über-ref']);
-    expect(await roundTrip(keys)).toEqual([0, 2_000_003, 2_000_017, 123_456_789_012_345, Number.MAX_SAFE_INTEGER, 'e70B3D5FFFF000001', 'ref-a', 'ref-b', 'über-ref']);
+    expect(await roundTrip(keys)).toEqual([
+      0,
+      2_000_003,
+      2_000_017,
+      123_456_789_012_345,
+      Number.MAX_SAFE_INTEGER,
+      'e70B3D5FFFF000001',
+      'ref-a',
+      'ref-b',
+      'über-ref',
+    ]);
   });
 
   it('holds exactly the keys a run de-duplicates by, whatever their kind', async () => {
-    const briefs = [{ ref: '123' }, { ref: 124 }, { ref: '0123' }, { ref: '123456789012345678901' }, { ref: '-5' }, { EUI: '70b3d5ffff000009' }, simulatedBrief(7)];
+    const briefs = [
+      { ref: '123' },
+      { ref: 124 },
+      { ref: '0123' },
+      { ref: '123456789012345678901' },
+      { ref: '-5' },
+      { EUI: '70b3d5ffff000009' },
+      simulatedBrief(7),
+    ];
     const keys = new Set(briefs.map((brief) => deviceKey(brief) as IndexKey));
     expect(new Set(await roundTrip(keys))).toEqual(keys);
     expect(keys.size).toBe(briefs.length);

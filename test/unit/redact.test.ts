@@ -148,7 +148,7 @@ describe('failureName', () => {
     expect(failureName(error)).toBe('TypeError');
   });
 
-  it('keeps undici\'s fixed messages and the system code of the cause', () => {
+  it("keeps undici's fixed messages and the system code of the cause", () => {
     expect(failureName(new TypeError('fetch failed', { cause: Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED' }) }))).toBe(
       'fetch failed (ECONNREFUSED)',
     );

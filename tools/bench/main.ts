@@ -24,7 +24,14 @@ import { coldStart, type ColdStart } from './coldstart.ts';
 import { COLD_START_ESTIMATE_S, Progress, duration, estimateSeconds, repeatsOf } from './progress.ts';
 import { quietAwsSdk } from '../cli.ts';
 import { digestObjects, type Digest } from './verify.ts';
-import { runVerificationCase, verificationCases, verificationSeconds, verificationTable, type VerificationCase, type VerificationResult } from './verification.ts';
+import {
+  runVerificationCase,
+  verificationCases,
+  verificationSeconds,
+  verificationTable,
+  type VerificationCase,
+  type VerificationResult,
+} from './verification.ts';
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
@@ -216,8 +223,7 @@ async function runCase(c: Case): Promise<CaseResult> {
     progress.step(`${c.name}: comparing the outputs`);
     exporter.digest = await digestObjects(s3, DEMO.bucket, exporter.dataKeys);
     baseline.digest = await digestObjects(s3, DEMO.bucket, baseline.dataKeys);
-    const identical =
-      exporter.digest.rows === c.fleet && exporter.digest.rows === baseline.digest.rows && exporter.digest.sum === baseline.digest.sum;
+    const identical = exporter.digest.rows === c.fleet && exporter.digest.rows === baseline.digest.rows && exporter.digest.sum === baseline.digest.sum;
     return { case: c, exporter, baseline, floor, identical };
   } finally {
     await standIns.stop();
@@ -250,7 +256,9 @@ function table(results: CaseResult[]): string {
       ['floor', r.floor],
     ] as const) {
       if (!m) {
-        lines.push(`| ${r.case.name} | floor (limit) | ${f2(floorMs(r) / 1000)} | ${int((r.case.fleet * 1000) / floorMs(r))} | – | – | ${Math.ceil(r.case.fleet / r.case.pageSize)} | – | 0 | – | – |`);
+        lines.push(
+          `| ${r.case.name} | floor (limit) | ${f2(floorMs(r) / 1000)} | ${int((r.case.fleet * 1000) / floorMs(r))} | – | – | ${Math.ceil(r.case.fleet / r.case.pageSize)} | – | 0 | – | – |`,
+        );
         continue;
       }
       lines.push(
@@ -330,7 +338,11 @@ function targets(results: CaseResult[]): Target[] {
       detail: `${f1(100 * share)} % of the limit, ${f1(100 * rejected)} % rejected`,
     });
   }
-  out.push({ name: 'output identical to the baseline', met: results.every((r) => r.identical), detail: results.every((r) => r.identical) ? 'every case' : 'NOT in every case' });
+  out.push({
+    name: 'output identical to the baseline',
+    met: results.every((r) => r.identical),
+    detail: results.every((r) => r.identical) ? 'every case' : 'NOT in every case',
+  });
   return out;
 }
 
@@ -344,7 +356,9 @@ function cpuRatioText(results: CaseResult[]): string {
 function coldTable(cold: ColdStart[]): string {
   const lines = ['| bundle | size KB | gzip KB | import() median ms (5 fresh processes) | runs ms | RSS after import MB |', '|---|---:|---:|---:|---|---:|'];
   for (const c of cold) {
-    lines.push(`| ${c.variant} | ${int(c.bytes / 1024)} | ${int(c.gzipBytes / 1024)} | ${f1(c.importMs)} | ${c.importRuns.map((ms) => ms.toFixed(0)).join(', ')} | ${f1(c.rssMb)} |`);
+    lines.push(
+      `| ${c.variant} | ${int(c.bytes / 1024)} | ${int(c.gzipBytes / 1024)} | ${f1(c.importMs)} | ${c.importRuns.map((ms) => ms.toFixed(0)).join(', ')} | ${f1(c.rssMb)} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -375,7 +389,9 @@ for (const c of selected) {
   console.log(
     `  exporter ${f2(exporter.wallMs / 1000)} s ${f1(exporter.maxRssMb)} MB cpu ${f2(exporter.cpuMs / 1000)} s stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn)` +
       (exporterOnly ? '' : ` | baseline ${f2(baseline.wallMs / 1000)} s ${f1(baseline.maxRssMb)} MB`) +
-      (floor ? ` | floor ${f2(floor.wallMs / 1000)} s ${f1(floor.maxRssMb)} MB cpu ${f2(floor.cpuMs / 1000)} s stand-ins cpu ${f2(floor.standInsCpuMs / 1000)} s` : ` | accepted ${f1(exporter.acceptedRate)}/s`) +
+      (floor
+        ? ` | floor ${f2(floor.wallMs / 1000)} s ${f1(floor.maxRssMb)} MB cpu ${f2(floor.cpuMs / 1000)} s stand-ins cpu ${f2(floor.standInsCpuMs / 1000)} s`
+        : ` | accepted ${f1(exporter.acceptedRate)}/s`) +
       ` | identical: ${result.identical}`,
     process.env.BENCH_VERBOSE ? `\n  memory: exporter ${JSON.stringify(exporter.memory)} floor ${JSON.stringify(floor?.memory)}` : '',
   );

@@ -78,8 +78,7 @@ export class Progress {
     const stepS = (Date.now() - this.#stepStarted) / 1000;
     const left = this.expectedS - elapsedS;
     console.log(
-      `  ... ${this.#step} for ${duration(stepS)}; ${duration(elapsedS)} in, ` +
-        (left > 0 ? `about ${duration(left)} to go` : 'taking longer than estimated'),
+      `  ... ${this.#step} for ${duration(stepS)}; ${duration(elapsedS)} in, ` + (left > 0 ? `about ${duration(left)} to go` : 'taking longer than estimated'),
     );
   }
 }

@@ -78,7 +78,13 @@ export async function runVerificationCase(
     const first = await exporter();
     step(`${c.name}: with the first run's index`);
     const second = await exporter();
-    return { case: c, rows: [{ label: 'no previous index', run: first, runs: 1 }, { label: 'a previous run\'s index', run: second, runs: 1 }] };
+    return {
+      case: c,
+      rows: [
+        { label: 'no previous index', run: first, runs: 1 },
+        { label: "a previous run's index", run: second, runs: 1 },
+      ],
+    };
   }
   const firsts: ExporterRun[] = [];
   for (let i = 0; i < REPEATS; i += 1) {

@@ -139,7 +139,8 @@ try {
   const grants = summaries.reduce((sum, summary) => sum + summary.tokenRequests, 0);
   const problems = [];
   if (grants !== 1 || standIns.platform.tokens.grants !== 1) problems.push(`expected exactly 1 token grant, got ${grants}`);
-  if (totals?.rows !== fleet || totals?.distinct !== fleet) problems.push(`expected ${fleet} devices once each in the newest run, got ${totals?.rows} rows, ${totals?.distinct} distinct`);
+  if (totals?.rows !== fleet || totals?.distinct !== fleet)
+    problems.push(`expected ${fleet} devices once each in the newest run, got ${totals?.rows} rows, ${totals?.distinct} distinct`);
   if (runs !== 2 || count('manifests/') !== 2) problems.push(`expected 2 runs and 2 manifests under ${shownDir}/, got ${runs} and ${count('manifests/')}`);
   if (problems.length > 0) {
     failed = true;
@@ -161,6 +162,8 @@ try {
   await standIns?.stop();
 }
 if (printedPaths && standIns) {
-  console.log(`The s3://${standIns.env.SNAPSHOT_BUCKET}/ paths above were in the local S3 stand-in, gone now that the demo has stopped; ${shownDir}/ keeps what it held.`);
+  console.log(
+    `The s3://${standIns.env.SNAPSHOT_BUCKET}/ paths above were in the local S3 stand-in, gone now that the demo has stopped; ${shownDir}/ keeps what it held.`,
+  );
 }
 process.exit(failed ? 1 : 0);
