@@ -21,6 +21,9 @@ export const ErrorCode = {
   POINTER_CONTENDED: 'POINTER_CONTENDED',
   DATA_NOT_DELETED: 'DATA_NOT_DELETED',
   WRITER_CLOSED: 'WRITER_CLOSED',
+  RUN_NOT_COMMITTED: 'RUN_NOT_COMMITTED',
+  RAW_DAMAGED: 'RAW_DAMAGED',
+  CURRENT_CONTENDED: 'CURRENT_CONTENDED',
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -101,7 +104,33 @@ export class RetryBudgetError extends plainError('RetryBudgetError', ErrorCode.R
 export class StorageError extends ExporterError {
   override readonly name = 'StorageError';
   constructor(
-    readonly code: typeof ErrorCode.COMMIT_UNCERTAIN | typeof ErrorCode.COMMIT_REFUSED | typeof ErrorCode.POINTER_CONTENDED | typeof ErrorCode.DATA_NOT_DELETED | typeof ErrorCode.WRITER_CLOSED,
+    readonly code:
+      | typeof ErrorCode.COMMIT_UNCERTAIN
+      | typeof ErrorCode.COMMIT_REFUSED
+      | typeof ErrorCode.POINTER_CONTENDED
+      | typeof ErrorCode.DATA_NOT_DELETED
+      | typeof ErrorCode.WRITER_CLOSED,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * Curating a committed run went wrong; nothing it wrote is visible (the current table is
+ * as it was). The code says what an operator does:
+ * - RUN_NOT_COMMITTED: the run has no manifest (never committed, or expired): check the id;
+ * - RAW_DAMAGED: a raw data file the manifest lists is missing, is not complete gzip NDJSON,
+ *   or does not hold what the manifest says (the message names the file and line); the raw
+ *   files are the record, so they are not repaired: restore the object's previous version;
+ * - CURRENT_CONTENDED: the current table kept changing under concurrent curations; the run
+ *   is curated, only the switch was left undone (curating it again finishes it).
+ */
+export class CurationError extends ExporterError {
+  override readonly name = 'CurationError';
+  constructor(
+    readonly code: typeof ErrorCode.RUN_NOT_COMMITTED | typeof ErrorCode.RAW_DAMAGED | typeof ErrorCode.CURRENT_CONTENDED,
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -1,0 +1,321 @@
+import { CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as athena from 'aws-cdk-lib/aws-athena';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as glue from 'aws-cdk-lib/aws-glue';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as s3 from 'aws-cdk-lib/aws-s3';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import { Construct } from 'constructs';
+import { CHANGE_COLUMNS } from '../lambda/curate/changes.ts';
+import type { ColumnSpec } from '../lambda/curate/columns.ts';
+import { CURATED_FOLDERS } from '../lambda/curate/keys.ts';
+import { SNAPSHOT_COLUMNS } from '../lambda/curate/snapshot-rows.ts';
+
+export interface CurationProps {
+  bucket: s3.Bucket;
+  /** The snapshot prefix P: raw data under P devices/, manifests under P manifests/. */
+  prefix: string;
+  database: glue.IDatabase;
+  /** The database's name as configured: the saved queries name their tables by it. */
+  databaseName: string;
+  workGroup: athena.CfnWorkGroup;
+  /** The function's role: curation runs in the exporter function. */
+  role: iam.Role;
+  dashboard: cloudwatch.Dashboard;
+  topic: sns.ITopic;
+  serviceName: string;
+  metricsNamespace: string;
+}
+
+/** How long a run's comparison state is kept: the next run reads it; past that a backfill reads raw files. */
+export const STATE_EXPIRATION_DAYS = 7;
+
+/**
+ * The analyst's tables over what curation writes (lambda/curate/), and what curation may
+ * do: the Glue tables device_snapshots, devices_current, device_changes, runs and
+ * curated_runs; Athena queries an operator wants on day one; the function's access to the
+ * raw files and the curated folders, and nothing more; the conditional writes the switch
+ * and the records rest on; added/removed/changed on the dashboard, and an alarm when
+ * curation fails.
+ */
+export class Curation extends Construct {
+  readonly tables: Record<'deviceSnapshots' | 'devicesCurrent' | 'deviceChanges' | 'runs' | 'curatedRuns', glue.S3Table>;
+  readonly namedQueries: athena.CfnNamedQuery[];
+  readonly failedAlarm: cloudwatch.Alarm;
+
+  constructor(scope: Construct, id: string, props: CurationProps) {
+    super(scope, id);
+    const { bucket, prefix, database } = props;
+    const storage = glue.S3TableStorage.fromBucket(bucket);
+    const byDay = {
+      partitionKeys: [{ name: 'dt', type: glue.Schema.STRING, comment: 'UTC date of the run (yyyy-MM-dd)' }],
+      // Days are computed, not crawled: a new day is queryable at once.
+      partitionProjection: {
+        dt: glue.PartitionProjectionConfiguration.date({
+          min: '2024-01-01',
+          max: 'NOW',
+          format: 'yyyy-MM-dd',
+          step: { interval: 1, intervalUnit: glue.DateIntervalUnit.DAYS },
+        }),
+      },
+    };
+    const common = { database, storage, hasEncryptedData: false };
+
+    this.tables = {
+      deviceSnapshots: new glue.S3Table(this, 'DeviceSnapshotsTable', {
+        ...common,
+        ...byDay,
+        tableName: 'device_snapshots',
+        description: 'One typed row per device per curated run (Parquet, Snappy)',
+        s3Prefix: `${prefix}${CURATED_FOLDERS.snapshots}`,
+        dataFormat: glue.DataFormat.PARQUET,
+        columns: glueColumns(SNAPSHOT_COLUMNS),
+      }),
+      // A symlink table: its location holds one object listing the newest curated run's
+      // Parquet files, replaced whole when a newer run is curated (lambda/curate/current-table.ts).
+      devicesCurrent: new glue.S3Table(this, 'DevicesCurrentTable', {
+        ...common,
+        tableName: 'devices_current',
+        description: 'The fleet now: exactly the newest curated run, switched atomically',
+        s3Prefix: `${prefix}${CURATED_FOLDERS.current}`,
+        dataFormat: new glue.DataFormat({
+          inputFormat: new glue.InputFormat('org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat'),
+          outputFormat: glue.OutputFormat.HIVE_IGNORE_KEY_TEXT,
+          serializationLibrary: glue.SerializationLibrary.PARQUET,
+        }),
+        columns: glueColumns(SNAPSHOT_COLUMNS),
+      }),
+      deviceChanges: new glue.S3Table(this, 'DeviceChangesTable', {
+        ...common,
+        ...byDay,
+        tableName: 'device_changes',
+        description: 'Devices added, removed or changed since the previous committed run (Parquet, Snappy)',
+        s3Prefix: `${prefix}${CURATED_FOLDERS.changes}`,
+        dataFormat: glue.DataFormat.PARQUET,
+        columns: glueColumns(CHANGE_COLUMNS),
+      }),
+      runs: new glue.S3Table(this, 'RunsTable', {
+        ...common,
+        tableName: 'runs',
+        description: 'One row per committed run: its manifest (one line of JSON each)',
+        s3Prefix: `${prefix}manifests/`,
+        dataFormat: glue.DataFormat.JSON,
+        columns: RUN_COLUMNS,
+      }),
+      curatedRuns: new glue.S3Table(this, 'CuratedRunsTable', {
+        ...common,
+        tableName: 'curated_runs',
+        description: 'One row per curated run: its changes since the previous run, and its files (one line of JSON each)',
+        s3Prefix: `${prefix}${CURATED_FOLDERS.records}`,
+        dataFormat: glue.DataFormat.JSON,
+        columns: CURATED_RUN_COLUMNS,
+      }),
+    };
+
+    this.namedQueries = Object.entries(namedQueries(props.databaseName)).map(
+      ([name, { description, sql }], index) =>
+        new athena.CfnNamedQuery(this, `Query${index}`, {
+          name,
+          description,
+          database: props.databaseName,
+          workGroup: props.workGroup.name,
+          queryString: sql,
+        }),
+    );
+    // The queries name the workgroup, which must exist first.
+    for (const query of this.namedQueries) query.node.addDependency(props.workGroup);
+
+    this.grantCuration(props);
+    this.enforceConditionalWrites(props);
+    // The state is only read by the next run; a backfill older than this reads raw files.
+    bucket.addLifecycleRule({ id: 'expire-curated-state', prefix: `${prefix}${CURATED_FOLDERS.state}`, expiration: Duration.days(STATE_EXPIRATION_DAYS) });
+
+    const metric = (metricName: string, period = Duration.hours(1)) =>
+      new cloudwatch.Metric({
+        namespace: props.metricsNamespace,
+        metricName,
+        dimensionsMap: { service: props.serviceName },
+        statistic: 'Sum',
+        period,
+      });
+    const fiveMinutes = Duration.minutes(5);
+    // Failures only: a curation skipped for lack of time is expected at the end of a long,
+    // continued run, and the state machine curates that run in an invocation of its own.
+    this.failedAlarm = new cloudwatch.Alarm(this, 'CurationFailedAlarm', {
+      alarmDescription: 'A run committed but its curation failed: the curated tables lag. The "Curation failed" log line gives the event that curates it.',
+      metric: metric('curationFailed', fiveMinutes),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const action = new SnsAction(props.topic);
+    this.failedAlarm.addAlarmAction(action);
+    this.failedAlarm.addOkAction(action);
+
+    props.dashboard.addWidgets(
+      new cloudwatch.GraphWidget({
+        title: 'Fleet changes per run (curated)',
+        left: [metric('devicesAdded'), metric('devicesRemoved'), metric('devicesChanged')],
+        right: [metric('curationFailed'), metric('curationSkipped')],
+        width: 24,
+      }),
+    );
+  }
+
+  /**
+   * Exactly what lambda/curate/ calls: it reads the raw data files its manifests list
+   * (GetObject on devices/*; manifests and the pointer are read already), writes its
+   * Parquet files and state (multipart uploads, aborted and deleted again when curation
+   * fails), reads the previous run's state, its own records and the current table's
+   * symlink, and writes those two conditionally. Nothing under curated/ is deleted but by
+   * a failed curation of its own files, and nothing outside it is written.
+   */
+  private grantCuration({ role, bucket, prefix }: CurationProps): void {
+    const curated = bucket.arnForObjects(`${prefix}curated/*`);
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'ReadRawAndCurated', actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${prefix}devices/*`), curated] }),
+    );
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ sid: 'WriteCurated', actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'], resources: [curated] }),
+    );
+    const id = (construct: Construct) => Stack.of(this).getLogicalId(construct.node.defaultChild as CfnElement);
+    Validations.of(role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::<${id(bucket)}.Arn>/${prefix}curated/*]`,
+      reason:
+        'Curated files are named per run (device_snapshots/ and device_changes/ dt=<date>/run=<id>/part-<n>.parquet, state/<id>.state.gz, runs/<id>.json) plus the one current-table object: written, read, and deleted again by a failed curation, under this folder only.',
+    });
+  }
+
+  /**
+   * What keeps the current table from moving backwards, and a run from being recorded
+   * twice, are conditional writes; as for manifests and the pointer, an unconditional
+   * PutObject of those keys is refused to every principal.
+   */
+  private enforceConditionalWrites({ bucket, prefix }: CurationProps): void {
+    const deny = (sid: string, key: string, missingHeaders: Record<string, 'true'>) =>
+      bucket.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid,
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['s3:PutObject'],
+          resources: [bucket.arnForObjects(`${prefix}${key}`)],
+          conditions: { Null: missingHeaders, Bool: { 's3:ObjectCreationOperation': 'true' } },
+        }),
+      );
+    deny('CurationRecordsAreCreatedOnce', `${CURATED_FOLDERS.records}*`, { 's3:if-none-match': 'true' });
+    deny('CurrentTableIsSwitchedConditionally', `${CURATED_FOLDERS.current}symlink.txt`, { 's3:if-none-match': 'true', 's3:if-match': 'true' });
+  }
+}
+
+const GLUE_TYPES: Record<ColumnSpec['type'], glue.Type> = {
+  string: glue.Schema.STRING,
+  timestamp: glue.Schema.TIMESTAMP,
+  double: glue.Schema.DOUBLE,
+  bigint: glue.Schema.BIG_INT,
+  boolean: glue.Schema.BOOLEAN,
+  'array<string>': glue.Schema.array(glue.Schema.STRING),
+};
+
+function glueColumns(specs: readonly ColumnSpec[]): glue.Column[] {
+  return specs.map(({ name, type, comment }) => ({ name, type: GLUE_TYPES[type], comment }));
+}
+
+const { STRING, BIG_INT, BOOLEAN, INTEGER } = glue.Schema;
+const struct = (fields: Record<string, glue.Type>) => glue.Schema.struct(Object.entries(fields).map(([name, type]) => ({ name, type })));
+const files = (count: 'rows' | 'devices') =>
+  glue.Schema.array(struct({ key: STRING, [count]: BIG_INT, bytes: BIG_INT, ...(count === 'devices' ? { uncompressedBytes: BIG_INT } : {}) }));
+
+/** A manifest (lambda/storage/manifest.ts); times are ISO 8601 text: from_iso8601_timestamp(runtime). */
+const RUN_COLUMNS: glue.Column[] = [
+  { name: 'runid', type: STRING },
+  { name: 'trigger', type: STRING, comment: 'schedule or on-demand' },
+  { name: 'label', type: STRING },
+  { name: 'runtime', type: STRING, comment: 'ISO 8601, UTC' },
+  { name: 'startedat', type: STRING },
+  { name: 'finishedat', type: STRING },
+  { name: 'durationms', type: BIG_INT },
+  { name: 'source', type: struct({ baseUrl: STRING, pageSize: INTEGER, firstPageIndex: INTEGER }) },
+  {
+    name: 'counts',
+    type: struct(
+      Object.fromEntries(
+        [
+          'devices',
+          'pages',
+          'pageRequests',
+          'wastedRequests',
+          'duplicates',
+          'unkeyed',
+          'throttled',
+          'retries',
+          'tokenRequests',
+          'recovered',
+          'removed',
+          'unresolved',
+          'verificationRequests',
+        ].map((name) => [name, BIG_INT]),
+      ),
+    ),
+  },
+  { name: 'verification', type: STRING },
+  { name: 'comparedwith', type: STRING },
+  { name: 'bucket', type: STRING },
+  { name: 'tablelocation', type: STRING },
+  { name: 'dataprefix', type: STRING },
+  { name: 'files', type: files('devices') },
+  { name: 'bytes', type: BIG_INT },
+];
+
+/** A curation record (lambda/curate/record.ts). */
+const CURATED_RUN_COLUMNS: glue.Column[] = [
+  { name: 'runid', type: STRING },
+  { name: 'runtime', type: STRING, comment: 'ISO 8601, UTC' },
+  { name: 'curatedat', type: STRING },
+  { name: 'durationms', type: BIG_INT },
+  { name: 'devices', type: BIG_INT },
+  { name: 'unkeyed', type: BIG_INT },
+  { name: 'comparison', type: STRING, comment: 'compared, or first-run' },
+  { name: 'previousrunid', type: STRING },
+  { name: 'previousruntime', type: STRING },
+  { name: 'comparedfrom', type: STRING },
+  { name: 'changefields', type: glue.Schema.array(STRING) },
+  { name: 'added', type: BIG_INT },
+  { name: 'removed', type: BIG_INT },
+  { name: 'changed', type: BIG_INT },
+  { name: 'removalsconfirmed', type: BOOLEAN },
+  { name: 'snapshotfiles', type: files('rows') },
+  { name: 'changefiles', type: files('rows') },
+  { name: 'statekey', type: STRING },
+];
+
+/** The queries an operator wants on day one, saved in the workgroup (docs/analytics.md explains each). */
+export function namedQueries(database: string): Record<string, { description: string; sql: string }> {
+  return {
+    'Fleet by health now': {
+      description: 'Devices per health state in the newest curated run',
+      sql: `SELECT health_state, count(*) AS devices\nFROM ${database}.devices_current\nGROUP BY 1\nORDER BY 2 DESC;`,
+    },
+    'Devices silent for more than 24 hours': {
+      description: 'Devices of the newest curated run with no uplink in the last 24 hours (or none ever)',
+      sql:
+        `SELECT ref, eui, name, health_state, last_up_timestamp\nFROM ${database}.devices_current\n` +
+        `WHERE last_up_timestamp IS NULL OR last_up_timestamp < current_timestamp - INTERVAL '24' HOUR\nORDER BY last_up_timestamp NULLS FIRST;`,
+    },
+    'Health changes over the last 7 days': {
+      description: "Every change of a device's health state seen by a run of the last 7 days",
+      sql:
+        `SELECT run_time, ref, name, health_state_before, health_state_after\nFROM ${database}.device_changes\n` +
+        `WHERE dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')\n  AND change = 'changed' AND contains(changed_fields, 'healthState')\nORDER BY run_time, ref;`,
+    },
+    'Runs of the last day': {
+      description: 'Each run of the last 24 hours: its counts, duration, and the changes its curation found',
+      sql:
+        `SELECT r.runid, r.trigger, r.runtime, r.counts.devices, r.durationms, c.added, c.removed, c.changed, c.removalsconfirmed, c.curatedat\n` +
+        `FROM ${database}.runs r\nLEFT JOIN ${database}.curated_runs c ON c.runid = r.runid\n` +
+        `WHERE from_iso8601_timestamp(r.runtime) > current_timestamp - INTERVAL '1' DAY\nORDER BY r.runtime DESC;`,
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import type { ColumnSource, SchemaElement } from 'hyparquet-writer';
+
+/**
+ * The column types curation writes, named as Glue declares them; infra/curation.ts
+ * declares the tables from the same lists, so the Parquet files and the tables cannot
+ * disagree.
+ */
+export type ColumnType = 'string' | 'timestamp' | 'double' | 'bigint' | 'boolean' | 'array<string>';
+
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+  comment: string;
+  /** Never null. */
+  required?: boolean;
+  /**
+   * A Parquet encoding other than the writer's choice (dictionary where it halves the size,
+   * else plain): DELTA_BYTE_ARRAY for strings unique per device that share their start
+   * (refs, EUIs, names, hrefs), DELTA_BINARY_PACKED for times, which differ by far less
+   * than their 64 bits; PLAIN for booleans, which Spark before 3.3 cannot read RLE-encoded.
+   */
+  encoding?: 'DELTA_BYTE_ARRAY' | 'DELTA_BINARY_PACKED' | 'PLAIN';
+  /** Min/max per row group: of no use on a JSON text, so left out there. */
+  statistics?: boolean;
+}
+
+/** Parquet's physical and logical types for a column; timestamps are milliseconds, UTC. */
+function schemaElementsOf(spec: ColumnSpec): SchemaElement[] {
+  const repetition_type = spec.required ? 'REQUIRED' : 'OPTIONAL';
+  switch (spec.type) {
+    case 'string':
+      return [{ name: spec.name, type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type }];
+    case 'timestamp':
+      return [
+        {
+          name: spec.name,
+          type: 'INT64',
+          converted_type: 'TIMESTAMP_MILLIS',
+          logical_type: { type: 'TIMESTAMP', isAdjustedToUTC: true, unit: 'MILLIS' },
+          repetition_type,
+        },
+      ];
+    case 'double':
+      return [{ name: spec.name, type: 'DOUBLE', repetition_type }];
+    case 'bigint':
+      return [{ name: spec.name, type: 'INT64', repetition_type }];
+    case 'boolean':
+      return [{ name: spec.name, type: 'BOOLEAN', repetition_type }];
+    case 'array<string>':
+      // The three-level LIST every engine reads (Athena's array<string>, DuckDB's VARCHAR[]).
+      return [
+        { name: spec.name, converted_type: 'LIST', repetition_type, num_children: 1 },
+        { name: 'list', repetition_type: 'REPEATED', num_children: 1 },
+        { name: 'element', type: 'BYTE_ARRAY', converted_type: 'UTF8', repetition_type: 'REQUIRED' },
+      ];
+  }
+}
+
+/** The Parquet schema of a table: its root, then each column's elements. */
+export function parquetSchema(specs: readonly ColumnSpec[]): SchemaElement[] {
+  return [{ name: 'root', num_children: specs.length }, ...specs.flatMap(schemaElementsOf)];
+}
+
+/** What parquetWriteRows takes of each column: its name and how to encode it. */
+export function writerColumns(specs: readonly ColumnSpec[]): Omit<ColumnSource, 'data'>[] {
+  return specs.map((spec) => ({
+    name: spec.name,
+    ...(spec.encoding ? { encoding: spec.encoding } : {}),
+    ...(spec.statistics === false ? { statistics: false } : {}),
+  }));
+}

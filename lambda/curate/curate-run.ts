@@ -1,0 +1,287 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { Config } from '../config.ts';
+import { CurationError, DeadlineError, ErrorCode } from '../errors.ts';
+import { deleteObjects } from '../storage/deletes.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { putJson, readJson, statusOf } from '../storage/s3-json.ts';
+import { CHANGE_COLUMNS, changeRows, type ChangeCounts } from './changes.ts';
+import { switchCurrent, type Switch } from './current-table.ts';
+import { BaseState, hasState, readState, StateWriter, stateEntry, type StateEntry } from './fleet-state.ts';
+import { curatedKeys, stateKeyOf, type CuratedKeys } from './keys.ts';
+import { ParquetFiles } from './parquet-files.ts';
+import { previousCommittedRun, type CommittedRun } from './previous-run.ts';
+import { rawBriefs } from './raw-briefs.ts';
+import type { CurationRecord } from './record.ts';
+import type { CurationSettings } from './settings.ts';
+import { snapshotRow, SNAPSHOT_COLUMNS } from './snapshot-rows.ts';
+
+/** What curating a run returns: its record, and what became of it now. */
+export type CurationSummary = CurationRecord & {
+  status: 'curated' | 'already-curated';
+  /** What `devices_current` shows now: this run (switched now, or already), or a newer one. */
+  current: Switch;
+  bucket: string;
+  recordKey: string;
+  currentKey: string;
+  /** This invocation's time: all of the curation, or only the check of an already curated run. */
+  elapsedMs: number;
+};
+
+export interface CurateRequest {
+  runId: string;
+  /** Milliseconds left before the Lambda's hard timeout. */
+  remainingMs: () => number;
+  logger: Logger;
+}
+
+/**
+ * Curates a committed run, reading only S3: the raw files its manifest lists, and the run
+ * before it (its curated state, else its raw files). In order: the run's device_snapshots
+ * files (typed Parquet) and, at the same time, its state for the next run; its changes
+ * since the previous run (device_changes); its record, written once, last; then the
+ * devices_current switch. A run already curated is only switched (if nothing newer is
+ * current). If anything fails before the record, what this attempt wrote is removed and
+ * nothing visible changed; a retry writes the same files again.
+ */
+export async function curateRun(services: { s3: S3Client; config: Config }, settings: CurationSettings, request: CurateRequest): Promise<CurationSummary> {
+  const { s3, config } = services;
+  const { runId, logger } = request;
+  const started = Date.now();
+  const manifest = (await readJson<Manifest>(s3, config.bucket, `${config.prefix}manifests/${runId}.json`))?.value;
+  if (!manifest) {
+    throw new CurationError(
+      ErrorCode.RUN_NOT_COMMITTED,
+      `Run ${runId} has no manifest under ${config.prefix}manifests/ in ${config.bucket}: it never committed, or its manifest expired. Only committed runs are curated`,
+    );
+  }
+  const keys = curatedKeys(config.prefix, runId, new Date(manifest.runTime));
+  const summaryOf = async (record: CurationRecord, status: CurationSummary['status']): Promise<CurationSummary> => {
+    const files = record.snapshotFiles.map(({ key }) => key);
+    const current = await switchCurrent(s3, config.bucket, keys.currentKey, { runId, runTime: manifest.runTime }, files);
+    if (current === 'newer-run-current') logger.info('A newer run is current; devices_current left as it is', { runId });
+    return { ...record, status, current, bucket: config.bucket, recordKey: keys.recordKey, currentKey: keys.currentKey, elapsedMs: Date.now() - started };
+  };
+
+  const existing = await readJson<CurationRecord>(s3, config.bucket, keys.recordKey);
+  if (existing) {
+    logger.info('Run already curated; its files are kept as they are', { runId });
+    return summaryOf(existing.value, 'already-curated');
+  }
+
+  const deadline = curationDeadline(runId, request.remainingMs() - config.deadlineMarginSeconds * 1000, config.deadlineMarginSeconds);
+  const metadata = { 'export-run-id': runId };
+  const snapshots = new ParquetFiles(s3, config.bucket, keys.snapshotKey, SNAPSHOT_COLUMNS, { metadata });
+  const changes = new ParquetFiles(s3, config.bucket, keys.changesKey, CHANGE_COLUMNS, { metadata });
+  const state = new StateWriter(s3, config.bucket, keys.stateKey, { runId, fields: settings.changeFields });
+  const work = curate(services, settings, { manifest, keys, snapshots, changes, state, signal: deadline.signal, logger, started });
+  let record: CurationRecord;
+  try {
+    record = await Promise.race([work, deadline.reached]);
+  } catch (error) {
+    deadline.controller.abort(error);
+    await work.catch(() => undefined);
+    await state.abort();
+    // The state may be complete already (it is closed before the change rows are written).
+    const refused = [...(await snapshots.discard()), ...(await changes.discard()), ...(await deleteObjects(s3, config.bucket, [keys.stateKey])).refused];
+    if (refused.length > 0) logger.error('S3 did not delete curated files of the failed curation; no record lists them', { runId, refused });
+    throw error;
+  } finally {
+    deadline.clear();
+  }
+  try {
+    await putJson(s3, config.bucket, keys.recordKey, record, { IfNoneMatch: '*' });
+  } catch (error) {
+    if (statusOf(error) !== 412) throw error;
+    // Another curation of this run wrote the same files and its record first.
+    logger.warn('Another curation of this run recorded it first', { runId });
+    const winner = await readJson<CurationRecord>(s3, config.bucket, keys.recordKey);
+    if (winner) return summaryOf(winner.value, 'already-curated');
+    throw error;
+  }
+  logger.info('Run curated', { runId, devices: record.devices, added: record.added, removed: record.removed, changed: record.changed });
+  return summaryOf(record, 'curated');
+}
+
+interface Curation {
+  manifest: Manifest;
+  keys: CuratedKeys;
+  snapshots: ParquetFiles;
+  changes: ParquetFiles;
+  state: StateWriter;
+  signal: AbortSignal;
+  logger: Logger;
+  started: number;
+}
+
+async function curate(services: { s3: S3Client; config: Config }, settings: CurationSettings, curation: Curation): Promise<CurationRecord> {
+  const { s3, config } = services;
+  const { manifest, keys, snapshots, changes, state, signal, logger } = curation;
+  const { runId } = manifest;
+  const fields = settings.changeFields;
+  const runTime = new Date(manifest.runTime);
+
+  const previous = await previousCommittedRun(s3, config.bucket, config.prefix, manifest);
+  let base = new BaseState();
+  let previousEntries = previous ? await entriesOf(services, previous, fields, logger) : undefined;
+  try {
+    if (previousEntries) for await (const entry of await previousEntries.open()) base.add(checked(entry, signal));
+  } catch (error) {
+    // The state is derived and can be damaged like any object; the raw files it came from are the record.
+    if (!previous || previousEntries?.from !== 'state' || signal.aborted || statusOf(error) !== undefined) throw error;
+    logger.warn("The previous run's curated state cannot be read; reading its raw files instead", {
+      previousRun: previous.runId,
+      error: error instanceof Error ? error.message : String(error),
+    });
+    base = new BaseState();
+    previousEntries = await entriesOf(services, previous, fields, logger, 'raw');
+    for await (const entry of await previousEntries.open()) base.add(checked(entry, signal));
+  }
+
+  let unkeyed = 0;
+  let added = 0;
+  const rows = async function* () {
+    for await (const brief of rawBriefs(s3, manifest, signal)) {
+      signal.throwIfAborted();
+      const entry = stateEntry(brief, fields);
+      if (entry === undefined) unkeyed += 1;
+      else {
+        await state.write(entry);
+        if (base.compare(entry) === 'added') added += 1;
+      }
+      yield snapshotRow(brief, { runId, runTime });
+    }
+  };
+  const snapshotFiles = await snapshots.write(rows());
+  await state.close();
+  const devices = snapshotFiles.reduce((sum, file) => sum + file.rows, 0);
+
+  const counts: ChangeCounts = previous ? { added, removed: base.unseen, changed: base.changed } : { added: 0, removed: 0, changed: 0 };
+  const removalsConfirmed = previous !== undefined && confirmedRemovals(manifest, previous.runId, counts.removed, logger);
+  const changeFiles = await changes.write(
+    previous && previousEntries
+      ? changeRows(base, await previousEntries.open(), await currentEntries(services, keys.stateKey, fields), {
+          runId,
+          runTime,
+          previousRunId: previous.runId,
+          previousRunTime: new Date(previous.runTime),
+          fields,
+          removalsConfirmed,
+        })
+      : none(),
+  );
+  return {
+    schemaVersion: 1,
+    runId,
+    runTime: manifest.runTime,
+    curatedAt: new Date().toISOString(),
+    durationMs: Date.now() - curation.started,
+    devices,
+    unkeyed,
+    comparison: previous ? 'compared' : 'first-run',
+    ...(previous ? { previousRunId: previous.runId, previousRunTime: previous.runTime, comparedFrom: previousEntries?.from } : {}),
+    changeFields: [...fields],
+    ...counts,
+    removalsConfirmed,
+    snapshotFiles,
+    changeFiles,
+    stateKey: keys.stateKey,
+  };
+}
+
+/**
+ * Where the previous run's entries come from, readable twice (to load its state, then to
+ * write the changes): its curated state when it compares the same fields, else its raw
+ * files, which hold everything.
+ */
+async function entriesOf(
+  services: { s3: S3Client; config: Config },
+  previous: CommittedRun,
+  fields: readonly string[],
+  logger: Logger,
+  only?: 'raw',
+): Promise<{ from: 'state' | 'raw'; open: () => Promise<AsyncIterable<StateEntry>> }> {
+  const { s3, config } = services;
+  const stateKey = stateKeyOf(config.prefix, previous.runId);
+  if (only === undefined && (await hasState(s3, config.bucket, stateKey, fields))) {
+    return {
+      from: 'state',
+      open: async () => (await readState(s3, config.bucket, stateKey, fields)) ?? raise(`The state ${stateKey} disappeared while it was read`),
+    };
+  }
+  logger.info('The previous run has no curated state for these fields; reading its raw files', { previousRun: previous.runId });
+  return {
+    from: 'raw',
+    open: () =>
+      Promise.resolve(
+        (async function* () {
+          try {
+            for await (const brief of rawBriefs(s3, previous.manifest)) {
+              const entry = stateEntry(brief, fields);
+              if (entry) yield entry;
+            }
+          } catch (error) {
+            if (error instanceof CurationError) {
+              throw new CurationError(error.code, `Run ${previous.runId}, the run before, which this run is compared with: ${error.message}`, { cause: error });
+            }
+            throw error;
+          }
+        })(),
+      ),
+  };
+}
+
+/** This run's entries, read back from the state it has just written. */
+async function currentEntries(services: { s3: S3Client; config: Config }, key: string, fields: readonly string[]): Promise<AsyncIterable<StateEntry>> {
+  return (await readState(services.s3, services.config.bucket, key, fields)) ?? raise(`The state ${key} just written cannot be read back`);
+}
+
+/**
+ * Removed rows are confirmed when the export compared this run with the same previous run,
+ * looked every missing device up and left none unresolved: then each device missing from
+ * the snapshot was confirmed gone by the platform, and a device the paging skipped was
+ * found and is in the snapshot. Otherwise (no comparison, another run compared with, or
+ * devices left unresolved) a removed device may be one the paging skipped.
+ */
+function confirmedRemovals(manifest: Manifest, previousRunId: string, removed: number, logger: Logger): boolean {
+  if (manifest.verification !== 'compared' || manifest.comparedWith !== previousRunId || manifest.counts.unresolved !== 0) return false;
+  if (manifest.counts.removed === removed) return true;
+  logger.warn('The export confirmed another number of devices gone than curation finds missing; removals left unconfirmed', {
+    runId: manifest.runId,
+    confirmedByExport: manifest.counts.removed,
+    missing: removed,
+  });
+  return false;
+}
+
+function checked<T>(value: T, signal: AbortSignal): T {
+  signal.throwIfAborted();
+  return value;
+}
+
+async function* none(): AsyncGenerator<never> {}
+
+function raise(message: string): never {
+  throw new Error(message);
+}
+
+function curationDeadline(runId: string, inMs: number, marginSeconds: number) {
+  const controller = new AbortController();
+  let fire: (reason: unknown) => void = () => undefined;
+  const reached = new Promise<never>((_, reject) => {
+    fire = reject;
+  });
+  reached.catch(() => undefined);
+  const timer = setTimeout(
+    () => {
+      const reason = new DeadlineError(
+        `Stopped curating run ${runId} ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS); ` +
+          `nothing of it is visible and devices_current is as it was. Curate it in an invocation of its own: {"curate": "${runId}"}`,
+      );
+      controller.abort(reason);
+      fire(reason);
+    },
+    Math.max(0, inMs),
+  );
+  return { controller, signal: controller.signal, reached, clear: () => clearTimeout(timer) };
+}

@@ -1,0 +1,105 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { ExporterError } from '../errors.ts';
+import { metrics } from '../observability.ts';
+import type { RunServices } from '../run/run-context.ts';
+import type { RunSummary } from '../run/summary.ts';
+import { curateRun, type CurationSummary } from './curate-run.ts';
+import type { CurationSettings } from './settings.ts';
+
+/** What became of the curation an export's invocation tried after its commit. */
+export type CurationOutcome =
+  | (Pick<CurationSummary, 'status' | 'devices' | 'added' | 'removed' | 'changed' | 'removalsConfirmed' | 'current' | 'recordKey' | 'elapsedMs'> & {
+      comparison: CurationSummary['comparison'];
+      previousRunId?: string;
+    })
+  | { status: 'skipped'; reason: string; event: { curate: string } }
+  | { status: 'failed'; error: string; errorType: string; code?: string; event: { curate: string } };
+
+/** An export's summary with what became of its curation. */
+export type CuratedRunSummary = RunSummary & { curation: CurationOutcome };
+
+/** `{"curate": "<runId>"}`: curates the run (or finishes its switch), and fails like a run when it cannot. */
+export async function curateOnRequest(
+  services: RunServices,
+  settings: CurationSettings,
+  request: { runId: string; remainingMs: () => number; logger: Logger },
+): Promise<CurationSummary> {
+  const { runId, logger } = request;
+  logger.appendKeys({ runId });
+  const summary = await curateRun(services, settings, request);
+  if (summary.status === 'curated') recordCuration(summary);
+  logger.info('Curation finished', { summary });
+  return summary;
+}
+
+/**
+ * Curates the run an export just committed (or found committed), in the same invocation,
+ * when at least CURATE_INLINE_MIN_REMAINING_SECONDS are left; otherwise, or when curation
+ * fails, the export's summary says so with the event that curates it alone. The export is
+ * committed either way: a failed curation does not fail the invocation (a retry would only
+ * replay the export), it is logged ("Curation failed"), counted (`curationFailed`, which
+ * raises an alarm) and leaves every curated table as it was.
+ */
+export async function curateAfterExport(
+  services: RunServices,
+  settings: CurationSettings,
+  summary: RunSummary,
+  options: { remainingMs: () => number; logger: Logger },
+): Promise<CuratedRunSummary> {
+  const { logger } = options;
+  const event = { curate: summary.runId };
+  const remainingSeconds = Math.floor(options.remainingMs() / 1000);
+  if (remainingSeconds < settings.inlineMinRemainingSeconds) {
+    const reason = `${remainingSeconds} s left, under CURATE_INLINE_MIN_REMAINING_SECONDS (${settings.inlineMinRemainingSeconds} s)`;
+    logger.warn('Curation skipped: not enough time left in this invocation; curate the run with the event given', { runId: summary.runId, reason, event });
+    publish((m) => m.addMetric('curationSkipped', MetricUnit.Count, 1));
+    return { ...summary, curation: { status: 'skipped', reason, event } };
+  }
+  try {
+    const curated = await curateRun(services, settings, { runId: summary.runId, remainingMs: options.remainingMs, logger });
+    if (curated.status === 'curated') recordCuration(curated);
+    const { status, devices, added, removed, changed, removalsConfirmed, current, recordKey, elapsedMs, comparison, previousRunId } = curated;
+    return {
+      ...summary,
+      curation: {
+        status,
+        devices,
+        added,
+        removed,
+        changed,
+        removalsConfirmed,
+        current,
+        recordKey,
+        elapsedMs,
+        comparison,
+        ...(previousRunId ? { previousRunId } : {}),
+      },
+    };
+  } catch (error) {
+    const failure = {
+      error: error instanceof Error ? error.message : String(error),
+      errorType: error instanceof Error ? error.name : typeof error,
+      ...(error instanceof ExporterError ? { code: error.code } : {}),
+    };
+    logger.error('Curation failed', { runId: summary.runId, ...failure, event });
+    publish((m) => m.addMetric('curationFailed', MetricUnit.Count, 1));
+    return { ...summary, curation: { status: 'failed', ...failure, event } };
+  }
+}
+
+/** A curated run's figures: its changes per run on the dashboard, and that curation succeeded. */
+function recordCuration(summary: CurationSummary): void {
+  publish((m) => {
+    m.addMetric('curationSucceeded', MetricUnit.Count, 1);
+    m.addMetric('devicesAdded', MetricUnit.Count, summary.added);
+    m.addMetric('devicesRemoved', MetricUnit.Count, summary.removed);
+    m.addMetric('devicesChanged', MetricUnit.Count, summary.changed);
+    m.addMetric('curationDurationMs', MetricUnit.Milliseconds, summary.durationMs);
+  });
+}
+
+function publish(add: (m: typeof metrics) => void): void {
+  add(metrics);
+  metrics.publishStoredMetrics();
+}

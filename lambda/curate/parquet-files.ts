@@ -1,0 +1,154 @@
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ByteWriter, parquetWriteRows } from 'hyparquet-writer';
+import { ErrorCode, StorageError } from '../errors.ts';
+import { deleteObjects } from '../storage/deletes.ts';
+import { parquetSchema, writerColumns, type ColumnSpec } from './columns.ts';
+
+/** One Parquet file of a curated table, as the run's record lists it. */
+export interface ParquetFile {
+  key: string;
+  rows: number;
+  bytes: number;
+}
+
+/**
+ * Rows per row group: tens of thousands, so that dictionaries and column statistics cover
+ * enough rows to pay off and a reader skips whole groups by them, while one group's rows,
+ * their columns and its encoded bytes stay a few tens of MB in memory (the writer holds one
+ * group at a time).
+ */
+export const ROW_GROUP_ROWS = 25_000;
+
+/**
+ * Rows per file: a million devices of the simulated fleet make a file of about 15 MB
+ * (real briefs, less regular, several times that), so a file holds a fleet of up to a few
+ * million devices in one object of at most a few hundred MB, which S3 replaces or adds
+ * whole: a run of that size appears in its table at once, never in part.
+ */
+export const FILE_MAX_ROWS = 5_000_000;
+
+/** lib-storage holds at most queueSize parts of partSize each per open file. */
+const PART_SIZE = 8 * 1024 * 1024;
+const QUEUE_SIZE = 2;
+
+/**
+ * Writes one table's Parquet files for a run, streaming: rows are pulled from an async
+ * iterable one row group at a time, encoded (Snappy), and each group's bytes go to a
+ * multipart upload that S3 completes when the file ends; writing waits while the upload is
+ * behind, so memory is one row group and two parts, whatever the fleet. A file rolls over
+ * every `maxRows` rows. `discard` removes what was written, for a curation that fails.
+ */
+export class ParquetFiles {
+  readonly #written: string[] = [];
+  #open: { upload: Upload; body: PassThrough; key: string } | undefined;
+  #discarded = false;
+
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly keyFor: (part: number) => string,
+    private readonly columns: readonly ColumnSpec[],
+    private readonly options: { metadata: Record<string, string>; maxRows?: number },
+  ) {}
+
+  /** Writes every row, in order, into as many files as `maxRows` makes; a run of no rows gets one empty file. */
+  async write(rows: AsyncIterable<Record<string, unknown>>): Promise<ParquetFile[]> {
+    const maxRows = this.options.maxRows ?? FILE_MAX_ROWS;
+    const source = rows[Symbol.asyncIterator]();
+    let next = await source.next();
+    const files: ParquetFile[] = [];
+    for (let part = 0; part === 0 || !next.done; part += 1) {
+      let count = 0;
+      // Reads one row ahead, so that a file is opened only when a row is there for it.
+      const slice = async function* () {
+        while (!next.done && count < maxRows) {
+          const row = next.value;
+          count += 1;
+          next = await source.next();
+          yield row;
+        }
+      };
+      const { key, bytes } = await this.#writeFile(part, slice());
+      files.push({ key, rows: count, bytes });
+    }
+    return files;
+  }
+
+  async #writeFile(part: number, rows: AsyncIterable<Record<string, unknown>>): Promise<{ key: string; bytes: number }> {
+    if (this.#discarded) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The curated files were discarded');
+    const key = this.keyFor(part);
+    const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const upload = new Upload({
+      client: this.s3,
+      params: { Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/vnd.apache.parquet', Metadata: this.options.metadata },
+      partSize: PART_SIZE,
+      queueSize: QUEUE_SIZE,
+    });
+    this.#open = { upload, body, key };
+    this.#written.push(key);
+    const done = upload.done();
+    // Raced against every wait below: a failed upload must not leave the writer waiting.
+    const failed = done.then(() => new Promise<never>(() => undefined));
+    failed.catch(() => undefined);
+    const writer = uploadWriter(body, failed);
+    await parquetWriteRows({
+      writer,
+      rows,
+      columns: writerColumns(this.columns),
+      schema: parquetSchema(this.columns),
+      rowGroupSize: ROW_GROUP_ROWS,
+      codec: 'SNAPPY',
+      createdBy: 'thingpark-exporter curate (hyparquet-writer)',
+    });
+    await done;
+    this.#open = undefined;
+    return { key, bytes: writer.bytes };
+  }
+
+  /**
+   * Removes every file this writer started: the open one's upload is aborted (its body
+   * destroyed, so no part is sent after and it is never completed), the completed ones
+   * deleted. Returns what S3 refused to delete.
+   */
+  async discard(): Promise<string[]> {
+    this.#discarded = true;
+    const open = this.#open;
+    this.#open = undefined;
+    if (open) {
+      await open.upload.abort().catch(() => undefined);
+      open.body.destroy();
+    }
+    const { refused } = await deleteObjects(this.s3, this.bucket, this.#written);
+    return refused;
+  }
+}
+
+type Writer = Parameters<typeof parquetWriteRows>[0]['writer'];
+
+/**
+ * hyparquet-writer's byte buffer, flushed after every row group into the upload's body:
+ * the bytes are copied out (the buffer is reused) and the next group waits while the body
+ * is over its high-water mark.
+ */
+function uploadWriter(body: PassThrough, failed: Promise<never>): Writer & { bytes: number } {
+  const buffer = new ByteWriter(1024 * 1024);
+  const flush = async (): Promise<void> => {
+    if (buffer.index === 0) return;
+    const chunk = Buffer.from(buffer.getBytes());
+    buffer.index = 0;
+    writer.bytes += chunk.length;
+    if (!body.write(chunk)) await Promise.race([once(body, 'drain'), failed]);
+  };
+  const writer: Writer & { bytes: number } = Object.assign(buffer, {
+    bytes: 0,
+    flush,
+    finish: async () => {
+      await flush();
+      body.end();
+    },
+  });
+  return writer;
+}

@@ -1,0 +1,83 @@
+import { StringDecoder } from 'node:string_decoder';
+import { createGunzip } from 'node:zlib';
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CurationError, ErrorCode } from '../errors.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { statusOf } from '../storage/s3-json.ts';
+
+/** A device brief as a raw data file holds it: the platform's object plus `exportRunId`. */
+export type RawBrief = Record<string, unknown>;
+
+/**
+ * Every brief of a committed run, read from the files its manifest lists (never a listing:
+ * a file a failed attempt left is in no manifest), in their order, one line at a time:
+ * memory holds one decompressed chunk, whatever the fleet. Anything but what the manifest
+ * promises fails with RAW_DAMAGED naming the file, and the line where it can: a missing
+ * file, bytes that are not complete gzip, a line that is not a JSON object, a row of
+ * another run, or another number of rows than the manifest counted.
+ */
+export async function* rawBriefs(s3: S3Client, manifest: Pick<Manifest, 'bucket' | 'runId' | 'files'>, signal?: AbortSignal): AsyncGenerator<RawBrief> {
+  for (const file of manifest.files) {
+    let rows = 0;
+    for await (const line of rawLines(s3, manifest.bucket, file.key, signal)) {
+      rows += 1;
+      let brief: unknown;
+      try {
+        brief = JSON.parse(line);
+      } catch {
+        throw damaged(file.key, `line ${rows} is not JSON: ${JSON.stringify(line.slice(0, 64))}`);
+      }
+      if (brief === null || typeof brief !== 'object' || Array.isArray(brief)) throw damaged(file.key, `line ${rows} is not a JSON object`);
+      const { exportRunId } = brief as RawBrief;
+      if (exportRunId !== manifest.runId) {
+        throw damaged(file.key, `line ${rows} belongs to run ${JSON.stringify(exportRunId)}, not ${manifest.runId}`);
+      }
+      yield brief as RawBrief;
+    }
+    if (rows !== file.devices) throw damaged(file.key, `it holds ${rows} rows where the manifest counted ${file.devices}`);
+  }
+}
+
+/** The non-empty lines of one gzip NDJSON object. */
+async function* rawLines(s3: S3Client, bucket: string, key: string, signal?: AbortSignal): AsyncGenerator<string> {
+  let body;
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }), { abortSignal: signal });
+    body = object.Body as NodeJS.ReadableStream | undefined;
+  } catch (error) {
+    if (statusOf(error) === 404) throw damaged(key, 'it is missing', error);
+    throw error;
+  }
+  if (!body) throw damaged(key, 'S3 answered without a body');
+  const gunzip = createGunzip();
+  const decoder = new StringDecoder('utf8');
+  body.on('error', (error: Error) => gunzip.destroy(error));
+  body.pipe(gunzip);
+  let rest = '';
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      const text = rest + decoder.write(chunk);
+      const lines = text.split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) if (line !== '') yield line;
+    }
+  } catch (error) {
+    if (error instanceof CurationError) throw error;
+    const code = (error as { code?: string }).code ?? '';
+    if (code.startsWith('Z_')) throw damaged(key, `it is not complete gzip (${code})`, error);
+    throw error;
+  } finally {
+    gunzip.destroy();
+    (body as { destroy?: () => void }).destroy?.();
+  }
+  rest += decoder.end();
+  if (rest !== '') yield rest;
+}
+
+function damaged(key: string, problem: string, cause?: unknown): CurationError {
+  return new CurationError(
+    ErrorCode.RAW_DAMAGED,
+    `The raw data file ${key} cannot be curated: ${problem}. Raw files are the record and are never rewritten; restore the object's previous version (the bucket is versioned), then curate the run again`,
+    { cause },
+  );
+}

@@ -1,0 +1,42 @@
+import type { ParquetFile } from './parquet-files.ts';
+
+/**
+ * How a run was compared: with the committed run before it; not at all, there being none
+ * (`first-run`).
+ */
+export type Comparison = 'compared' | 'first-run';
+
+/**
+ * What curating a run wrote, and its changes: `P curated/runs/<runId>.json`, one line of
+ * JSON (the `curated_runs` table), written once, last, so that its presence says the
+ * run's curated files are complete. Created only if absent (If-None-Match), as a manifest is.
+ */
+export interface CurationRecord {
+  schemaVersion: 1;
+  runId: string;
+  runTime: string;
+  curatedAt: string;
+  /** Time spent curating, from reading the manifest to writing this record. */
+  durationMs: number;
+  /** Rows of device_snapshots: every device of the raw snapshot. */
+  devices: number;
+  /** Devices with neither ref nor EUI: in device_snapshots, but no change can be told for them. */
+  unkeyed: number;
+  comparison: Comparison;
+  previousRunId?: string;
+  previousRunTime?: string;
+  /** Where the previous run's values came from: its curated state, or its raw files. */
+  comparedFrom?: 'state' | 'raw';
+  changeFields: string[];
+  added: number;
+  removed: number;
+  changed: number;
+  /**
+   * Whether the export checked every device missing from this run against the platform
+   * and found it gone (see docs/analytics.md): the `confirmed` of each removed row.
+   */
+  removalsConfirmed: boolean;
+  snapshotFiles: ParquetFile[];
+  changeFiles: ParquetFile[];
+  stateKey: string;
+}

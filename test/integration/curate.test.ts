@@ -1,0 +1,496 @@
+import { gzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
+import type { CurationSummary } from '../../lambda/curate/curate-run.ts';
+import type { CurationRecord } from '../../lambda/curate/record.ts';
+import { briefOfRow } from '../../lambda/curate/snapshot-rows.ts';
+import { DEMO, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, reset, useHarness } from '../faults/harness.ts';
+import { currentKeys, queryObjects } from '../support/curated.ts';
+import { simulatedBrief, type Brief } from '../support/fleet.ts';
+import { getJson, listKeys, runRows, testS3 } from '../support/snapshot.ts';
+
+const h = useHarness();
+const s3 = () => testS3(h.s3Url);
+
+/** A cold start whose runs curate inline (or, with `inline: false`, never). */
+const curatingExporter = (prefix: string, inline = true) =>
+  exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: inline ? '0' : '900', CURATE_CHANGE_FIELDS: undefined });
+
+const exportOk = async (handler: Awaited<ReturnType<typeof exporter>>, label: string) => (await invokeOk(h, handler, { label })) as CuratedRunSummary;
+const curateOk = async (handler: Awaited<ReturnType<typeof exporter>>, runId: string) =>
+  (await invokeOk(h, handler, { curate: runId })) as unknown as CurationSummary;
+const recordOf = (prefix: string, runId: string) => getJson<CurationRecord>(s3(), DEMO.bucket, `${prefix}curated/runs/${runId}.json`);
+const fleetOf = (indexes: number[], revise: (brief: Brief, i: number) => Brief = (brief) => brief) => indexes.map((i) => revise(simulatedBrief(i), i));
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+
+describe('curation: device_snapshots', () => {
+  it('writes every device as a typed row that DuckDB reads with the declared types, and no field is lost', async () => {
+    const odd: Brief[] = [
+      // A numeric ref, a time as text, a fractional SF, a model with more than its name, a null.
+      {
+        ref: 12345,
+        EUI: '70B3D5000000FFFF',
+        name: 'numeric-ref',
+        healthState: 'ACTIVE',
+        lastUpTimestamp: '2026-11-28T09:00:00Z',
+        lastSF: 7.5,
+        model: { commercialName: 'X', ID: 'm1' },
+        lat: null,
+      },
+      { EUI: 'a0b1c2d3e4f50001', name: 'eui-only', lastRSSI: '-70', extra: { nested: [1, 2, { deep: true }] } },
+      { name: 'unkeyed', healthState: 'NEVER_SEEN' },
+      { ref: 'ABC-1', 'weird key': 'é ✓ "quoted"', lastDwTimestamp: -1000 },
+    ];
+    await reset(h, { fleet: [...fleetOf(range(0, 150)), ...odd] });
+    const prefix = freshPrefix();
+    const handler = await curatingExporter(prefix);
+    const summary = await exportOk(handler, 'typed');
+
+    expect(summary.curation).toMatchObject({ status: 'curated', devices: 154, comparison: 'first-run', added: 0, removed: 0, changed: 0, current: 'switched' });
+    const record = await recordOf(prefix, summary.runId);
+    expect(record.snapshotFiles.map(({ key, rows }) => ({ key, rows }))).toEqual([
+      { key: `${prefix}curated/device_snapshots/dt=${summary.runTime.slice(0, 10)}/run=${summary.runId}/part-00000.parquet`, rows: 154 },
+    ]);
+    expect(record.snapshotFiles[0]?.bytes).toBeGreaterThan(0);
+    expect(record.unkeyed).toBe(1);
+    const keys = record.snapshotFiles.map(({ key }) => key);
+
+    const types = await queryObjects(s3(), DEMO.bucket, keys, 'SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet({files}))');
+    expect(Object.fromEntries(types.map((row) => [row.column_name, row.column_type]))).toEqual({
+      run_id: 'VARCHAR',
+      run_time: 'TIMESTAMP WITH TIME ZONE',
+      ref: 'VARCHAR',
+      eui: 'VARCHAR',
+      name: 'VARCHAR',
+      nw_address: 'VARCHAR',
+      health_state: 'VARCHAR',
+      model_commercial_name: 'VARCHAR',
+      subscription_commercial_name: 'VARCHAR',
+      routing_profile_name: 'VARCHAR',
+      last_up_timestamp: 'TIMESTAMP WITH TIME ZONE',
+      last_dw_timestamp: 'TIMESTAMP WITH TIME ZONE',
+      last_rssi: 'DOUBLE',
+      last_snr: 'DOUBLE',
+      avg_rssi: 'DOUBLE',
+      avg_snr: 'DOUBLE',
+      last_sf: 'BIGINT',
+      last_bat_level: 'BIGINT',
+      alarm_count: 'BIGINT',
+      alarm_level: 'BIGINT',
+      lat: 'DOUBLE',
+      lon: 'DOUBLE',
+      href: 'VARCHAR',
+      other_fields: 'VARCHAR',
+    });
+
+    const rows = await queryObjects(s3(), DEMO.bucket, keys, 'SELECT * FROM read_parquet({files})');
+    const raw = (await runRows(s3(), summary)).map(({ exportRunId: _run, ...brief }) => brief);
+    const sorted = (briefs: Record<string, unknown>[]) => briefs.map((brief) => JSON.stringify(brief, Object.keys(brief).sort())).sort();
+    expect(rows).toHaveLength(raw.length);
+    expect(sorted(rows.map(briefOfRow))).toEqual(sorted(raw));
+    expect(new Set(rows.map((row) => row.run_id))).toEqual(new Set([summary.runId]));
+
+    // Typed values as an analyst queries them.
+    const [device] = rows.filter((row) => row.ref === '2000007');
+    expect(device).toMatchObject({
+      health_state: simulatedBrief(7).healthState,
+      last_sf: BigInt(simulatedBrief(7).lastSF as number),
+      model_commercial_name: (simulatedBrief(7).model as { commercialName: string }).commercialName,
+    });
+    expect((device?.last_up_timestamp as Date).getTime()).toBe(simulatedBrief(7).lastUpTimestamp);
+    const [numeric] = rows.filter((row) => row.name === 'numeric-ref');
+    expect(numeric).toMatchObject({ ref: '12345', last_sf: null, model_commercial_name: 'X' });
+    expect((numeric?.last_up_timestamp as Date).toISOString()).toBe('2026-11-28T09:00:00.000Z');
+    expect(JSON.parse(numeric?.other_fields as string)).toEqual({
+      ref: 12345,
+      lastUpTimestamp: '2026-11-28T09:00:00Z',
+      lastSF: 7.5,
+      model: { commercialName: 'X', ID: 'm1' },
+      lat: null,
+    });
+  });
+
+  it('rolls nothing over for a fleet that fits one file, and writes row groups of tens of thousands of rows', async () => {
+    await reset(h, { fleet: 60_000 });
+    const prefix = freshPrefix();
+    const summary = await exportOk(await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0', THINGPARK_PAGE_SIZE: '5000' }), 'groups');
+    const record = await recordOf(prefix, summary.runId);
+    expect(record.snapshotFiles).toHaveLength(1);
+    const groups = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      record.snapshotFiles.map(({ key }) => key),
+      'SELECT row_group_id, any_value(row_group_num_rows)::INTEGER AS n, any_value(compression) AS codec FROM parquet_metadata({files}) GROUP BY 1 ORDER BY 1',
+    );
+    expect(groups.map((group) => group.n)).toEqual([25_000, 25_000, 10_000]);
+    expect(new Set(groups.map((group) => group.codec))).toEqual(new Set(['SNAPPY']));
+  }, 120_000);
+});
+
+describe('curation: device_changes', () => {
+  it('is exact over a scripted sequence of runs: first run, an unchanged fleet, deletions, additions, health and config changes, no telemetry', async () => {
+    const prefix = freshPrefix();
+    // Pages of 10: the export looks each missing device up (one lookup per page of the sweep at most).
+    const handler = await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0', THINGPARK_PAGE_SIZE: '10' });
+    const base = range(0, 30);
+    const run = async (fleet: Brief[], label: string) => {
+      await reset(h, { fleet });
+      const summary = await exportOk(handler, label);
+      const record = await recordOf(prefix, summary.runId);
+      const rows = await queryObjects(
+        s3(),
+        DEMO.bucket,
+        record.changeFiles.map(({ key }) => key),
+        'SELECT change, device_key, ref, name, health_state_before, health_state_after, changed_fields, before, after, confirmed, previous_run_id FROM read_parquet({files}) ORDER BY change, device_key',
+      );
+      return { summary, record, rows };
+    };
+
+    const first = await run(fleetOf(base), 'first');
+    expect(first.record).toMatchObject({ comparison: 'first-run', added: 0, removed: 0, changed: 0 });
+    expect(first.rows).toEqual([]);
+
+    const unchanged = await run(fleetOf(base), 'unchanged');
+    expect(unchanged.record).toMatchObject({
+      comparison: 'compared',
+      previousRunId: first.summary.runId,
+      comparedFrom: 'state',
+      added: 0,
+      removed: 0,
+      changed: 0,
+    });
+    expect(unchanged.rows).toEqual([]);
+
+    // 3 and 4 deleted; 100 and 101 new; 12's health and 6's name changed; 7 only reported new telemetry.
+    const third = await run(
+      fleetOf([...base.filter((i) => i !== 3 && i !== 4), 100, 101], (brief, i) => {
+        if (i === 12) return { ...brief, healthState: 'INACTIVE' };
+        if (i === 6) return { ...brief, name: 'renamed' };
+        if (i === 7) return { ...brief, lastUpTimestamp: 1_900_000_000_000, lastRSSI: -1, lastBatLevel: 3, alarmCount: 9 };
+        if (i === 9) return { ...brief, model: { ID: 'm9', commercialName: 'Adeunis FTD' } };
+        return brief;
+      }),
+      'third',
+    );
+    expect(simulatedBrief(12).healthState).toBe('ACTIVE');
+    expect(third.record).toMatchObject({ previousRunId: unchanged.summary.runId, added: 2, removed: 2, changed: 3, removalsConfirmed: true });
+    expect(third.summary.curation).toMatchObject({ status: 'curated', added: 2, removed: 2, changed: 3 });
+    const all = ['healthState', 'name', 'model', 'networkSubscription', 'appServersRoutingProfile', 'alarmLevel'];
+    const valuesOf = (i: number, brief = simulatedBrief(i)) =>
+      JSON.stringify({
+        healthState: brief.healthState,
+        name: brief.name,
+        model: brief.model,
+        networkSubscription: brief.networkSubscription,
+        appServersRoutingProfile: brief.appServersRoutingProfile,
+        alarmLevel: brief.alarmLevel,
+      });
+    const previous = unchanged.summary.runId;
+    expect(third.rows).toEqual([
+      {
+        change: 'added',
+        device_key: '2000100',
+        ref: '2000100',
+        name: 'sensor-100',
+        health_state_before: null,
+        health_state_after: simulatedBrief(100).healthState,
+        changed_fields: all,
+        before: null,
+        after: valuesOf(100),
+        confirmed: null,
+        previous_run_id: previous,
+      },
+      {
+        change: 'added',
+        device_key: '2000101',
+        ref: '2000101',
+        name: 'sensor-101',
+        health_state_before: null,
+        health_state_after: simulatedBrief(101).healthState,
+        changed_fields: all,
+        before: null,
+        after: valuesOf(101),
+        confirmed: null,
+        previous_run_id: previous,
+      },
+      {
+        change: 'changed',
+        device_key: '2000006',
+        ref: '2000006',
+        name: 'renamed',
+        health_state_before: 'ACTIVE',
+        health_state_after: 'ACTIVE',
+        changed_fields: ['name'],
+        before: '{"name":"sensor-6"}',
+        after: '{"name":"renamed"}',
+        confirmed: null,
+        previous_run_id: previous,
+      },
+      {
+        change: 'changed',
+        device_key: '2000009',
+        ref: '2000009',
+        name: 'sensor-9',
+        health_state_before: 'INACTIVE',
+        health_state_after: 'INACTIVE',
+        changed_fields: ['model'],
+        before: '{"model":{"commercialName":"Adeunis FTD"}}',
+        after: '{"model":{"ID":"m9","commercialName":"Adeunis FTD"}}',
+        confirmed: null,
+        previous_run_id: previous,
+      },
+      {
+        change: 'changed',
+        device_key: '2000012',
+        ref: '2000012',
+        name: 'sensor-12',
+        health_state_before: 'ACTIVE',
+        health_state_after: 'INACTIVE',
+        changed_fields: ['healthState'],
+        before: '{"healthState":"ACTIVE"}',
+        after: '{"healthState":"INACTIVE"}',
+        confirmed: null,
+        previous_run_id: previous,
+      },
+      {
+        change: 'removed',
+        device_key: '2000003',
+        ref: '2000003',
+        name: 'sensor-3',
+        health_state_before: simulatedBrief(3).healthState,
+        health_state_after: null,
+        changed_fields: all,
+        before: valuesOf(3),
+        after: null,
+        confirmed: true,
+        previous_run_id: previous,
+      },
+      {
+        change: 'removed',
+        device_key: '2000004',
+        ref: '2000004',
+        name: 'sensor-4',
+        health_state_before: simulatedBrief(4).healthState,
+        health_state_after: null,
+        changed_fields: all,
+        before: valuesOf(4),
+        after: null,
+        confirmed: true,
+        previous_run_id: previous,
+      },
+    ]);
+
+    // The same model with its members in another order is no change; a change undone is one again.
+    const fourth = await run(
+      fleetOf([...base.filter((i) => i !== 3 && i !== 4), 100, 101], (brief, i) => {
+        if (i === 6) return { ...brief, name: 'renamed' };
+        if (i === 9) return { ...brief, model: { commercialName: 'Adeunis FTD', ID: 'm9' } };
+        return brief;
+      }),
+      'fourth',
+    );
+    expect(fourth.record).toMatchObject({ added: 0, removed: 0, changed: 1 });
+    expect(fourth.rows).toMatchObject([
+      { change: 'changed', device_key: '2000012', changed_fields: ['healthState'], health_state_before: 'INACTIVE', health_state_after: 'ACTIVE' },
+    ]);
+  });
+
+  it("compares with the previous run's raw files when it has no curated state, and with the fields configured", async () => {
+    const prefix = freshPrefix();
+    await reset(h, { fleet: fleetOf(range(0, 20)) });
+    const first = await exportOk(await curatingExporter(prefix, false), 'uncurated');
+    expect(first.curation).toMatchObject({ status: 'skipped', event: { curate: first.runId } });
+    await reset(h, { fleet: fleetOf(range(0, 20), (brief, i) => (i === 2 ? { ...brief, nwAddress: 'CAFE', healthState: 'INACTIVE' } : brief)) });
+    const handler = await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0', CURATE_CHANGE_FIELDS: 'nwAddress' });
+    const second = await exportOk(handler, 'by-address');
+    expect(second.curation).toMatchObject({ status: 'curated', comparison: 'compared', previousRunId: first.runId, changed: 1 });
+    const record = await recordOf(prefix, second.runId);
+    expect(record).toMatchObject({ comparedFrom: 'raw', changeFields: ['nwAddress'] });
+    const rows = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      record.changeFiles.map(({ key }) => key),
+      'SELECT changed_fields, before, after, health_state_after FROM read_parquet({files})',
+    );
+    expect(rows).toEqual([
+      {
+        changed_fields: ['nwAddress'],
+        before: JSON.stringify({ nwAddress: simulatedBrief(2).nwAddress }),
+        after: '{"nwAddress":"CAFE"}',
+        health_state_after: null,
+      },
+    ]);
+  });
+
+  it('never reports a device the paging skipped as removed: the export recovered it, and only the deleted ones are removed, confirmed', async () => {
+    const prefix = freshPrefix();
+    const handler = await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0', THINGPARK_CONCURRENCY: '1', THINGPARK_PAGE_SIZE: '100' });
+    await reset(h, { fleet: 500 });
+    await exportOk(handler, 'before');
+    // Deleting 5 devices already read shifts the list: 5 devices cross the page boundary
+    // unread, and the export recovers them. The 5 deleted were read: they are in this run.
+    await reset(h, { fleet: 500, changes: [{ afterPage: 1, remove: 5, at: 'served' }] });
+    const skipping = await exportOk(handler, 'skipping');
+    expect(skipping).toMatchObject({ devices: 500, recovered: 5, removed: 0, unresolved: 0 });
+    expect(skipping.curation).toMatchObject({ status: 'curated', added: 0, removed: 0, changed: 0 });
+    // The next run misses the 5 deleted devices, and the export confirms each gone.
+    const summary = await exportOk(handler, 'after');
+    expect(summary).toMatchObject({ devices: 495, recovered: 0, removed: 5, unresolved: 0 });
+    const deleted = new Set(h.platform.stats.removed.map((brief) => String(brief.ref)));
+    expect(deleted.size).toBe(5);
+    const record = await recordOf(prefix, summary.runId);
+    expect(record).toMatchObject({ removed: 5, added: 0, changed: 0, removalsConfirmed: true });
+    const rows = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      record.changeFiles.map(({ key }) => key),
+      'SELECT change, ref, confirmed FROM read_parquet({files})',
+    );
+    expect(new Set(rows.map((row) => row.ref))).toEqual(deleted);
+    expect(rows.every((row) => row.change === 'removed' && row.confirmed === true)).toBe(true);
+  });
+  it('leaves removals unconfirmed when the export could not resolve every missing device', async () => {
+    const prefix = freshPrefix();
+    // One page of 100: more devices missing than pages, so the export sweeps again and then
+    // looks up at most one; the other is left unresolved.
+    const handler = await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0', THINGPARK_PAGE_SIZE: '100' });
+    await reset(h, { fleet: fleetOf(range(0, 30)) });
+    await exportOk(handler, 'all');
+    await reset(h, { fleet: fleetOf(range(2, 30)) });
+    const summary = await exportOk(handler, 'two-gone');
+    expect(summary).toMatchObject({ devices: 28, unresolved: 1 });
+    const record = await recordOf(prefix, summary.runId);
+    expect(record).toMatchObject({ removed: 2, removalsConfirmed: false });
+    const rows = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      record.changeFiles.map(({ key }) => key),
+      'SELECT change, confirmed FROM read_parquet({files})',
+    );
+    expect(rows).toEqual([
+      { change: 'removed', confirmed: false },
+      { change: 'removed', confirmed: false },
+    ]);
+  });
+});
+
+describe('curation: devices_current', () => {
+  it('switches only once a run is curated, and always lists exactly one whole run', async () => {
+    const prefix = freshPrefix();
+    const handler = await curatingExporter(prefix);
+    await reset(h, { fleet: 120 });
+    const first = await exportOk(handler, 'one');
+    const firstFiles = (await recordOf(prefix, first.runId)).snapshotFiles.map(({ key }) => key);
+    expect(await currentKeys(s3(), DEMO.bucket, prefix)).toEqual(firstFiles);
+
+    await reset(h, { fleet: 140 });
+    let seenWhileRecording: string[] | undefined;
+    h.proxy.rule = async (request) => {
+      if (request.method === 'PUT' && request.key.startsWith(`${prefix}curated/runs/`) && seenWhileRecording === undefined) {
+        // The second run's files are written, its record not yet: the table still shows the first run.
+        seenWhileRecording = await currentKeys(s3(), DEMO.bucket, prefix);
+      }
+      return undefined;
+    };
+    const second = await exportOk(handler, 'two');
+    h.proxy.rule = undefined;
+    expect(seenWhileRecording).toEqual(firstFiles);
+    const secondFiles = (await recordOf(prefix, second.runId)).snapshotFiles.map(({ key }) => key);
+    expect(await currentKeys(s3(), DEMO.bucket, prefix)).toEqual(secondFiles);
+    const [counts] = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      await currentKeys(s3(), DEMO.bucket, prefix),
+      'SELECT count(*)::INTEGER AS devices, count(DISTINCT run_id)::INTEGER AS runs, any_value(run_id) AS run FROM read_parquet({files})',
+    );
+    expect(counts).toEqual({ devices: 140, runs: 1, run: second.runId });
+  });
+
+  it('is never moved back by an older run curated late, which is still curated against its own predecessor', async () => {
+    const prefix = freshPrefix();
+    const handler = await curatingExporter(prefix, false);
+    await reset(h, { fleet: 50 });
+    const older = await exportOk(handler, 'older');
+    const newer = await exportOk(handler, 'newer');
+    expect(await currentKeys(s3(), DEMO.bucket, prefix)).toEqual([]);
+
+    expect(await curateOk(handler, newer.runId)).toMatchObject({ status: 'curated', current: 'switched', previousRunId: older.runId, comparedFrom: 'raw' });
+    const late = await curateOk(handler, older.runId);
+    expect(late).toMatchObject({ status: 'curated', current: 'newer-run-current', comparison: 'first-run' });
+    const current = await currentKeys(s3(), DEMO.bucket, prefix);
+    expect(current.every((key) => key.includes(`/run=${newer.runId}/`))).toBe(true);
+  });
+
+  it('writes nothing at all when a curation is delivered again', async () => {
+    const prefix = freshPrefix();
+    const handler = await curatingExporter(prefix);
+    await reset(h, { fleet: 80 });
+    const summary = await exportOk(handler, 'once');
+    const before = await listKeys(s3(), DEMO.bucket, `${prefix}curated/`);
+    h.proxy.log.length = 0;
+    const again = await curateOk(handler, summary.runId);
+    expect(again).toMatchObject({ status: 'already-curated', current: 'already-current', devices: 80 });
+    expect(h.proxy.log.filter((request) => request.method !== 'GET' && request.method !== 'HEAD')).toEqual([]);
+    expect(await listKeys(s3(), DEMO.bucket, `${prefix}curated/`)).toEqual(before);
+  });
+});
+
+describe('curation: failures', () => {
+  const damage = async (prefix: string, corrupt: (runId: string, key: string) => Promise<void>) => {
+    const handler = await curatingExporter(prefix);
+    await reset(h, { fleet: 60 });
+    const good = await exportOk(handler, 'good');
+    const goodFiles = await currentKeys(s3(), DEMO.bucket, prefix);
+    const later = await curatingExporter(prefix, false);
+    const bad = await exportOk(later, 'bad');
+    await corrupt(bad.runId, bad.dataKeys[0] as string);
+    const error = await invokeFailing(h, later, { curate: bad.runId });
+    expect(await currentKeys(s3(), DEMO.bucket, prefix)).toEqual(goodFiles);
+    // Nothing of the failed curation is left: no file, no record, no state.
+    const left = (await listKeys(s3(), DEMO.bucket, `${prefix}curated/`)).filter((key) => key.includes(bad.runId));
+    expect(left).toEqual([]);
+    return { error, good, bad };
+  };
+  const put = (key: string, body: Buffer) => h.proxy.direct.send(new PutObjectCommand({ Bucket: DEMO.bucket, Key: key, Body: body }));
+
+  it('fails clearly on a raw file that is not complete gzip, and leaves the current table as it was', async () => {
+    const { error } = await damage(freshPrefix(), async (runId, key) => {
+      const whole = gzipSync(Buffer.from(`${JSON.stringify({ ref: '1', exportRunId: runId })}\n`.repeat(1000)));
+      await put(key, whole.subarray(0, whole.length - 20));
+    });
+    expect(error).toMatchObject({ name: 'CurationError', code: 'RAW_DAMAGED' });
+    expect(error.message).toMatch(/The raw data file \S+\.ndjson\.gz cannot be curated: it is not complete gzip \(Z_BUF_ERROR\)/);
+  });
+
+  it('fails clearly on a raw file that holds other rows than its manifest counted, or a line that is not JSON', async () => {
+    const short = await damage(freshPrefix(), async (runId, key) => {
+      await put(key, gzipSync(Buffer.from(`${JSON.stringify({ ref: '1', exportRunId: runId })}\n`)));
+    });
+    expect(short.error).toMatchObject({ code: 'RAW_DAMAGED' });
+    expect(short.error.message).toContain('it holds 1 rows where the manifest counted 60');
+    const garbled = await damage(freshPrefix(), async (runId, key) => {
+      await put(key, gzipSync(Buffer.from(`${JSON.stringify({ ref: '1', exportRunId: runId })}\n{"ref": "2", oops\n`)));
+    });
+    expect(garbled.error.message).toContain('line 2 is not JSON');
+  });
+
+  it('refuses a run that never committed', async () => {
+    const handler = await curatingExporter(freshPrefix());
+    const error = await invokeFailing(h, handler, { curate: '20261128T100000Z' });
+    expect(error).toMatchObject({ name: 'CurationError', code: 'RUN_NOT_COMMITTED' });
+    expect(error.message).toContain('Run 20261128T100000Z has no manifest');
+  });
+
+  it('skips inline curation when too little time is left, with the event that curates the run', async () => {
+    const prefix = freshPrefix();
+    await reset(h, { fleet: 40 });
+    const handler = await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: undefined });
+    const outcome = await invoke(h, handler, { label: 'short' }, lambdaContext(120_000));
+    const summary = outcome.summary as CuratedRunSummary;
+    expect(summary.curation).toMatchObject({ status: 'skipped', event: { curate: summary.runId } });
+    expect(summary.curation.status === 'skipped' && summary.curation.reason).toMatch(/^1\d\d s left, under CURATE_INLINE_MIN_REMAINING_SECONDS \(300 s\)$/);
+    expect(outcome.output).toContain('Curation skipped');
+    expect(await listKeys(s3(), DEMO.bucket, `${prefix}curated/`)).toEqual([]);
+  });
+});

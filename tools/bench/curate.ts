@@ -1,0 +1,217 @@
+/**
+ * `npm run bench:curate`: what curating a run costs, next to exporting it, and what the
+ * curated tables save. Against the local stand-ins, each invocation of the real handler in
+ * a child process of its own (curate-child.ts, bundled by esbuild as the Lambda runs its
+ * bundle) under the deployed function's heap limit:
+ *
+ *  1. export a fleet (1,000,000 devices by default, BENCH_CURATE_DEVICES to change), then
+ *     curate it: a first run, nothing to compare with;
+ *  2. change the fleet as a day does (1 % deleted, 1 % added, the health of 5 % changed),
+ *     export it again and curate it: compared with the first run's state;
+ *  3. compare the second run's Parquet with its gzip NDJSON: bytes stored, and bytes DuckDB
+ *     reads for the same query of healthState (its profiler's total_bytes_read).
+ *
+ * Prints a table and the targets, and writes .bench/curate.md and .bench/results-curate.json.
+ */
+import { fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { build } from 'esbuild';
+import { HEAP_MB } from '../../infra/function-runtime.ts';
+import type { Brief } from '../../test/support/fleet.ts';
+import { testS3 } from '../../test/support/snapshot.ts';
+import { startStandIns, type StandIns } from '../../test/support/standins.ts';
+import { quietAwsSdk } from '../cli.ts';
+import type { CurateChildResult } from './curate-child.ts';
+
+const fleet = Number(process.env.BENCH_CURATE_DEVICES ?? 1_000_000);
+const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1 };
+
+// s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
+if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
+quietAwsSdk();
+
+async function bundle(): Promise<string> {
+  const outfile = resolve('.bench', 'curate-child.mjs');
+  await build({
+    entryPoints: [resolve('tools/bench/curate-child.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    logLevel: 'error',
+  });
+  return outfile;
+}
+
+async function invoke(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult> {
+  const child = fork(childFile, [], {
+    execArgv: [`--max-old-space-size=${HEAP_MB}`],
+    env: {
+      ...process.env,
+      ...standIns.env,
+      BENCH_EVENT: JSON.stringify(event),
+      // Exports here never curate inline: each step is measured alone.
+      CURATE_INLINE_MIN_REMAINING_SECONDS: '900',
+      TMPDIR: '/tmp',
+      NODE_NO_WARNINGS: '1',
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolveResult, reject) => {
+    let received: CurateChildResult | undefined;
+    child.on('message', (message) => (received = message as CurateChildResult));
+    child.on('exit', (code) => (received ? resolveResult(received) : reject(new Error(`the child for ${JSON.stringify(event)} exited with ${code}`))));
+  });
+}
+
+/**
+ * The bytes one DuckDB query reads from local copies of `keys`: what this process read
+ * from files while it ran (Linux's /proc/self/io `rchar`; DuckDB runs in this process and
+ * reads with pread), and what DuckDB's profiler counts (`total_bytes_read`: Parquet reads
+ * only, its JSON reader's are not counted).
+ */
+async function bytesRead(
+  standIns: StandIns,
+  bucket: string,
+  keys: string[],
+  query: (files: string) => string,
+): Promise<{ bytes: number; profiled: number; rows: unknown[] }> {
+  const s3 = testS3(standIns.s3Url);
+  const directory = await mkdtemp(join(tmpdir(), 'bench-curate-'));
+  try {
+    const paths: string[] = [];
+    for (const [index, key] of keys.entries()) {
+      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      const path = join(directory, `${index}-${key.split('/').at(-1)}`);
+      await writeFile(path, (await object.Body?.transformToByteArray()) ?? new Uint8Array());
+      paths.push(path);
+    }
+    const profile = join(directory, 'profile.json');
+    const connection = await (await DuckDBInstance.create(':memory:')).connect();
+    await connection.run("SET enable_profiling = 'json'");
+    await connection.run(`SET profiling_output = '${profile}'`);
+    const before = await readChars();
+    const reader = await connection.runAndReadAll(query(`[${paths.map((path) => `'${path}'`).join(', ')}]`));
+    const read = (await readChars()) - before;
+    const rows = reader.getRowObjectsJS();
+    await connection.run("SET enable_profiling = 'no_output'");
+    connection.closeSync();
+    const { total_bytes_read: profiled } = JSON.parse(await readFile(profile, 'utf8')) as { total_bytes_read: number };
+    return { bytes: read, profiled, rows };
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
+
+/** Bytes this process has read through read(2) and pread(2), files and sockets alike. */
+async function readChars(): Promise<number> {
+  const io = await readFile('/proc/self/io', 'utf8');
+  return Number(/^rchar: (\d+)$/m.exec(io)?.[1] ?? Number.NaN);
+}
+
+const f1 = (n: number) => n.toFixed(1);
+const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+const int = (n: number) => Math.round(n).toLocaleString('en-US');
+
+const started = Date.now();
+const childFile = await bundle();
+const standIns = await startStandIns({ simulator: { fleet } });
+try {
+  const step = async (name: string, event: unknown) => {
+    console.log(`${name} ...`);
+    const result = await invoke(childFile, standIns, event);
+    console.log(`  ${f1(result.wallMs / 1000)} s, ${f1(result.cpuMs / 1000)} s CPU, peak RSS ${f1(result.maxRssMb)} MB`);
+    return { name, ...result };
+  };
+  const firstExport = await step(`export ${int(fleet)} devices (first run)`, { label: 'bench-first' });
+  const firstRun = firstExport.summary.runId as string;
+  const firstCuration = await step('curate it (first run: nothing to compare with)', { curate: firstRun });
+
+  // A day's changes: 1 % deleted from the middle of the list, 1 % added at its end, 5 % changing health.
+  const live = standIns.platform.fleet();
+  live.remove(Math.floor(fleet * 0.3), Math.floor(fleet / 100));
+  live.insert(live.size, Math.floor(fleet / 100));
+  standIns.platform.options.revise = (brief: Brief) =>
+    Number(brief.ref) % 20 === 7 ? { ...brief, healthState: brief.healthState === 'ACTIVE' ? 'BATTERY_LOW' : 'ACTIVE' } : brief;
+
+  const secondExport = await step(`export the changed fleet (second run)`, { label: 'bench-second' });
+  const secondRun = secondExport.summary.runId as string;
+  const secondCuration = await step("curate it (compared with the first run's state)", { curate: secondRun });
+  const curated = secondCuration.summary as {
+    devices: number;
+    added: number;
+    removed: number;
+    changed: number;
+    comparedFrom: string;
+    snapshotFiles: { key: string; bytes: number }[];
+  };
+  const raw = secondExport.summary as { bucket: string; bytes: number; dataKeys: string[] };
+  const parquetBytes = curated.snapshotFiles.reduce((sum, file) => sum + file.bytes, 0);
+
+  console.log('query healthState over both ...');
+  const overJson = await bytesRead(
+    standIns,
+    raw.bucket,
+    raw.dataKeys,
+    (files) => `SELECT healthState, count(*)::INTEGER AS n FROM read_json_auto(${files}) GROUP BY 1 ORDER BY 1`,
+  );
+  const overParquet = await bytesRead(
+    standIns,
+    raw.bucket,
+    curated.snapshotFiles.map(({ key }) => key),
+    (files) => `SELECT health_state, count(*)::INTEGER AS n FROM read_parquet(${files}) GROUP BY 1 ORDER BY 1`,
+  );
+  const answer = (rows: unknown[]) => JSON.stringify(rows.map((row) => Object.values(row as Record<string, unknown>)));
+  const sameAnswer = answer(overJson.rows) === answer(overParquet.rows);
+
+  const steps = [firstExport, firstCuration, secondExport, secondCuration];
+  const peak = Math.max(firstCuration.maxRssMb, secondCuration.maxRssMb);
+  const targets = [
+    { name: `curating ${int(fleet)} devices: peak RSS ≤ ${TARGETS.rssMb} MB`, met: peak <= TARGETS.rssMb, detail: `${f1(peak)} MB at most` },
+    {
+      name: 'Parquet ≤ half the bytes of the gzip NDJSON of the same run',
+      met: parquetBytes <= raw.bytes * TARGETS.bytesShare,
+      detail: `${mb(parquetBytes)} MB against ${mb(raw.bytes)} MB: ${f1((100 * parquetBytes) / raw.bytes)} %`,
+    },
+    {
+      name: 'a query of healthState reads ≤ 10 % of the bytes over Parquet that it reads over NDJSON',
+      met: overParquet.bytes <= overJson.bytes * TARGETS.queryShare && sameAnswer,
+      detail: `${int(overParquet.bytes)} bytes against ${int(overJson.bytes)}: ${((100 * overParquet.bytes) / overJson.bytes).toFixed(2)} % (DuckDB's profiler: ${int(overParquet.profiled)} bytes of Parquet); same answer: ${sameAnswer ? 'yes' : 'NO'}`,
+    },
+  ];
+  const lines = [
+    '| step | wall s | CPU s | peak RSS MB |',
+    '|---|---:|---:|---:|',
+    ...steps.map((s) => `| ${s.name} | ${f1(s.wallMs / 1000)} | ${f1(s.cpuMs / 1000)} | ${f1(s.maxRssMb)} |`),
+  ];
+  const markdown = [
+    `# Curation benchmark`,
+    '',
+    `\`npm run bench:curate\` (tools/bench/curate.ts) on ${new Date().toISOString().slice(0, 10)}, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, heap limit ${HEAP_MB} MB; took ${int((Date.now() - started) / 1000)} s.`,
+    '',
+    ...targets.map((t) => `- ${t.met ? '✅ met' : '❌ not met'}: ${t.name} (${t.detail})`),
+    '',
+    ...lines,
+    '',
+    `Second run: ${int(curated.devices)} devices; ${int(curated.added)} added, ${int(curated.removed)} removed, ${int(curated.changed)} changed (compared from its ${curated.comparedFrom}).`,
+    `Bytes stored: gzip NDJSON ${int(raw.bytes)}, Parquet ${int(parquetBytes)}. Bytes DuckDB read for healthState: NDJSON ${int(overJson.bytes)}, Parquet ${int(overParquet.bytes)}.`,
+    '',
+  ].join('\n');
+  console.log(`\n${markdown}`);
+  await mkdir(resolve('.bench'), { recursive: true });
+  await writeFile(resolve('.bench', 'curate.md'), markdown);
+  await writeFile(
+    resolve('.bench', 'results-curate.json'),
+    JSON.stringify({ fleet, steps, parquetBytes, rawBytes: raw.bytes, overJson, overParquet, targets }, null, 2),
+  );
+  if (!targets.every((t) => t.met)) process.exitCode = 1;
+} finally {
+  await standIns.stop();
+}
