@@ -6,13 +6,16 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { ContextAttribute, Schedule, ScheduleExpression, ScheduleGroup, ScheduleTargetInput } from 'aws-cdk-lib/aws-scheduler';
-import { LambdaInvoke } from 'aws-cdk-lib/aws-scheduler-targets';
+import { StepFunctionsStartExecution } from 'aws-cdk-lib/aws-scheduler-targets';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { Analytics } from './analytics.ts';
+import { Curation } from './curation.ts';
 import { Monitoring } from './monitoring.ts';
+import { Orchestration } from './orchestration.ts';
 import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
 import { SendOnlyQueueDestination } from './send-only-queue-destination.ts';
+import { DEFAULTS } from '../lambda/config.ts';
 import { functionEnvironmentOf, METRICS_NAMESPACE, SERVICE_NAME, type ExporterSettings } from './settings.ts';
 
 /** Lambda's maximum: the run watches its own deadline and stops cleanly before it. */
@@ -34,8 +37,10 @@ export class ExporterStack extends Stack {
   readonly deadLetterQueue: sqs.Queue;
   readonly scheduleGroup: ScheduleGroup;
   readonly schedule: Schedule;
+  readonly orchestration: Orchestration;
   readonly monitoring: Monitoring;
   readonly analytics: Analytics;
+  readonly curation: Curation;
 
   constructor(scope: Construct, id: string, props: ExporterStackProps) {
     super(scope, id, props);
@@ -56,6 +61,9 @@ export class ExporterStack extends Stack {
           noncurrentVersionExpiration: Duration.days(30),
           expiredObjectDeleteMarker: true,
         },
+        // A checkpoint is resumed within the hour or never (lambda/run/checkpoint.ts): the
+        // ones a failed or stopped run leaves go after a day.
+        { id: 'expire-checkpoints', prefix: `${prefix}checkpoints/`, expiration: Duration.days(1) },
         ...(settings.snapshotExpirationDays === undefined
           ? []
           : (['devices/', 'manifests/', 'indexes/'] as const).map((folder) => ({
@@ -133,17 +141,21 @@ export class ExporterStack extends Stack {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com').withConditions({
         StringEquals: { 'aws:SourceAccount': this.account, 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
       }),
-      description: 'thingpark-exporter: EventBridge Scheduler invokes the function',
+      description: 'thingpark-exporter: EventBridge Scheduler starts the export state machine',
     });
+    // A run takes as many invocations as it needs (lambda/run/export-run.ts); the state
+    // machine invokes the function until the run is committed. The function can still be
+    // invoked directly, for fleets that fit one invocation.
+    this.orchestration = new Orchestration(this, 'Orchestration', { function: this.function, functionTimeout: FUNCTION_TIMEOUT });
     this.schedule = new Schedule(this, 'Schedule', {
       scheduleGroup: this.scheduleGroup,
       schedule: ScheduleExpression.expression(settings.scheduleExpression),
       description: 'Starts a thingpark-exporter run',
-      target: new LambdaInvoke(this.function, {
+      target: new StepFunctionsStartExecution(this.orchestration.stateMachine, {
         role: schedulerRole,
         input: ScheduleTargetInput.fromObject({ scheduledTime: ContextAttribute.scheduledTime }),
-        // Scheduler retries only failed deliveries (the invocation is asynchronous); a late
-        // delivery is harmless because a run's id is its scheduled time.
+        // Scheduler retries only failed deliveries; a late or repeated delivery is harmless
+        // because a run's id is its scheduled time.
         retryAttempts: 3,
         maxEventAge: Duration.hours(1),
         deadLetterQueue: this.deadLetterQueue,
@@ -157,6 +169,8 @@ export class ExporterStack extends Stack {
       function: this.function,
       deadLetterQueue: this.deadLetterQueue,
       functionTimeout: FUNCTION_TIMEOUT,
+      deadlineMargin: Duration.seconds(Number(settings.functionEnvironment.RUN_DEADLINE_MARGIN_SECONDS ?? DEFAULTS.RUN_DEADLINE_MARGIN_SECONDS)),
+      stateMachine: this.orchestration.stateMachine,
       schedulePeriod,
       serviceName: SERVICE_NAME,
       metricsNamespace: METRICS_NAMESPACE,
@@ -169,7 +183,20 @@ export class ExporterStack extends Stack {
       databaseName: settings.glueDatabaseName,
     });
 
-    this.acknowledgeFindings(role, schedulerRole, prefix);
+    this.curation = new Curation(this, 'Curation', {
+      bucket: this.bucket,
+      prefix,
+      database: this.analytics.database,
+      databaseName: settings.glueDatabaseName,
+      workGroup: this.analytics.workGroup,
+      role,
+      dashboard: this.monitoring.dashboard,
+      topic: this.monitoring.topic,
+      serviceName: SERVICE_NAME,
+      metricsNamespace: METRICS_NAMESPACE,
+    });
+
+    this.acknowledgeFindings(role, prefix);
     this.addOutputs();
   }
 
@@ -177,8 +204,10 @@ export class ExporterStack extends Stack {
    * Exactly what lambda/storage/ calls, on the keys it uses: data files (multipart
    * uploads, deleted again when a run fails), manifests and the pointer (conditional
    * PutObject, GetObject), attempt markers (written, read and removed), key indexes
-   * (written at commit, read by the next run, removed with a failed run's data), and
-   * listings of a run's data and index folders and of the markers.
+   * (written at commit, read by the next run, removed with a failed run's data), the
+   * checkpoints of runs that go on in another invocation (written, read by the next
+   * invocation, removed once the run commits or is abandoned), and listings of a run's data,
+   * index and checkpoint folders and of the markers.
    */
   private grantSnapshotAccess(role: iam.IRole, prefix: string): void {
     const objects = (pattern: string) => this.bucket.arnForObjects(`${prefix}${pattern}`);
@@ -186,7 +215,14 @@ export class ExporterStack extends Stack {
       new iam.PolicyStatement({
         sid: 'WriteSnapshots',
         actions: ['s3:PutObject'],
-        resources: [objects('devices/*'), objects('manifests/*'), objects('latest.json'), objects('attempts/*'), objects('indexes/*')],
+        resources: [
+          objects('devices/*'),
+          objects('manifests/*'),
+          objects('latest.json'),
+          objects('attempts/*'),
+          objects('indexes/*'),
+          objects('checkpoints/*'),
+        ],
       }),
     );
     role.addToPrincipalPolicy(
@@ -200,14 +236,14 @@ export class ExporterStack extends Stack {
       new iam.PolicyStatement({
         sid: 'ReadManifestsAndPointer',
         actions: ['s3:GetObject'],
-        resources: [objects('manifests/*'), objects('latest.json'), objects('attempts/*'), objects('indexes/*')],
+        resources: [objects('manifests/*'), objects('latest.json'), objects('attempts/*'), objects('indexes/*'), objects('checkpoints/*')],
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'DeleteFailedRunData',
         actions: ['s3:DeleteObject'],
-        resources: [objects('devices/*'), objects('attempts/*'), objects('indexes/*')],
+        resources: [objects('devices/*'), objects('attempts/*'), objects('indexes/*'), objects('checkpoints/*')],
       }),
     );
     // ListObjectsV2 finds a crashed attempt's leftovers, and without ListBucket S3 answers
@@ -287,10 +323,9 @@ export class ExporterStack extends Stack {
     }
   }
 
-  private acknowledgeFindings(role: iam.Role, schedulerRole: iam.Role, prefix: string): void {
+  private acknowledgeFindings(role: iam.Role, prefix: string): void {
     const id = (construct: Construct) => this.getLogicalId(construct.node.defaultChild as CfnElement);
     const bucket = id(this.bucket);
-    const fn = id(this.function);
     Validations.of(role).acknowledge(
       {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}devices/*]`,
@@ -310,12 +345,12 @@ export class ExporterStack extends Stack {
         id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}manifests/*]`,
         reason: 'One manifest per run, named by its run id: written and read under this folder only.',
       },
+      {
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}checkpoints/*]`,
+        reason:
+          'One checkpoint (and its key sets) per invocation of a run that goes on in another, named by run and attempt: written when an invocation stops, read by the next, removed once the run commits or is abandoned, under this folder only.',
+      },
     );
-    Validations.of(schedulerRole).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${fn}.Arn>:*]`,
-      reason:
-        'LambdaInvoke grants the function and its qualified ARNs (versions and aliases) to the scheduler role; the role can invoke nothing but this function.',
-    });
     Validations.of(this.deadLetterQueue).acknowledge({
       id: 'AwsSolutions-SQS3',
       reason: 'This queue is itself the dead-letter queue (failed runs and undeliverable schedules); a DLQ of a DLQ adds nothing.',
@@ -336,6 +371,15 @@ export class ExporterStack extends Stack {
     new CfnOutput(this, 'GlueDatabaseName', { value: this.analytics.database.databaseName });
     new CfnOutput(this, 'GlueTableName', { value: this.analytics.table.tableName });
     new CfnOutput(this, 'AthenaWorkGroupName', { value: this.analytics.workGroupName });
+    const stateMachine = this.orchestration.stateMachine.stateMachineArn;
+    new CfnOutput(this, 'StateMachineArn', {
+      value: stateMachine,
+      description: 'Runs an export over as many invocations as it takes (what the schedule starts)',
+    });
+    new CfnOutput(this, 'StartExecutionCommand', {
+      description: 'Starts an export now through the state machine, as the schedule does; watch it with describe-execution',
+      value: `aws stepfunctions start-execution --region ${this.region} --state-machine-arn ${stateMachine} --input '{}'`,
+    });
     new CfnOutput(this, 'InvokeCommand', {
       description: 'Runs an export now and prints its summary (waits for the run to finish)',
       value: `aws lambda invoke --region ${this.region} --function-name ${fn} --cli-binary-format raw-in-base64-out --cli-read-timeout 0 --payload '{}' summary.json && cat summary.json`,

@@ -5,6 +5,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
@@ -13,6 +14,10 @@ export interface MonitoringProps {
   function: lambda.IFunction;
   deadLetterQueue: sqs.IQueue;
   functionTimeout: Duration;
+  /** RUN_DEADLINE_MARGIN_SECONDS: an invocation still running this close to its timeout did not stop cleanly. */
+  deadlineMargin: Duration;
+  /** The state machine that runs each scheduled export over as many invocations as it takes. */
+  stateMachine: sfn.IStateMachine;
   /** How often a run is scheduled; two periods without a success raise an alarm. */
   schedulePeriod: Duration;
   serviceName: string;
@@ -20,7 +25,7 @@ export interface MonitoringProps {
   alarmEmail?: string;
 }
 
-/** Alarms on the four ways an export goes wrong, the topic they notify, and a dashboard. */
+/** Alarms on the ways an export goes wrong, the topic they notify, and a dashboard. */
 export class Monitoring extends Construct {
   readonly key: kms.Key;
   readonly topic: sns.Topic;
@@ -29,6 +34,9 @@ export class Monitoring extends Construct {
     deadLetters: cloudwatch.Alarm;
     duration: cloudwatch.Alarm;
     noSuccess: cloudwatch.Alarm;
+    executionsFailed: cloudwatch.Alarm;
+    executionsTimedOut: cloudwatch.Alarm;
+    executionTime: cloudwatch.Alarm;
   };
   readonly dashboard: cloudwatch.Dashboard;
 
@@ -105,9 +113,12 @@ export class Monitoring extends Construct {
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    const durationThreshold = props.functionTimeout.toMilliseconds() * 0.8;
+    // An invocation of a run that does not fit stops 50 s before its timeout (the margins
+    // of lambda/config.ts), so a long duration is normal; one that reaches the deadline did
+    // not stop cleanly (a checkpoint that took too long, or a run that could not stop).
+    const durationThreshold = props.functionTimeout.toMilliseconds() - props.deadlineMargin.toMilliseconds();
     const duration = new cloudwatch.Alarm(this, 'DurationAlarm', {
-      alarmDescription: `A run took more than 80% of the ${props.functionTimeout.toMinutes()}-minute timeout: the fleet is outgrowing one invocation.`,
+      alarmDescription: `An invocation ran into its deadline, ${props.deadlineMargin.toSeconds()} s before the ${props.functionTimeout.toMinutes()}-minute timeout: it did not stop cleanly to let its run go on.`,
       metric: fn.metricDuration({ statistic: 'Maximum', period: fiveMinutes }),
       threshold: durationThreshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -124,7 +135,35 @@ export class Monitoring extends Construct {
       datapointsToAlarm: 2,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
-    this.alarms = { errors, deadLetters, duration, noSuccess };
+    const executionsFailed = new cloudwatch.Alarm(this, 'ExecutionsFailedAlarm', {
+      alarmDescription:
+        "A run's state machine execution failed: its error is the failed invocation's (the execution's history says which); its partial data was removed.",
+      metric: props.stateMachine.metricFailed({ statistic: 'Sum', period: fiveMinutes }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    const executionsTimedOut = new cloudwatch.Alarm(this, 'ExecutionsTimedOutAlarm', {
+      alarmDescription: "A run's state machine execution reached its timeout and stopped, with no cleanup: a later run settles what it left.",
+      metric: props.stateMachine.metricTimedOut({ statistic: 'Sum', period: fiveMinutes }),
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    // The one figure that says a fleet is outgrowing its schedule: the next run would start
+    // before this one ends, and both would share the platform's fair use.
+    const executionTimeThreshold = props.schedulePeriod.toMilliseconds() * 0.8;
+    const executionTime = new cloudwatch.Alarm(this, 'ExecutionTimeAlarm', {
+      alarmDescription: `A run took more than 80% of the ${props.schedulePeriod.toMinutes()}-minute schedule period: the next run would soon start before it ends.`,
+      metric: props.stateMachine.metricTime({ statistic: 'Maximum', period: fiveMinutes }),
+      threshold: executionTimeThreshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.alarms = { errors, deadLetters, duration, noSuccess, executionsFailed, executionsTimedOut, executionTime };
     const action = new SnsAction(this.topic);
     for (const alarm of Object.values(this.alarms)) {
       alarm.addAlarmAction(action);
@@ -153,7 +192,7 @@ export class Monitoring extends Construct {
           new cloudwatch.GraphWidget({
             title: 'Run duration (ms)',
             left: [exporterMetric('durationMs', 'Maximum', hourly), fn.metricDuration({ statistic: 'Maximum', period: hourly })],
-            leftAnnotations: [{ value: durationThreshold, label: '80% of timeout' }],
+            leftAnnotations: [{ value: durationThreshold, label: 'deadline' }],
             width: 12,
           }),
           new cloudwatch.GraphWidget({
@@ -174,7 +213,7 @@ export class Monitoring extends Construct {
           }),
           new cloudwatch.AlarmStatusWidget({
             title: 'Alarms',
-            alarms: [errors, deadLetters, duration, noSuccess],
+            alarms: Object.values(this.alarms),
             width: 12,
           }),
         ],
@@ -186,6 +225,25 @@ export class Monitoring extends Construct {
             left: [exporterMetric('recovered', 'Sum', hourly), exporterMetric('removed', 'Sum', hourly), exporterMetric('unresolved', 'Sum', hourly)],
             right: [exporterMetric('verificationRequests', 'Sum', hourly)],
             width: 24,
+          }),
+        ],
+        [
+          // A run over several invocations is one execution: how long runs take against the
+          // schedule, and how their executions end.
+          new cloudwatch.GraphWidget({
+            title: 'Run executions: time (ms)',
+            left: [props.stateMachine.metricTime({ statistic: 'Maximum', period: hourly })],
+            leftAnnotations: [{ value: executionTimeThreshold, label: '80% of schedule period' }],
+            width: 12,
+          }),
+          new cloudwatch.GraphWidget({
+            title: 'Run executions: succeeded, failed, timed out',
+            left: [
+              props.stateMachine.metricSucceeded({ statistic: 'Sum', period: hourly }),
+              props.stateMachine.metricFailed({ statistic: 'Sum', period: hourly }),
+              props.stateMachine.metricTimedOut({ statistic: 'Sum', period: hourly }),
+            ],
+            width: 12,
           }),
         ],
       ],

@@ -1,9 +1,9 @@
 import { EventError } from './errors.ts';
+import type { AbandonRequest } from './run/abandon.ts';
+import { CONTINUATION_FIELDS, type Continuation } from './run/checkpoint.ts';
 
 /** What started a run, reduced to what the run needs. */
-export type Trigger =
-  | { kind: 'schedule'; runTime: Date }
-  | { kind: 'on-demand'; runTime: Date; label?: string };
+export type Trigger = { kind: 'schedule'; runTime: Date } | { kind: 'on-demand'; runTime: Date; label?: string };
 
 export const ON_DEMAND_FIELDS = ['label'] as const;
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -155,7 +155,49 @@ function names(list: string[], show: (name: string) => string): string {
 }
 
 function usage(): string {
-  return `Allowed on demand: {} or {"label": "..."} (fields: ${ON_DEMAND_FIELDS.join(', ')}); scheduled: {"scheduledTime": "<ISO time>"} or an EventBridge "Scheduled Event".`;
+  return (
+    `Allowed on demand: {} or {"label": "..."} (fields: ${ON_DEMAND_FIELDS.join(', ')}); scheduled: {"scheduledTime": "<ISO time>"} or an EventBridge "Scheduled Event"; ` +
+    'to curate a committed run: {"curate": "<runId>"}; to resume a run: the object it answered with "status": "continue".'
+  );
+}
+
+/**
+ * A run id as runIdOf makes them: the run's UTC time to the second, and for an on-demand
+ * run a dash and its attempt (1 to 8 lower-case letters and digits).
+ */
+const RUN_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-[a-z0-9]{1,8})?$/;
+
+/**
+ * The run a `{"curate": "<runId>"}` event asks to curate; undefined for any other event.
+ * Read as strictly as a schedule: `curate` is the only field, and its value a run id whose
+ * time exists and is not before EARLIEST_SCHEDULE_TIME (no run can have an earlier one).
+ */
+export function curateRequest(event: unknown): string | undefined {
+  if (event === null || typeof event !== 'object' || Array.isArray(event) || !('curate' in event)) return undefined;
+  const extra = Object.keys(event).filter((name) => name !== 'curate');
+  if (extra.length > 0) throw new EventError(`A curate event carries only "curate"; unexpected: ${names(extra, bare)}. ${usage()}`);
+  const { curate } = event;
+  const match = typeof curate === 'string' ? RUN_ID.exec(curate) : null;
+  const fields = (match?.slice(1, 7) ?? []).map(Number);
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = fields;
+  const time = new Date(0);
+  time.setUTCFullYear(year, month - 1, day);
+  time.setUTCHours(hour, minute, second, 0);
+  const exists =
+    match !== null &&
+    time.getUTCFullYear() === year &&
+    time.getUTCMonth() === month - 1 &&
+    time.getUTCDate() === day &&
+    time.getUTCHours() === hour &&
+    time.getUTCMinutes() === minute &&
+    time.getUTCSeconds() === second;
+  if (!exists || time.getTime() < EARLIEST_SCHEDULE_TIME.getTime()) {
+    throw new EventError(
+      `"curate" must be a run id such as 20261128T100000Z (a schedule's) or 20261128T101530Z-6bd1a0f2 (an on-demand run's), ` +
+        `naming a time that exists, from ${EARLIEST_SCHEDULE_TIME.toISOString().slice(0, 4)} on; got ${shown(curate)}.`,
+    );
+  }
+  return curate as string;
 }
 
 /**
@@ -163,11 +205,91 @@ function usage(): string {
  * An on-demand run adds its attempt, so two operators' runs never collide.
  */
 export function runIdOf(trigger: Trigger, requestId: string): string {
-  const stamp = trigger.runTime.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  const stamp = trigger.runTime
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
   return trigger.kind === 'schedule' ? stamp : `${stamp}-${attemptOf(requestId)}`;
 }
 
 /** One invocation's short, key-safe name: the start of its request id. */
 export function attemptOf(requestId: string): string {
-  return requestId.replace(/[^A-Za-z0-9]/g, '').slice(0, 8).toLowerCase() || 'local';
+  return (
+    requestId
+      .replace(/[^A-Za-z0-9]/g, '')
+      .slice(0, 8)
+      .toLowerCase() || 'local'
+  );
+}
+
+/**
+ * The run a continuation asks to resume: exactly the object an export answered with
+ * `"status": "continue"` (run/checkpoint.ts), passed back as the event; undefined for any
+ * other event. Only its form is checked here. That it is this deployment's, unaltered and
+ * recent is checked against the checkpoint it names before anything else is done.
+ */
+export function continuationRequest(event: unknown): Continuation | undefined {
+  if (event === null || typeof event !== 'object' || Array.isArray(event) || (event as { status?: unknown }).status !== 'continue') return undefined;
+  const fields = event as Record<string, unknown>;
+  const expected: readonly string[] = CONTINUATION_FIELDS;
+  const extra = Object.keys(fields).filter((name) => !expected.includes(name));
+  const missing = expected.filter((name) => !(name in fields));
+  if (extra.length > 0 || missing.length > 0) {
+    const wrong = [...(missing.length > 0 ? [`missing: ${names(missing, bare)}`] : []), ...(extra.length > 0 ? [`unexpected: ${names(extra, bare)}`] : [])];
+    throw new EventError(`A continuation is exactly the object a run answered with "status": "continue" (${expected.join(', ')}); ${wrong.join('; ')}.`);
+  }
+  const problems = runReferenceProblems(fields);
+  const { slice, phase, devices, pages, elapsedMs } = fields;
+  if (!Number.isSafeInteger(slice) || (slice as number) < 1) problems.push(`"slice" must be a whole number from 1, got ${shown(slice)}`);
+  if (phase !== 'sweep' && phase !== 'verification') problems.push(`"phase" must be "sweep" or "verification", got ${shown(phase)}`);
+  for (const [name, value] of Object.entries({ devices, pages, elapsedMs })) {
+    if (!Number.isSafeInteger(value) || (value as number) < 0) problems.push(`"${name}" must be a whole number from 0, got ${shown(value)}`);
+  }
+  if (problems.length > 0)
+    throw new EventError(`The continuation is malformed: ${problems.join('; ')}. Resume a run with exactly the object it answered with.`);
+  return fields as unknown as Continuation;
+}
+
+/** The fields of `{"abandon": {...}}`: a continuation's, naming the run and its last checkpoint. */
+export const ABANDON_FIELDS = ['runId', 'attempt', 'bucket', 'checkpoint', 'sha256'] as const;
+
+/**
+ * The run an `{"abandon": {runId, attempt, bucket, checkpoint, sha256}}` event gives up
+ * (run/abandon.ts: what it removes); undefined for any other event. The fields are the
+ * continuation's it was last given, and are read as strictly.
+ */
+export function abandonRequest(event: unknown): AbandonRequest | undefined {
+  if (event === null || typeof event !== 'object' || Array.isArray(event) || !('abandon' in event)) return undefined;
+  const extra = Object.keys(event).filter((name) => name !== 'abandon');
+  if (extra.length > 0) throw new EventError(`An abandon event carries only "abandon"; unexpected: ${names(extra, bare)}.`);
+  const { abandon } = event;
+  const expected: readonly string[] = ABANDON_FIELDS;
+  const fields = abandon !== null && typeof abandon === 'object' && !Array.isArray(abandon) ? (abandon as Record<string, unknown>) : undefined;
+  const extraFields = fields ? Object.keys(fields).filter((name) => !expected.includes(name)) : [];
+  if (!fields || extraFields.length > 0 || expected.some((name) => !(name in fields))) {
+    throw new EventError(
+      `"abandon" must be an object with exactly ${expected.join(', ')}: those of the continuation the run last answered with` +
+        `${extraFields.length > 0 ? `; unexpected: ${names(extraFields, bare)}` : ''}.`,
+    );
+  }
+  const problems = runReferenceProblems(fields);
+  if (problems.length > 0) throw new EventError(`The abandon event is malformed: ${problems.join('; ')}.`);
+  return fields as unknown as AbandonRequest;
+}
+
+/** What is wrong with the fields that name a run and its checkpoint (a continuation's or an abandon event's). */
+function runReferenceProblems(fields: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const { runId, attempt, bucket, checkpoint, sha256 } = fields;
+  if (typeof runId !== 'string' || !RUN_ID.test(runId)) problems.push(`"runId" must be a run id such as 20261128T100000Z, got ${shown(runId)}`);
+  if (typeof attempt !== 'string' || !/^[a-z0-9]{1,32}$/.test(attempt))
+    problems.push(`"attempt" must be 1 to 32 lower-case letters and digits, got ${shown(attempt)}`);
+  if (typeof bucket !== 'string' || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
+    problems.push(`"bucket" must be an S3 bucket name, got ${shown(bucket)}`);
+  const named = typeof runId === 'string' && typeof attempt === 'string' ? `checkpoints/${runId}/${attempt}.json` : undefined;
+  if (typeof checkpoint !== 'string' || checkpoint.length > 1024 || named === undefined || !checkpoint.endsWith(named)) {
+    problems.push(`"checkpoint" must be the key of the run's checkpoint, ending in checkpoints/<runId>/<attempt>.json, got ${shown(checkpoint)}`);
+  }
+  if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) problems.push(`"sha256" must be 64 lower-case hex digits, got ${shown(sha256)}`);
+  return problems;
 }

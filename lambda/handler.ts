@@ -4,9 +4,11 @@ import { ExporterError } from './errors.ts';
 import { curateAfterExport, curateOnRequest, type CuratedRunSummary } from './curate/invoke.ts';
 import type { CurationSummary } from './curate/curate-run.ts';
 import { curationSettings } from './curate/settings.ts';
-import { attemptOf, curateRequest, parseTrigger, runIdOf } from './event.ts';
+import { abandonRequest, attemptOf, continuationRequest, curateRequest, parseTrigger, runIdOf, type Trigger } from './event.ts';
 import { logger, metrics, recordRun } from './observability.ts';
-import { exportRun } from './run/export-run.ts';
+import { abandonRun, type AbandonRequest, type AbandonSummary } from './run/abandon.ts';
+import type { Continuation } from './run/checkpoint.ts';
+import { exportRun, resumeRun } from './run/export-run.ts';
 import type { RunServices } from './run/run-context.ts';
 import { createServices } from './runtime.ts';
 import { attemptId } from './storage/keys.ts';
@@ -16,10 +18,22 @@ import { attemptId } from './storage/keys.ts';
 // its message rather than the whole init phase.
 let services: RunServices | undefined;
 
-/** `{"curate": "<runId>"}` curates a committed run; any other accepted event exports, then curates. */
+/** Every answer the function gives, by event. */
+export type HandlerAnswer = CuratedRunSummary | Continuation | CurationSummary | AbandonSummary;
+
+/**
+ * `{"curate": "<runId>"}` curates a committed run; `{"abandon": {...}}` gives up a continued
+ * run (run/abandon.ts); any other accepted event exports, then curates. An export that does
+ * not fit its invocation answers with a Continuation instead (`"status": "continue"`), and
+ * the function invoked with exactly that object goes on with the run: so does a schedule's
+ * or an operator's, whichever started it. Callers that may meet a run that long take the
+ * answer as a HandlerAnswer.
+ */
 export function handler(event: { curate: string }, context: Context): Promise<CurationSummary>;
+export function handler(event: { abandon: AbandonRequest }, context: Context): Promise<AbandonSummary>;
+export function handler(event: Continuation, context: Context): Promise<CuratedRunSummary | Continuation>;
 export function handler(event: unknown, context: Context): Promise<CuratedRunSummary>;
-export async function handler(event: unknown, context: Context): Promise<CuratedRunSummary | CurationSummary> {
+export async function handler(event: unknown, context: Context): Promise<HandlerAnswer> {
   logger.addContext(context);
   try {
     // Until the context is configured: a misspelt variable is otherwise ignored without a
@@ -28,25 +42,29 @@ export async function handler(event: unknown, context: Context): Promise<Curated
       for (const { message, name, suggestion } of unknownVariables()) logger.warn(message, { variable: name, suggestion });
     }
     const curate = curateRequest(event);
-    const trigger = curate === undefined ? parseTrigger(event, new Date()) : undefined;
+    const resume = continuationRequest(event);
+    const abandon = abandonRequest(event);
+    const trigger = curate === undefined && resume === undefined && abandon === undefined ? parseTrigger(event, new Date()) : undefined;
     services ??= createServices(loadConfig(), logger);
-    const curation = curationSettings();
-    if (trigger === undefined) {
-      return await curateOnRequest(services, curation, { runId: curate as string, remainingMs: () => context.getRemainingTimeInMillis(), logger });
+    if (abandon) {
+      logger.appendKeys({ runId: abandon.runId });
+      return await abandonRun(services, abandon, logger);
     }
-    const runId = runIdOf(trigger, context.awsRequestId);
+    const curation = curationSettings();
+    if (curate !== undefined) {
+      return await curateOnRequest(services, curation, { runId: curate, remainingMs: () => context.getRemainingTimeInMillis(), logger });
+    }
+    const run = { attempt: attemptId(attemptOf(context.awsRequestId)), remainingMs: () => context.getRemainingTimeInMillis(), logger };
+    const runId = resume?.runId ?? runIdOf(trigger as Trigger, context.awsRequestId);
     logger.appendKeys({ runId });
-    const summary = await exportRun(services, trigger, {
-      runId,
-      attempt: attemptId(attemptOf(context.awsRequestId)),
-      remainingMs: () => context.getRemainingTimeInMillis(),
-      logger,
-    });
+    const summary = resume ? await resumeRun(services, resume, run) : await exportRun(services, trigger as Trigger, { ...run, runId });
     // A replayed schedule exported nothing new: counting it again would double the figures.
     if (summary.status === 'committed') {
       recordRun(summary);
       metrics.publishStoredMetrics();
     }
+    // A run that goes on in another invocation has nothing committed to curate yet.
+    if (summary.status === 'continue') return summary;
     logger.info('Run finished', { summary });
     return await curateAfterExport(services, curation, summary, { remainingMs: () => context.getRemainingTimeInMillis(), logger });
   } catch (error) {

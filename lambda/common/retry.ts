@@ -23,8 +23,14 @@ export class TransientError extends Error {
 
 /** Retries allowed for a whole run: a platform that keeps failing is not pushed harder. */
 export class RetryBudget {
-  #spent = 0;
-  constructor(readonly limit: number) {}
+  #spent: number;
+  /** `spent`: what earlier invocations of a continued run already took from it. */
+  constructor(
+    readonly limit: number,
+    spent = 0,
+  ) {
+    this.#spent = spent;
+  }
   get spent(): number {
     return this.#spent;
   }

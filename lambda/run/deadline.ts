@@ -29,3 +29,28 @@ export function deadlineFor(remainingMs: number, marginSeconds: number): Deadlin
   );
   return { signal: controller.signal, reached, clear: () => clearTimeout(timer) };
 }
+
+/** Why a run stopped to go on in another invocation: not a failure, and never thrown. */
+export class SliceEnd extends Error {
+  override readonly name = 'SliceEnd';
+}
+
+export interface Pause {
+  /** Aborts, with a SliceEnd, when this invocation should stop at the next boundary. */
+  signal: AbortSignal;
+  clear(): void;
+}
+
+/**
+ * When an invocation stops to let its run go on in another: `checkpointMarginSeconds`
+ * before its deadline, the time it has to complete its open data file and save where it
+ * stands. None when the invocation has less than that: the run then goes as far as its
+ * deadline lets it, as it did before runs could continue.
+ */
+export function pauseFor(remainingMs: number, margins: { deadlineMarginSeconds: number; checkpointMarginSeconds: number }): Pause | undefined {
+  const workMs = remainingMs - (margins.deadlineMarginSeconds + margins.checkpointMarginSeconds) * 1000;
+  if (workMs <= 0) return undefined;
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new SliceEnd('This invocation stopped to let its run go on in another')), workMs);
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}

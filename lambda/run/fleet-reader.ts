@@ -3,7 +3,7 @@ import { RetryBudget, logRetries, retrying } from '../common/retry.ts';
 import { AdaptiveWindow } from '../platform/adaptive-window.ts';
 import { deviceFetcher } from '../platform/device-lookup.ts';
 import { pageFetcher, type Brief, type DevicePage, type PageSource, type RequestStats } from '../platform/devices-api.ts';
-import { orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
+import { isLast, orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from './device-key.ts';
 import type { RunServices } from './run-context.ts';
@@ -15,6 +15,19 @@ export interface Sweep extends PagingStats {
   /** The platform's `count` on the first and the last page, where it sends one. */
   firstCount?: number;
   lastCount?: number;
+  /** Where the pass stopped when it was paused (see `sweep`): the next page to read. */
+  next?: number;
+}
+
+/** What a reader has counted, carried from one invocation of a continued run to the next. */
+export interface ReaderCounts {
+  duplicates: number;
+  unkeyed: number;
+  requests: RequestStats;
+  /** Retries taken from the run's budget. */
+  retries: number;
+  /** Pages written, by every sweep. */
+  pages: number;
 }
 
 /**
@@ -25,13 +38,15 @@ export interface Sweep extends PagingStats {
  * de-duplication set, and the key index it commits.
  */
 export class FleetReader {
-  readonly seen = new Set<DeviceKey>();
-  readonly requests: RequestStats = { requests: 0, throttled: 0, tokenRefusals: 0 };
+  readonly seen: Set<DeviceKey>;
+  readonly requests: RequestStats;
   readonly budget: RetryBudget;
   /** Devices the first sweep met again, and dropped. */
-  duplicates = 0;
+  duplicates: number;
   /** Devices with neither ref nor EUI, written as they came. */
-  unkeyed = 0;
+  unkeyed: number;
+  /** Pages written, by every sweep. */
+  pages: number;
   readonly #window: AdaptiveWindow;
   readonly #fetchPage: (index: number, signal: AbortSignal) => Promise<DevicePage>;
   readonly #lookup: (id: string, signal: AbortSignal) => Promise<Brief | undefined>;
@@ -40,10 +55,18 @@ export class FleetReader {
   constructor(
     private readonly services: RunServices,
     private readonly run: { runId: string; writer: DataWriter; logger: Logger },
+    /** A continued run's reader goes on from the set and the counts the earlier invocations left. */
+    carried?: { seen: Set<DeviceKey>; counts: ReaderCounts },
   ) {
     const { config, tokens } = services;
-    this.budget = new RetryBudget(config.runRetryBudget);
-    this.#window = new AdaptiveWindow(config.concurrency);
+    this.seen = carried?.seen ?? new Set<DeviceKey>();
+    const counts = carried?.counts;
+    this.requests = { requests: 0, throttled: 0, tokenRefusals: 0, ...counts?.requests };
+    this.duplicates = counts?.duplicates ?? 0;
+    this.unkeyed = counts?.unkeyed ?? 0;
+    this.pages = counts?.pages ?? 0;
+    this.budget = new RetryBudget(config.runRetryBudget, counts?.retries ?? 0);
+    this.#window = new AdaptiveWindow(config.maxConcurrency, { initial: config.concurrency });
     const source: PageSource = {
       baseUrl: config.baseUrl,
       pageSize: config.pageSize,
@@ -63,21 +86,49 @@ export class FleetReader {
    * a duplicate (the fleet shifted under the paging); on a later one every device is met
    * again, so only those not yet seen count, and a device with neither ref nor EUI, which
    * nothing tells apart from the copy the first pass wrote, is left out.
+   *
+   * A continued run's pass starts at `from`, the page where an earlier invocation stopped.
+   * Once `pause` aborts, the pass stops at the next page boundary: the page being written
+   * is finished, fetches ahead of it are cancelled (counted as wasted), and `next` says
+   * which page to read on. A pass that reaches the list's end is complete, paused or not.
    */
-  async sweep(signal: AbortSignal, again = false): Promise<Sweep> {
+  async sweep(signal: AbortSignal, again = false, { from, pause }: { from?: number; pause?: AbortSignal } = {}): Promise<Sweep> {
     const sweep: Sweep = { pages: 0, wasted: 0, written: 0 };
-    const pages = orderedPages(this.#fetchPage, { firstIndex: this.services.config.firstPageIndex, window: this.#window, signal, stats: sweep });
-    for await (const page of pages) {
-      if (page.count !== undefined) {
-        sweep.firstCount ??= page.count;
-        sweep.lastCount = page.count;
+    let next = from ?? this.services.config.firstPageIndex;
+    const pages = orderedPages(this.#fetchPage, {
+      firstIndex: next,
+      window: this.#window,
+      signal: pause ? AbortSignal.any([signal, pause]) : signal,
+      stats: sweep,
+    });
+    try {
+      for await (const page of pages) {
+        if (page.count !== undefined) {
+          sweep.firstCount ??= page.count;
+          sweep.lastCount = page.count;
+        }
+        for (const brief of page.briefs) {
+          if (await this.#admit(brief, deviceKey(brief), again)) sweep.written += 1;
+        }
+        this.pages += 1;
+        next = page.index + 1;
+        this.run.logger.debug('Page written', { runId: this.run.runId, page: page.index, briefs: page.briefs.length, window: this.#window.limit });
+        if (pause?.aborted && !isLast(page)) {
+          sweep.next = next;
+          break;
+        }
       }
-      for (const brief of page.briefs) {
-        if (await this.#admit(brief, deviceKey(brief), again)) sweep.written += 1;
-      }
-      this.run.logger.debug('Page written', { runId: this.run.runId, page: page.index, briefs: page.briefs.length, window: this.#window.limit });
+    } catch (error) {
+      // Paused while waiting for a page: it was not written, so it is where the pass goes on.
+      if (!pause?.aborted || signal.aborted || !isAbort(error, pause)) throw error;
+      sweep.next = next;
     }
     return sweep;
+  }
+
+  /** Requests allowed on the wire now, for progress reports. */
+  get window(): number {
+    return this.#window.limit;
   }
 
   /** The device with this key as the platform has it now; undefined when it says there is none. */
@@ -107,4 +158,12 @@ export class FleetReader {
 function withRunId(brief: Brief, runField: string): string {
   const json = JSON.stringify(brief);
   return json.length === 2 ? `{${runField.slice(1)}` : json.slice(0, -1) + runField;
+}
+
+/**
+ * Whether a failure is the pause itself: its reason, or the AbortError of a request it
+ * cancelled (the retry policy aborts its attempts without passing the reason on).
+ */
+export function isAbort(error: unknown, pause: AbortSignal): boolean {
+  return error === pause.reason || (error instanceof Error && error.name === 'AbortError');
 }

@@ -4,15 +4,42 @@ import type { DataFile, DataWriter } from '../storage/data-writer.ts';
 import { writeKeyIndex, type KeyIndexEntry } from '../storage/key-index.ts';
 import type { RunCounts } from '../storage/manifest.ts';
 import type { Deadline } from './deadline.ts';
-import { FleetReader } from './fleet-reader.ts';
+import type { FleetReader, Sweep } from './fleet-reader.ts';
 import type { RunServices } from './run-context.ts';
-import { verifyFleet, type PreviousRun, type Verified } from './verify-fleet.ts';
+import { FleetVerification, type PreviousRun, type Verified } from './verify-fleet.ts';
 
 /** The fleet, written and verified: its files, its key index, and what the run counted. */
 export interface StreamedSnapshot extends Pick<Verified, 'verification' | 'comparedWith'> {
   files: DataFile[];
   index: KeyIndexEntry;
   counts: RunCounts;
+}
+
+/**
+ * The run's first sweep so far, over every invocation of a continued run: `next` is the
+ * page it goes on from while it is unfinished, and `requests` the requests made by the time
+ * it was complete (the run's page requests).
+ */
+export interface SweepSoFar extends Sweep {
+  requests?: number;
+}
+
+/** Where a run stands when its invocation's time is up: files complete, and what is left. */
+export interface PausedSnapshot {
+  /** This invocation's files, every one complete. */
+  files: DataFile[];
+  sweep: SweepSoFar;
+  verification?: FleetVerification;
+  /** Token grants, this invocation's and the earlier ones'. */
+  tokenRequests: number;
+}
+
+/** What earlier invocations of a continued run did, for this one to go on from. */
+export interface EarlierWork {
+  files: readonly DataFile[];
+  sweep: SweepSoFar;
+  verification?: FleetVerification;
+  tokenRequests: number;
 }
 
 /** How long a failed run lets its cancelled fetches wind down before it reports. */
@@ -22,35 +49,66 @@ const WIND_DOWN_MS = 200;
  * Pages through the fleet in page order into the run's data files, each device once (its
  * first occurrence), every row tagged with the run id; then verifies the result against
  * the previous run (verify-fleet.ts), and writes the key index the next run compares with.
- * If anything fails or the deadline comes first, the writer is discarded (its files and
- * the index removed) and the failure is thrown.
+ * If anything fails or the deadline comes first, the writer is discarded (this invocation's
+ * files and the index removed) and the failure is thrown.
+ *
+ * When `pause` aborts first (the invocation's time is up, see export-run.ts), it stops at
+ * the next page or lookup boundary, completes the open data file and resolves with where
+ * the run stands, for a checkpoint; a continued run starts from `earlier`.
  */
 export async function streamSnapshot(
   services: RunServices,
-  run: { runId: string; writer: DataWriter; deadline: Deadline; logger: Logger; previous: Promise<PreviousRun>; indexKey: string },
-): Promise<StreamedSnapshot> {
+  run: {
+    runId: string;
+    reader: FleetReader;
+    writer: DataWriter;
+    deadline: Deadline;
+    pause?: AbortSignal;
+    logger: Logger;
+    previous: Promise<PreviousRun>;
+    indexKey: string;
+    earlier: EarlierWork;
+  },
+): Promise<{ done: StreamedSnapshot } | { paused: PausedSnapshot }> {
   const { config, tokens, s3 } = services;
-  const { runId, writer, deadline, logger } = run;
+  const { runId, reader, writer, deadline, pause, logger, earlier } = run;
   const grantsBefore = tokens.grants;
-  const reader = new FleetReader(services, { runId, writer, logger });
+  // Updated in place as the sweep goes, so that progress reports can tell the phase.
+  const sweep = earlier.sweep;
+  let verification = earlier.verification;
 
   // Stops the paging when the run fails elsewhere (the writer), as the deadline does.
   const stop = new AbortController();
   const signal = AbortSignal.any([deadline.signal, stop.signal]);
   const produce = async () => {
-    const sweep = await reader.sweep(signal);
-    const pageRequests = reader.requests.requests;
-    const verified = await verifyFleet(reader, await run.previous, { sweep, signal, logger, runId });
+    if (sweep.next !== undefined) {
+      const part = await reader.sweep(signal, false, { from: sweep.next, pause });
+      sweep.pages += part.pages;
+      sweep.wasted += part.wasted;
+      sweep.written += part.written;
+      sweep.firstCount ??= part.firstCount;
+      if (part.lastCount !== undefined) sweep.lastCount = part.lastCount;
+      sweep.next = part.next;
+      if (part.next !== undefined) return { paused: true as const };
+      sweep.requests = reader.requests.requests;
+    }
+    const previous = await run.previous;
+    verification ??= FleetVerification.start(previous, reader.seen, { sweep, firstPageIndex: config.firstPageIndex, logger, runId });
+    const verified = await verification.run(reader, previous, { sweep, signal, pause, logger, runId });
+    if (!verified) return { paused: true as const };
     const files = await writer.close();
     writer.adopt(run.indexKey);
     const index = await writeKeyIndex(s3, config.bucket, run.indexKey, reader.seen);
-    return { sweep, pageRequests, verified, files, index };
+    return { paused: false as const, verified, files, index };
   };
 
   let produced: Awaited<ReturnType<typeof produce>>;
+  let files: DataFile[];
   const producing = produce();
   try {
     produced = await Promise.race([producing, deadline.reached]);
+    // Stopped at a boundary: the open data file is completed, within the deadline too.
+    files = produced.paused ? await Promise.race([writer.close(), deadline.reached]) : produced.files;
   } catch (error) {
     stop.abort(error);
     await discardQuietly(writer, runId, logger);
@@ -59,24 +117,30 @@ export async function streamSnapshot(
     await Promise.race([producing.catch(() => undefined), sleep(WIND_DOWN_MS)]);
     throw deadline.signal.aborted ? deadline.signal.reason : error;
   }
-  const { sweep, pageRequests, verified, files, index } = produced;
-  const { verification, comparedWith, ...verificationCounts } = verified;
+  const tokenRequests = earlier.tokenRequests + tokens.grants - grantsBefore;
+  if (produced.paused) return { paused: { files, sweep, ...(verification ? { verification } : {}), tokenRequests } };
+
+  const { verified, index } = produced;
+  const { verification: outcome, comparedWith, ...verificationCounts } = verified;
+  const allFiles = [...earlier.files, ...files];
   return {
-    files,
-    index,
-    verification,
-    ...(comparedWith === undefined ? {} : { comparedWith }),
-    counts: {
-      devices: files.reduce((sum, file) => sum + file.devices, 0),
-      pages: sweep.pages,
-      pageRequests,
-      wastedRequests: sweep.wasted,
-      duplicates: reader.duplicates,
-      unkeyed: reader.unkeyed,
-      throttled: reader.requests.throttled,
-      retries: reader.budget.spent,
-      tokenRequests: tokens.grants - grantsBefore,
-      ...verificationCounts,
+    done: {
+      files: allFiles,
+      index,
+      verification: outcome,
+      ...(comparedWith === undefined ? {} : { comparedWith }),
+      counts: {
+        devices: allFiles.reduce((sum, file) => sum + file.devices, 0),
+        pages: sweep.pages,
+        pageRequests: sweep.requests ?? reader.requests.requests,
+        wastedRequests: sweep.wasted,
+        duplicates: reader.duplicates,
+        unkeyed: reader.unkeyed,
+        throttled: reader.requests.throttled,
+        retries: reader.budget.spent,
+        tokenRequests,
+        ...verificationCounts,
+      },
     },
   };
 }

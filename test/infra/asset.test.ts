@@ -1,12 +1,13 @@
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import lambdaLocal from 'lambda-local';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ExporterStack } from '../../infra/exporter-stack.ts';
 import { settingsFromContext } from '../../infra/settings.ts';
+import { currentKeys, queryObjects } from '../support/curated.ts';
 import { captureOutput } from '../support/lambda.ts';
 import { getJson, runRows, testS3 } from '../support/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
@@ -98,6 +99,73 @@ describe('the bundled Lambda asset', () => {
     const rows = await runRows(s3, summary);
     expect(new Set(rows.map((row) => row.ref)).size).toBe(3000);
     expect(await getJson(s3, DEMO.bucket, 'thingpark/latest.json')).toMatchObject({ manifestKey: summary.manifestKey });
+  });
+
+  it('curates a committed run from the synthesized bundle: Parquet that DuckDB reads, and the current table', async () => {
+    // The template's prefix: lambda-local keeps the bundle's module, as a warm context does, with its configuration.
+    const env = environment();
+    const exported = (await execute({ scheduledTime: '2026-11-28T07:00:00Z' }, env)) as { runId: string; devices: number; curation: { status: string } };
+    // lambda-local gives the invocation 120 s, under the 300 s kept for curating inline.
+    expect(exported.curation).toMatchObject({ status: 'skipped' });
+
+    const curated = (await execute({ curate: exported.runId }, env)) as { status: string; devices: number; current: string; snapshotFiles: { key: string }[] };
+    expect(curated).toMatchObject({ status: 'curated', devices: 3000, current: 'switched' });
+    const s3 = testS3(standIns.s3Url);
+    expect(await currentKeys(s3, DEMO.bucket, 'thingpark/')).toEqual(curated.snapshotFiles.map(({ key }) => key));
+    const [counts] = await queryObjects(
+      s3,
+      DEMO.bucket,
+      curated.snapshotFiles.map(({ key }) => key),
+      'SELECT count(*)::INTEGER AS devices, count(DISTINCT ref)::INTEGER AS refs, any_value(run_id) AS run FROM read_parquet({files})',
+    );
+    expect(counts).toEqual({ devices: 3000, refs: 3000, run: exported.runId });
+  });
+
+  it('continues a run that does not fit one invocation: invoked again with each answer, the bundle commits it', async () => {
+    standIns.platform.reset({ fleet: 3000, latencyMs: 80 });
+    // The same bytes under another name: lambda-local keeps a loaded module (and so its
+    // configuration) as a warm context does, and this run needs a cold start of its own.
+    const coldBundle = join(dirname(bundle), 'continued.mjs');
+    await copyFile(bundle, coldBundle);
+    try {
+      // Invocations of 4 s (the first one's module load included) less the two margins of 1 s: 30
+      // pages of 100, one at a time at 80 ms each, take several.
+      const env = environment({
+        SNAPSHOT_PREFIX: 'continued/',
+        THINGPARK_PAGE_SIZE: '100',
+        THINGPARK_CONCURRENCY: '1',
+        THINGPARK_MAX_CONCURRENCY: '1',
+        RUN_DEADLINE_MARGIN_SECONDS: '1',
+        RUN_CHECKPOINT_MARGIN_SECONDS: '1',
+      });
+      const answers: { status: string; runId?: string; checkpoint?: string }[] = [];
+      let event: unknown = { scheduledTime: '2026-11-28T08:00:00Z' };
+      for (let i = 0; i < 20; i += 1) {
+        const answer = (await lambdaLocal.execute({
+          event,
+          lambdaPath: coldBundle,
+          esm: true,
+          environment: env,
+          timeoutMs: 4000,
+          verboseLevel: 0,
+        })) as (typeof answers)[number];
+        answers.push(answer);
+        if (answer.status !== 'continue') break;
+        event = answer;
+      }
+      expect(answers.length).toBeGreaterThanOrEqual(2);
+      for (const answer of answers.slice(0, -1)) {
+        expect(answer).toMatchObject({ status: 'continue', runId: '20261128T080000Z' });
+        expect(answer.checkpoint).toMatch(/^continued\/checkpoints\/20261128T080000Z\/[a-z0-9]+\.json$/);
+      }
+      const summary = answers.at(-1) as unknown as { status: string; bucket: string; devices: number; dataKeys: string[] };
+      expect(summary).toMatchObject({ status: 'committed', devices: 3000 });
+      const rows = await runRows(testS3(standIns.s3Url), summary);
+      expect(rows).toHaveLength(3000);
+      expect(new Set(rows.map((row) => row.ref)).size).toBe(3000);
+    } finally {
+      standIns.platform.reset({ fleet: 3000 });
+    }
   });
 
   // Minification renames classes unless told not to: the error's name is what operators

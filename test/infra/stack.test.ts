@@ -48,6 +48,13 @@ function onlyResource(template: Template, type: string) {
   return found[0]!;
 }
 
+/** The Glue table of that name (the stack has several). */
+function glueTable(template: Template, name: string) {
+  const found = Object.values(resourcesOf(template, 'AWS::Glue::Table')).filter((table) => table.Properties.TableInput.Name === name);
+  expect(found).toHaveLength(1);
+  return found[0]!;
+}
+
 function policyStatements(template: Template, roleLogicalId: string): any[] {
   const policies = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).filter((policy) =>
     policy.Properties.Roles.some((role: any) => role.Ref === roleLogicalId),
@@ -148,8 +155,9 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
     });
 
     it('keeps its logs in a log group of its own for one month', () => {
-      s.template.resourceCountIs('AWS::Logs::LogGroup', 1);
-      s.template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+      // The function's, and the state machine's (below).
+      s.template.resourceCountIs('AWS::Logs::LogGroup', 2);
+      expect(s.template.findResources('AWS::Logs::LogGroup')[s.id(s.stack.function.logGroup)]?.Properties).toEqual({ RetentionInDays: 30 });
     });
 
     it('is bundled as ESM with the AWS SDK inside and the createRequire banner', () => {
@@ -203,6 +211,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Effect: 'Allow',
           Resource: [
             objectArn(bucketId, 'thingpark/attempts/*'),
+            objectArn(bucketId, 'thingpark/checkpoints/*'),
             objectArn(bucketId, 'thingpark/devices/*'),
             objectArn(bucketId, 'thingpark/indexes/*'),
             objectArn(bucketId, 'thingpark/latest.json'),
@@ -216,6 +225,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Effect: 'Allow',
           Resource: [
             objectArn(bucketId, 'thingpark/attempts/*'),
+            objectArn(bucketId, 'thingpark/checkpoints/*'),
             objectArn(bucketId, 'thingpark/indexes/*'),
             objectArn(bucketId, 'thingpark/latest.json'),
             objectArn(bucketId, 'thingpark/manifests/*'),
@@ -225,7 +235,12 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Sid: 'DeleteFailedRunData',
           Action: 's3:DeleteObject',
           Effect: 'Allow',
-          Resource: [objectArn(bucketId, 'thingpark/attempts/*'), objectArn(bucketId, 'thingpark/devices/*'), objectArn(bucketId, 'thingpark/indexes/*')],
+          Resource: [
+            objectArn(bucketId, 'thingpark/attempts/*'),
+            objectArn(bucketId, 'thingpark/checkpoints/*'),
+            objectArn(bucketId, 'thingpark/devices/*'),
+            objectArn(bucketId, 'thingpark/indexes/*'),
+          ],
         },
         { Sid: 'ListSnapshotBucket', Action: 's3:ListBucket', Effect: 'Allow', Resource: arnOf(bucketId) },
         {
@@ -236,6 +251,19 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
             'arn:aws:ssm:eu-west-1:123456789012:parameter/thingpark-exporter/client-id',
             'arn:aws:ssm:eu-west-1:123456789012:parameter/thingpark-exporter/client-secret',
           ],
+        },
+        // Curation (infra/curation.ts): raw files in, curated files out.
+        {
+          Sid: 'ReadRawAndCurated',
+          Action: 's3:GetObject',
+          Effect: 'Allow',
+          Resource: [objectArn(bucketId, 'thingpark/curated/*'), objectArn(bucketId, 'thingpark/devices/*')],
+        },
+        {
+          Sid: 'WriteCurated',
+          Action: ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:PutObject'],
+          Effect: 'Allow',
+          Resource: objectArn(bucketId, 'thingpark/curated/*'),
         },
       ]);
     });
@@ -306,6 +334,22 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Resource: objectArn(bucketId, 'thingpark/latest.json'),
           Condition: { Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
         },
+        {
+          Sid: 'CurationRecordsAreCreatedOnce',
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: 's3:PutObject',
+          Resource: objectArn(bucketId, 'thingpark/curated/runs/*'),
+          Condition: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
+        },
+        {
+          Sid: 'CurrentTableIsSwitchedConditionally',
+          Effect: 'Deny',
+          Principal: { AWS: '*' },
+          Action: 's3:PutObject',
+          Resource: objectArn(bucketId, 'thingpark/curated/devices_current/symlink.txt'),
+          Condition: { Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
+        },
       ]);
     });
 
@@ -319,9 +363,11 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           ExpiredObjectDeleteMarker: true,
           Status: 'Enabled',
         },
+        { Id: 'expire-checkpoints', Prefix: 'thingpark/checkpoints/', ExpirationInDays: 1, Status: 'Enabled' },
         { Id: 'expire-devices', Prefix: 'thingpark/devices/', ExpirationInDays: 90, Status: 'Enabled' },
         { Id: 'expire-manifests', Prefix: 'thingpark/manifests/', ExpirationInDays: 90, Status: 'Enabled' },
         { Id: 'expire-indexes', Prefix: 'thingpark/indexes/', ExpirationInDays: 90, Status: 'Enabled' },
+        { Id: 'expire-curated-state', Prefix: 'thingpark/curated/state/', ExpirationInDays: 7, Status: 'Enabled' },
       ]);
     });
   });
@@ -339,13 +385,13 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
   });
 
   describe('schedule', () => {
-    it('sends the scheduled time, retries delivery three times within an hour, dead-letters the rest', () => {
+    it('starts the state machine with the scheduled time, retries delivery three times within an hour, dead-letters the rest', () => {
       const schedule = onlyResource(s.template, 'AWS::Scheduler::Schedule').Properties;
       expect(schedule.ScheduleExpression).toBe('rate(1 hour)');
       expect(schedule.FlexibleTimeWindow).toEqual({ Mode: 'OFF' });
       expect(JSON.parse(schedule.Target.Input)).toEqual({ scheduledTime: '<aws.scheduler.scheduled-time>' });
       expect(schedule.Target).toMatchObject({
-        Arn: arnOf(functionId),
+        Arn: { Ref: s.id(s.stack.orchestration.stateMachine) },
         RoleArn: arnOf(s.id(s.stack.node.findChild('SchedulerRole'))),
         RetryPolicy: { MaximumRetryAttempts: 3, MaximumEventAgeInSeconds: 3600 },
         DeadLetterConfig: { Arn: arnOf(queueId) },
@@ -361,7 +407,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
       expect(schedule.DependsOn).toContain(groupId);
     });
 
-    it('uses a role of its own that only its own schedule group in this account can hand to Scheduler, for this function only', () => {
+    it('uses a role of its own that only its own schedule group in this account can hand to Scheduler, for this state machine only', () => {
       const roleId = s.id(s.stack.node.findChild('SchedulerRole'));
       const role = s.template.findResources('AWS::IAM::Role')[roleId]!;
       // Scheduler names the schedule group as the source; AWS documents that the condition
@@ -378,13 +424,182 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         },
       ]);
       expect(policyStatements(s.template, roleId)).toEqual([
-        {
-          Action: 'lambda:InvokeFunction',
-          Effect: 'Allow',
-          Resource: [arnOf(functionId), { 'Fn::Join': ['', [arnOf(functionId), ':*']] }],
-        },
+        { Action: 'states:StartExecution', Effect: 'Allow', Resource: { Ref: s.id(s.stack.orchestration.stateMachine) } },
         { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arnOf(queueId) },
       ]);
+    });
+  });
+
+  describe('state machine (runs over several invocations)', () => {
+    /** The definition as Step Functions reads it: references as `<Ref:id>` and `<GetAtt:id.attribute>`. */
+    const definition = (): any => {
+      const machine = onlyResource(s.template, 'AWS::StepFunctions::StateMachine').Properties;
+      const [separator, parts] = machine.DefinitionString['Fn::Join'] as [string, unknown[]];
+      const text = parts
+        .map((part: any) => {
+          if (typeof part === 'string') return part;
+          if (typeof part.Ref === 'string') return `<Ref:${part.Ref}>`;
+          if (Array.isArray(part['Fn::GetAtt'])) return `<GetAtt:${part['Fn::GetAtt'].join('.')}>`;
+          throw new Error(`Unexpected reference in the definition: ${JSON.stringify(part)}`);
+        })
+        .join(separator);
+      return JSON.parse(text);
+    };
+    const transient = {
+      ErrorEquals: ['Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.TooManyRequestsException'],
+      IntervalSeconds: 2,
+      BackoffRate: 2,
+      MaxDelaySeconds: 60,
+      MaxAttempts: 25,
+    };
+    const invoking = (payload: Record<string, unknown>) => ({
+      Type: 'Task',
+      Resource: 'arn:<Ref:AWS::Partition>:states:::lambda:invoke',
+      Parameters: { FunctionName: `<GetAtt:${functionId}.Arn>`, ...payload },
+      TimeoutSeconds: 960,
+    });
+
+    it('is a STANDARD state machine with a day to finish, logging every step with its data to a log group of its own', () => {
+      const machine = onlyResource(s.template, 'AWS::StepFunctions::StateMachine').Properties;
+      const logsId = s.id(s.stack.orchestration.logGroup);
+      expect(machine.StateMachineType).toBe('STANDARD');
+      expect(machine.TracingConfiguration).toBeUndefined();
+      expect(machine.LoggingConfiguration).toEqual({
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: arnOf(logsId) } }],
+        IncludeExecutionData: true,
+        Level: 'ALL',
+      });
+      expect(s.template.findResources('AWS::Logs::LogGroup')[logsId]).toMatchObject({ DeletionPolicy: 'Delete', Properties: { RetentionInDays: 30 } });
+      expect(definition().TimeoutSeconds).toBe(86_400);
+    });
+
+    it('invokes the function, again with each "continue" answer, then curates when the export could not', () => {
+      const { StartAt, States } = definition();
+      expect(StartAt).toBe('Export');
+      expect(Object.keys(States).sort()).toEqual(
+        ['Abandon', 'Checkpointed?', 'Continue?', 'Curate', 'Curated?', 'Done', 'Export', 'CurationFailed', 'ExportFailed'].sort(),
+      );
+      expect(States.Export).toMatchObject({ ...invoking({ 'Payload.$': '$' }), OutputPath: '$.Payload', Next: 'Continue?' });
+      const continuing = [
+        { Variable: '$.status', IsPresent: true },
+        { Variable: '$.status', StringEquals: 'continue' },
+      ];
+      expect(States['Continue?']).toMatchObject({ Type: 'Choice', Choices: [{ And: continuing, Next: 'Export' }], Default: 'Curated?' });
+      expect(States['Curated?']).toMatchObject({
+        Type: 'Choice',
+        Choices: [
+          {
+            And: [
+              { Variable: '$.curation.status', IsPresent: true },
+              {
+                Or: [
+                  { Variable: '$.curation.status', StringEquals: 'skipped' },
+                  { Variable: '$.curation.status', StringEquals: 'failed' },
+                ],
+              },
+            ],
+            Next: 'Curate',
+          },
+        ],
+        Default: 'Done',
+      });
+      expect(States.Curate).toMatchObject({ ...invoking({ Payload: { 'curate.$': '$.runId' } }), ResultPath: '$.curation', Next: 'Done' });
+      expect(States.Curate.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.curationFailure', Next: 'CurationFailed' }]);
+      expect(States.Done).toEqual({ Type: 'Succeed' });
+    });
+
+    it("retries Lambda's transient errors with backoff, and a failed invocation twice, except errors that would recur", () => {
+      const { States } = definition();
+      expect(States.Export.Retry).toEqual([
+        transient,
+        { ErrorEquals: ['EventError', 'ConfigError', 'ClientRejectedError'], MaxAttempts: 0 },
+        { ErrorEquals: ['States.ALL'], IntervalSeconds: 60, BackoffRate: 2, MaxAttempts: 2 },
+      ]);
+      expect(States.Curate.Retry).toEqual([transient, { ErrorEquals: ['States.ALL'], IntervalSeconds: 60, BackoffRate: 2, MaxAttempts: 2 }]);
+      expect(States.Abandon.Retry).toEqual([transient]);
+    });
+
+    it('on failure, removes the partial run once a checkpoint exists, then fails with the invocation’s error', () => {
+      const { States } = definition();
+      expect(States.Export.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.failure', Next: 'Checkpointed?' }]);
+      const continuing = [
+        { Variable: '$.status', IsPresent: true },
+        { Variable: '$.status', StringEquals: 'continue' },
+      ];
+      expect(States['Checkpointed?']).toMatchObject({ Type: 'Choice', Choices: [{ And: continuing, Next: 'Abandon' }], Default: 'ExportFailed' });
+      const fields = ['runId', 'attempt', 'bucket', 'checkpoint', 'sha256'];
+      expect(States.Abandon).toMatchObject({
+        ...invoking({ Payload: { abandon: Object.fromEntries(fields.map((field) => [`${field}.$`, `$.${field}`])) } }),
+        ResultPath: '$.abandoned',
+        Next: 'ExportFailed',
+        Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.abandonFailure', Next: 'ExportFailed' }],
+      });
+      expect(States.ExportFailed).toMatchObject({ Type: 'Fail', ErrorPath: '$.failure.Error', CausePath: '$.failure.Cause' });
+    });
+
+    it('has a role that may invoke this function and nothing else, besides delivering its logs', () => {
+      const roleId = s.id(s.stack.orchestration.stateMachine.role);
+      const role = s.template.findResources('AWS::IAM::Role')[roleId]!;
+      // Step Functions may take it on only for a state machine of this account and region.
+      expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+        {
+          Action: 'sts:AssumeRole',
+          Effect: 'Allow',
+          Principal: { Service: 'states.amazonaws.com' },
+          Condition: {
+            ArnLike: { 'aws:SourceArn': 'arn:aws:states:eu-west-1:123456789012:stateMachine:*' },
+            StringEquals: { 'aws:SourceAccount': '123456789012' },
+          },
+        },
+      ]);
+      expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      expect(policyStatements(s.template, roleId)).toEqual([
+        { Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: [arnOf(functionId), { 'Fn::Join': ['', [arnOf(functionId), ':*']] }] },
+        {
+          // CloudWatch Logs' log-delivery actions take no resource-level permission.
+          Action: [
+            'logs:CreateLogDelivery',
+            'logs:DeleteLogDelivery',
+            'logs:DescribeLogGroups',
+            'logs:DescribeResourcePolicies',
+            'logs:GetLogDelivery',
+            'logs:ListLogDeliveries',
+            'logs:PutResourcePolicy',
+            'logs:UpdateLogDelivery',
+          ],
+          Effect: 'Allow',
+          Resource: '*',
+        },
+      ]);
+      // No other principal may invoke the function.
+      s.template.resourceCountIs('AWS::Lambda::Permission', 0);
+    });
+
+    it.each([
+      ['an execution fails', 'ExecutionsFailed', 'Sum', 0],
+      ['an execution times out', 'ExecutionsTimedOut', 'Sum', 0],
+      ['a run takes more than 80% of the schedule period', 'ExecutionTime', 'Maximum', 2_880_000],
+    ] as const)('alarms when %s', (_when, metric, statistic, threshold) => {
+      s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        Namespace: 'AWS/States',
+        MetricName: metric,
+        Dimensions: [{ Name: 'StateMachineArn', Value: { Ref: s.id(s.stack.orchestration.stateMachine) } }],
+        Statistic: statistic,
+        Period: 300,
+        Threshold: threshold,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+      });
+    });
+
+    it('is named in the outputs, with the command that starts a run through it', () => {
+      const outputs = s.template.toJSON().Outputs as Record<string, { Value: unknown }>;
+      const machine = { Ref: s.id(s.stack.orchestration.stateMachine) };
+      expect(outputs.StateMachineArn!.Value).toEqual(machine);
+      expect(outputs.StartExecutionCommand!.Value).toEqual({
+        'Fn::Join': ['', ['aws stepfunctions start-execution --region eu-west-1 --state-machine-arn ', machine, " --input '{}'"]],
+      });
     });
   });
 
@@ -438,10 +653,10 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
       s.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topicId } });
     });
 
-    it('has the four alarms, each notifying the topic on alarm and on recovery', () => {
+    it("has the exporter's seven alarms (four on the function, three on its runs' executions) and curation's, each notifying the topic on alarm and on recovery", () => {
       const topic = { Ref: s.id(s.stack.monitoring.topic) };
       const alarms = Object.values(resourcesOf(s.template, 'AWS::CloudWatch::Alarm')).map((alarm) => alarm.Properties);
-      expect(alarms).toHaveLength(4);
+      expect(alarms).toHaveLength(8);
       for (const alarm of alarms) {
         expect(alarm.AlarmActions).toEqual([topic]);
         expect(alarm.OKActions).toEqual([topic]);
@@ -477,13 +692,14 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         }),
       ],
       [
-        'when a run takes more than 80% of the timeout',
+        // An invocation of a long run stops 50 s before the timeout; past the deadline it did not stop cleanly.
+        'when an invocation runs into its deadline, RUN_DEADLINE_MARGIN_SECONDS before the timeout',
         () => ({
           Namespace: 'AWS/Lambda',
           MetricName: 'Duration',
           Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
           Statistic: 'Maximum',
-          Threshold: 720_000,
+          Threshold: 880_000,
           ComparisonOperator: 'GreaterThanThreshold',
         }),
       ],
@@ -518,10 +734,14 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         ['metric', 'Runs: succeeded, errors, throttles'],
         ['alarm', 'Alarms'],
         ['metric', 'Verified against the previous run'],
+        ['metric', 'Run executions: time (ms)'],
+        ['metric', 'Run executions: succeeded, failed, timed out'],
+        ['metric', 'Fleet changes per run (curated)'],
       ]);
       const hourly = (stat: string, right = false) => ({ period: 3600, stat, ...(right ? { yAxis: 'right' } : {}) });
       const exporter = (name: string, stat: string, right = false) => ['ThingParkExporter', name, 'service', 'thingpark-exporter', hourly(stat, right)];
       const fn = (name: string, stat: string) => ['AWS/Lambda', name, 'FunctionName', `<Ref:${functionId}>`, hourly(stat)];
+      const runs = (name: string, stat: string) => ['AWS/States', name, 'StateMachineArn', `<Ref:${s.id(s.stack.orchestration.stateMachine)}>`, hourly(stat)];
       const graphs = widgets.filter((widget) => widget.type === 'metric').map((widget) => widget.properties);
       for (const graph of graphs) expect(graph).toMatchObject({ view: 'timeSeries', region: '<Ref:AWS::Region>' });
       expect(graphs.map((graph) => graph.metrics)).toEqual([
@@ -531,19 +751,34 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         [exporter('tokenRequests', 'Sum')],
         [exporter('exportSucceeded', 'Sum'), fn('Errors', 'Sum'), fn('Throttles', 'Sum')],
         [exporter('recovered', 'Sum'), exporter('removed', 'Sum'), exporter('unresolved', 'Sum'), exporter('verificationRequests', 'Sum', true)],
+        [runs('ExecutionTime', 'Maximum')],
+        [runs('ExecutionsSucceeded', 'Sum'), runs('ExecutionsFailed', 'Sum'), runs('ExecutionsTimedOut', 'Sum')],
+        [
+          exporter('devicesAdded', 'Sum'),
+          exporter('devicesRemoved', 'Sum'),
+          exporter('devicesChanged', 'Sum'),
+          exporter('curationFailed', 'Sum', true),
+          exporter('curationSkipped', 'Sum', true),
+        ],
       ]);
       // The verification's figures span the dashboard's width, in a row of their own below the alarms.
       expect(widgets[6]).toMatchObject({ x: 0, width: 24 });
       expect(widgets[6].y).toBeGreaterThan(widgets[5].y);
-      expect(graphs[2].annotations).toEqual({ horizontal: [{ value: 720_000, label: '80% of timeout', yAxis: 'left' }] });
-      const { errors, deadLetters, duration, noSuccess } = s.stack.monitoring.alarms;
-      expect(widgets[5].properties.alarms).toEqual([errors, deadLetters, duration, noSuccess].map((alarm) => `<GetAtt:${s.id(alarm)}.Arn>`));
+      expect(graphs[2].annotations).toEqual({ horizontal: [{ value: 880_000, label: 'deadline', yAxis: 'left' }] });
+      // How long runs take against the schedule (80% of the hour), and how their executions end, side by side below.
+      expect(graphs[6].annotations).toEqual({ horizontal: [{ value: 2_880_000, label: '80% of schedule period', yAxis: 'left' }] });
+      expect(widgets[7]).toMatchObject({ x: 0, width: 12 });
+      expect(widgets[8]).toMatchObject({ x: 12, width: 12, y: widgets[7].y });
+      const { errors, deadLetters, duration, noSuccess, executionsFailed, executionsTimedOut, executionTime } = s.stack.monitoring.alarms;
+      expect(widgets[5].properties.alarms).toEqual(
+        [errors, deadLetters, duration, noSuccess, executionsFailed, executionsTimedOut, executionTime].map((alarm) => `<GetAtt:${s.id(alarm)}.Arn>`),
+      );
     });
   });
 
   describe('analytics', () => {
     it('has a Glue table over <prefix>devices/ with date projection on dt', () => {
-      const table = onlyResource(s.template, 'AWS::Glue::Table').Properties.TableInput;
+      const table = glueTable(s.template, 'devices').Properties.TableInput;
       expect(table.Name).toBe('devices');
       expect(table.Parameters).toEqual({
         classification: 'json',
@@ -565,7 +800,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
     });
 
     it('declares the device brief columns with their types', () => {
-      const columns = onlyResource(s.template, 'AWS::Glue::Table').Properties.TableInput.StorageDescriptor.Columns;
+      const columns = glueTable(s.template, 'devices').Properties.TableInput.StorageDescriptor.Columns;
       expect(columns.map((column: { Name: string; Type: string }) => `${column.Name} ${column.Type}`)).toEqual([
         'exportrunid string',
         'ref string',
@@ -636,7 +871,11 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
         [
           'AwsSolutions-S1',
           'AwsSolutions-SQS3',
+          'AwsSolutions-SF2',
+          'AwsSolutions-IAM5[Resource::*]',
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/attempts/*]`,
+          `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/checkpoints/*]`,
+          `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/curated/*]`,
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/devices/*]`,
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/indexes/*]`,
           `AwsSolutions-IAM5[Resource::<${bucketId}.Arn>/thingpark/manifests/*]`,
@@ -671,6 +910,8 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           'GlueTableName',
           'InvokeCommand',
           'SnapshotBucketName',
+          'StartExecutionCommand',
+          'StateMachineArn',
         ].sort(),
       );
       expect(outputs.SnapshotBucketName!.Value).toEqual({ Ref: bucketId });
@@ -750,9 +991,16 @@ describe('ExporterStack with every context value given (not bundled)', () => {
       .filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket')
       .flatMap((statement) => [statement.Resource].flat());
     for (const resource of resources)
-      expect(resource['Fn::Join'][1][1]).toMatch(/^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|latest\.json)$/);
+      expect(resource['Fn::Join'][1][1]).toMatch(
+        /^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|checkpoints\/\*|curated\/\*|latest\.json)$/,
+      );
     const conditionalWrites = bucketPolicyStatements(s.template, bucketId).filter((statement) => statement.Action === 's3:PutObject');
-    expect(conditionalWrites.map((statement) => statement.Resource['Fn::Join'][1][1])).toEqual(['/exports/fleet/manifests/*', '/exports/fleet/latest.json']);
+    expect(conditionalWrites.map((statement) => statement.Resource['Fn::Join'][1][1])).toEqual([
+      '/exports/fleet/manifests/*',
+      '/exports/fleet/latest.json',
+      '/exports/fleet/curated/runs/*',
+      '/exports/fleet/curated/devices_current/symlink.txt',
+    ]);
     s.template.hasResourceProperties('AWS::Glue::Table', {
       DatabaseName: { Ref: s.id(s.stack.analytics.database) },
       TableInput: { StorageDescriptor: { Location: { 'Fn::Join': ['', ['s3://', { Ref: bucketId }, '/exports/fleet/devices/']] } } },
@@ -765,7 +1013,13 @@ describe('ExporterStack with every context value given (not bundled)', () => {
     s.template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'exportSucceeded', Period: 86_400, EvaluationPeriods: 2 });
     s.template.resourceCountIs('AWS::SNS::Subscription', 0);
     const rules = s.template.findResources('AWS::S3::Bucket')[s.id(s.stack.bucket)]!.Properties.LifecycleConfiguration.Rules;
-    expect(rules.map((rule: { Id: string }) => rule.Id)).toEqual(['abort-incomplete-uploads', 'expire-noncurrent-versions']);
+    // Checkpoints expire whatever the context: none is resumable after a day.
+    expect(rules.map((rule: { Id: string }) => rule.Id)).toEqual([
+      'abort-incomplete-uploads',
+      'expire-noncurrent-versions',
+      'expire-checkpoints',
+      'expire-curated-state',
+    ]);
   });
 
   it('still has no unacknowledged cdk-nag finding', () => {
@@ -854,5 +1108,146 @@ describe('settingsFromContext', () => {
 
   it('says why a rate too slow for the no-success alarm is refused, in terms of the rate', () => {
     expect(refusal({ scheduleExpression: 'rate(30 days)' })).toContain('scheduleExpression "rate(30 days)" runs every 43200 minutes');
+  });
+});
+
+describe('ExporterStack: the curated tables (infra/curation.ts)', () => {
+  let s: Synthesized;
+  let bucketId: string;
+  beforeAll(() => {
+    s = synthesize({}, false);
+    bucketId = s.id(s.stack.bucket);
+  });
+  const location = (folder: string) => ({ 'Fn::Join': ['', ['s3://', { Ref: bucketId }, `/thingpark/${folder}`]] });
+  const columnsOf = (name: string) =>
+    glueTable(s.template, name).Properties.TableInput.StorageDescriptor.Columns.map(
+      (column: { Name: string; Type: string }) => `${column.Name} ${column.Type}`,
+    );
+
+  it('declares device_snapshots and device_changes as Parquet over their own folders, partitioned by a projected dt', () => {
+    for (const [name, folder] of [
+      ['device_snapshots', 'curated/device_snapshots/'],
+      ['device_changes', 'curated/device_changes/'],
+    ] as const) {
+      const table = glueTable(s.template, name).Properties.TableInput;
+      expect(table.StorageDescriptor).toMatchObject({
+        Location: location(folder),
+        SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' },
+        InputFormat: 'org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat',
+      });
+      expect(table.PartitionKeys).toEqual([{ Name: 'dt', Type: 'string', Comment: 'UTC date of the run (yyyy-MM-dd)' }]);
+      expect(table.Parameters).toMatchObject({
+        classification: 'parquet',
+        'projection.enabled': 'true',
+        'projection.dt.type': 'date',
+        'projection.dt.range': '2024-01-01,NOW',
+      });
+    }
+  });
+
+  it('types the Parquet columns as the files do: timestamps, doubles, bigints, a list, a boolean', () => {
+    expect(columnsOf('device_snapshots')).toEqual([
+      'run_id string',
+      'run_time timestamp',
+      'ref string',
+      'eui string',
+      'name string',
+      'nw_address string',
+      'health_state string',
+      'model_commercial_name string',
+      'subscription_commercial_name string',
+      'routing_profile_name string',
+      'last_up_timestamp timestamp',
+      'last_dw_timestamp timestamp',
+      'last_rssi double',
+      'last_snr double',
+      'avg_rssi double',
+      'avg_snr double',
+      'last_sf bigint',
+      'last_bat_level bigint',
+      'alarm_count bigint',
+      'alarm_level bigint',
+      'lat double',
+      'lon double',
+      'href string',
+      'other_fields string',
+    ]);
+    expect(columnsOf('devices_current')).toEqual(columnsOf('device_snapshots'));
+    expect(columnsOf('device_changes')).toEqual([
+      'run_id string',
+      'run_time timestamp',
+      'previous_run_id string',
+      'previous_run_time timestamp',
+      'change string',
+      'device_key string',
+      'ref string',
+      'eui string',
+      'name string',
+      'health_state_before string',
+      'health_state_after string',
+      'changed_fields array<string>',
+      'before string',
+      'after string',
+      'confirmed boolean',
+    ]);
+  });
+
+  it('makes devices_current a symlink table over the folder holding only symlink.txt, unpartitioned', () => {
+    const table = glueTable(s.template, 'devices_current').Properties.TableInput;
+    expect(table.StorageDescriptor).toMatchObject({
+      Location: location('curated/devices_current/'),
+      InputFormat: 'org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat',
+      OutputFormat: 'org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat',
+      SerdeInfo: { SerializationLibrary: 'org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe' },
+    });
+    expect(table.PartitionKeys).toBeUndefined();
+  });
+
+  it('reads the manifests as the runs table and the curation records as curated_runs, with the JSON SerDe', () => {
+    for (const [name, folder] of [
+      ['runs', 'manifests/'],
+      ['curated_runs', 'curated/runs/'],
+    ] as const) {
+      expect(glueTable(s.template, name).Properties.TableInput.StorageDescriptor).toMatchObject({
+        Location: location(folder),
+        SerdeInfo: { SerializationLibrary: 'org.openx.data.jsonserde.JsonSerDe' },
+      });
+    }
+    expect(columnsOf('runs')).toContain(
+      'counts struct<devices:bigint,pages:bigint,pageRequests:bigint,wastedRequests:bigint,duplicates:bigint,unkeyed:bigint,throttled:bigint,retries:bigint,tokenRequests:bigint,recovered:bigint,removed:bigint,unresolved:bigint,verificationRequests:bigint>',
+    );
+    expect(columnsOf('curated_runs')).toEqual(
+      expect.arrayContaining(['added bigint', 'removed bigint', 'changed bigint', 'removalsconfirmed boolean', 'changefields array<string>']),
+    );
+  });
+
+  it('saves the four day-one queries in the workgroup, each naming the tables it reads', () => {
+    const queries = Object.values(resourcesOf(s.template, 'AWS::Athena::NamedQuery')).map((query) => query.Properties);
+    expect(queries.map((query) => query.Name)).toEqual([
+      'Fleet by health now',
+      'Devices silent for more than 24 hours',
+      'Health changes over the last 7 days',
+      'Runs of the last day',
+    ]);
+    for (const query of queries) expect(query).toMatchObject({ Database: 'thingpark', WorkGroup: 'thingpark' });
+    expect(queries[0]!.QueryString).toContain('FROM thingpark.devices_current');
+    expect(queries[1]!.QueryString).toContain("last_up_timestamp < current_timestamp - INTERVAL '24' HOUR");
+    expect(queries[2]!.QueryString).toContain("contains(changed_fields, 'healthState')");
+    expect(queries[3]!.QueryString).toContain('LEFT JOIN thingpark.curated_runs c ON c.runid = r.runid');
+  });
+
+  it('alarms when a curation fails (not when one is skipped for the state machine to run), and expires the comparison state after a week', () => {
+    s.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'curationFailed',
+      Namespace: 'ThingParkExporter',
+      Statistic: 'Sum',
+      Period: 300,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      AlarmActions: [{ Ref: s.id(s.stack.monitoring.topic) }],
+    });
+    expect(Object.values(s.template.findResources('AWS::CloudWatch::Alarm')).filter((alarm) => JSON.stringify(alarm).includes('curationSkipped'))).toEqual([]);
+    const rules = s.template.findResources('AWS::S3::Bucket')[bucketId]!.Properties.LifecycleConfiguration.Rules;
+    expect(rules).toContainEqual({ Id: 'expire-curated-state', Prefix: 'thingpark/curated/state/', ExpirationInDays: 7, Status: 'Enabled' });
   });
 });

@@ -78,7 +78,7 @@ describe('warm token reuse', () => {
   it('does not grant per request when a token lives shorter than the margin', async () => {
     const sim = platform({ fleet: 8000, latencyMs: 40 });
     sim.tokens.lifetimeSeconds = 3;
-    const handler = await exporter({ THINGPARK_CONCURRENCY: '1' });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '1', THINGPARK_MAX_CONCURRENCY: '1' });
     const started = Date.now();
     const summary = await handler({}, lambdaContext());
     const seconds = (Date.now() - started) / 1000;
@@ -197,8 +197,15 @@ describe('the snapshot', () => {
     const before = standIns.s3Events.length;
     const summary = await handler({ scheduledTime: '2026-11-27T06:00:00Z' }, lambdaContext());
     expect(summary.pointerMoved).toBe(true);
-    const writes = standIns.s3Events.slice(before).filter(({ event }) => event.startsWith('ObjectCreated'));
-    const order = writes.map(({ key }) => key);
+    const created = standIns.s3Events
+      .slice(before)
+      .filter(({ event }) => event.startsWith('ObjectCreated'))
+      .map(({ key }) => key);
+    // Curation follows the commit in the same invocation: all it writes comes after the pointer.
+    const curated = created.filter((key) => key.startsWith('ordered/curated/'));
+    expect(curated.length).toBeGreaterThan(0);
+    expect(created.indexOf(curated[0] as string)).toBeGreaterThan(created.indexOf(summary.latestKey));
+    const order = created.filter((key) => !key.startsWith('ordered/curated/'));
     // The attempt's marker comes before any data, and is gone once the run is committed.
     expect(order[0]).toMatch(/^ordered\/attempts\/[a-z0-9]+\.json$/);
     expect(order.slice(1, -3).sort()).toEqual([...summary.dataKeys].sort());

@@ -18,8 +18,8 @@ const h: Harness = useHarness();
 
 const FLEET = 3000;
 const PAGES = FLEET / 100;
-/** One page in flight at a time: which devices a change makes the paging skip is then exact. */
-const SERIAL = { THINGPARK_CONCURRENCY: '1' };
+/** One page in flight at a time, and no growth past it: which devices a change makes the paging skip is then exact. */
+const SERIAL = { THINGPARK_CONCURRENCY: '1', THINGPARK_MAX_CONCURRENCY: '1' };
 
 const refOf = (brief: Brief | Row) => String(brief.ref);
 const refs = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => refOf(simulatedBrief(from + i)));

@@ -7,7 +7,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../lambda/config.ts';
+import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
 import { ConfigError } from '../../lambda/errors.ts';
+import type { Continuation } from '../../lambda/run/checkpoint.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
 
 quietAwsSdk();
@@ -37,7 +39,14 @@ console.log(
 
 const { handler } = await import('../../lambda/handler.ts');
 try {
-  const summary = await handler({ label: 'local-export' }, localContext(randomUUID(), 'thingpark-exporter-local'));
+  // A fleet too large for one invocation's 15 minutes goes on in the next, as the state
+  // machine does it: each is given the answer of the one before.
+  let answer: CuratedRunSummary | Continuation = await handler({ label: 'local-export' }, localContext(randomUUID(), 'thingpark-exporter-local'));
+  while (answer.status === 'continue') {
+    console.log(`Continuing: ${answer.devices} devices and ${answer.pages} pages so far, after ${answer.slice} invocation(s)`);
+    answer = await handler(answer, localContext(randomUUID(), 'thingpark-exporter-local'));
+  }
+  const summary = answer;
   console.log(`\nRun ${summary.status}:`);
   printSummary(summary);
 } catch {

@@ -1,0 +1,68 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { EventError } from '../errors.ts';
+import { liveAttempts, readMarkers, removeStrayFiles } from '../storage/attempts.ts';
+import { deleteCheckpoints, getCheckpoint } from '../storage/checkpoints.ts';
+import { runKeys } from '../storage/keys.ts';
+import type { Manifest } from '../storage/manifest.ts';
+import { readJson } from '../storage/s3-json.ts';
+import { checkForeign, timeOfRunId, type Checkpoint, type Continuation } from './checkpoint.ts';
+import { lineageCheckpoints, removeMarkers } from './lineage.ts';
+import type { RunServices } from './run-context.ts';
+
+/** `{"abandon": {...}}`: the run and the checkpoint its last continuation named. */
+export type AbandonRequest = Pick<Continuation, 'runId' | 'attempt' | 'bucket' | 'checkpoint' | 'sha256'>;
+
+/** What an abandon did. */
+export interface AbandonSummary {
+  /** `already-committed`: the run committed after all, and nothing of it was removed. */
+  status: 'abandoned' | 'already-committed';
+  runId: string;
+  /** Data files and key indexes removed. */
+  removed: string[];
+  /** Other attempts of the run that may still be writing: their files are left for a later run to settle. */
+  running: string[];
+  /** Objects S3 would not delete, with its reason. */
+  refused: string[];
+  checkpoints: number;
+}
+
+/**
+ * Gives up a continued run that cannot go on (the state machine's cleanup after a failed
+ * invocation): removes what its invocations wrote (data files, key indexes), their markers
+ * and checkpoints, and what failed invocations of the run left (files of attempts no
+ * longer running, as a commit would). The previous snapshot, the manifests and `latest` are
+ * never touched, and a run that has committed is left as it is. Files of an attempt that
+ * may still be writing (a `running` marker less than LIVE_MS old, outside this continuation)
+ * are kept: a later committed run settles them.
+ *
+ * Refused (EventError, nothing removed) when the checkpoint named is another deployment's,
+ * or is there but is not the one the continuation was given for.
+ */
+export async function abandonRun(services: RunServices, request: AbandonRequest, logger: Logger): Promise<AbandonSummary> {
+  const { s3, config } = services;
+  const { runId } = request;
+  checkForeign(request, config);
+  const keys = runKeys(config.prefix, runId, timeOfRunId(runId), request.attempt);
+  if (await readJson<Manifest>(s3, config.bucket, keys.manifestKey)) {
+    logger.info('Run already committed: nothing abandoned', { runId });
+    return { status: 'already-committed', runId, removed: [], running: [], refused: [], checkpoints: 0 };
+  }
+  const stored = await getCheckpoint<Checkpoint>(s3, config.bucket, request.checkpoint).catch(() => undefined);
+  if (stored && stored.sha256 !== request.sha256) {
+    throw new EventError(`The checkpoint ${request.checkpoint} is not the one this abandon event names (its SHA-256 differs): nothing was removed.`);
+  }
+  // Without its checkpoint (gone, or never saved) only the attempt named is known to be this continuation's.
+  const lineage = new Set(stored ? stored.value.slices.map(({ attempt }) => attempt) : [request.attempt]);
+  const others = (await readMarkers(s3, config.bucket, keys.attemptsPrefix)).filter(({ marker }) => marker.runId === runId && !lineage.has(marker.attempt));
+  const live = liveAttempts(others);
+  const files = await removeStrayFiles(s3, config.bucket, keys, (attempt) => attempt !== undefined && (lineage.has(attempt) || !live.has(attempt)));
+  const refused = [...files.refused];
+  if (files.refused.length === 0) refused.push(...(await removeMarkers(services, keys, [...lineage])));
+  const checkpoints = await deleteCheckpoints(s3, config.bucket, lineageCheckpoints(config.prefix, runId, [...lineage]));
+  refused.push(...checkpoints.refused);
+  const summary: AbandonSummary = { status: 'abandoned', runId, removed: files.deleted, running: [...live], refused, checkpoints: checkpoints.deleted.length };
+  if (refused.length > 0)
+    logger.error('Abandoned the run, but S3 did not delete some of what it wrote; their markers stay for a later run to settle', { ...summary });
+  else logger.warn('Abandoned the run: removed what it wrote; the previous snapshot is untouched', { ...summary });
+  return summary;
+}

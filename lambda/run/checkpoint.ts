@@ -1,0 +1,159 @@
+import type { Config } from '../config.ts';
+import { EventError } from '../errors.ts';
+import type { Trigger } from '../event.ts';
+import { SETTLED_MS } from '../storage/attempts.ts';
+import { checkpointKeys, type KeySetEntry } from '../storage/checkpoints.ts';
+import type { DataFile } from '../storage/data-writer.ts';
+import type { ReaderCounts } from './fleet-reader.ts';
+import type { SweepSoFar } from './stream-snapshot.ts';
+import type { PreviousRun, VerificationProgress } from './verify-fleet.ts';
+
+/**
+ * What an export answers when it stopped before its end to go on in another invocation:
+ * small (its state is in the checkpoint it names, not here), so that a state machine can
+ * carry it whatever the fleet. Invoking the function with exactly this object resumes the
+ * run where it stopped.
+ */
+export interface Continuation {
+  status: 'continue';
+  runId: string;
+  /** The invocation that stopped, and saved the checkpoint. */
+  attempt: string;
+  bucket: string;
+  /** The checkpoint's key: `<prefix>checkpoints/<runId>/<attempt>.json`. */
+  checkpoint: string;
+  /** SHA-256 of the checkpoint's bytes, hex: a resume refuses any other checkpoint. */
+  sha256: string;
+  /** Invocations the run has had so far. */
+  slice: number;
+  /** `sweep` while the device list is read, `verification` once it is checked against the previous run. */
+  phase: 'sweep' | 'verification';
+  /** Devices and pages written so far, and the time the invocations took. */
+  devices: number;
+  pages: number;
+  elapsedMs: number;
+}
+
+/** The fields of a Continuation, in order: an event with exactly these is a continuation. */
+export const CONTINUATION_FIELDS = ['status', 'runId', 'attempt', 'bucket', 'checkpoint', 'sha256', 'slice', 'phase', 'devices', 'pages', 'elapsedMs'] as const;
+
+/** One invocation of a continued run: its attempt names its data files and its marker. */
+export interface SliceRecord {
+  attempt: string;
+  startedAt: string;
+  durationMs: number;
+}
+
+/** Everything a continued run's next invocation needs, saved where the last one stopped. */
+export interface Checkpoint {
+  schemaVersion: 1;
+  runId: string;
+  /** The invocation that saved it. */
+  attempt: string;
+  bucket: string;
+  prefix: string;
+  trigger: { kind: Trigger['kind']; runTime: string; label?: string };
+  /** When the run's first invocation started. */
+  startedAt: string;
+  savedAt: string;
+  /** Every invocation so far, in order, the one that saved it last: their markers guard the files. */
+  slices: SliceRecord[];
+  /** Every data file written so far, each complete, in order. */
+  files: DataFile[];
+  sweep: SweepSoFar;
+  /** Once the first sweep is complete. */
+  verification?: VerificationProgress;
+  counts: ReaderCounts & { tokenRequests: number };
+  /** The committed run this one compares itself with, as the first invocation found it. */
+  previous: Omit<PreviousRun, 'index'>;
+  /** The de-duplication set: the key of every device written so far. */
+  seen: KeySetEntry;
+  /** The verification's lookups not yet made, once it is looking devices up. */
+  lookups?: KeySetEntry;
+}
+
+/**
+ * How long after an invocation stopped its run may be resumed. The markers it refreshed
+ * when it stopped keep the run's files from being settled for SETTLED_MS (an hour); ten
+ * minutes are kept back, so that a resume that starts just before the end still refreshes
+ * them again before a later run can settle them.
+ */
+export const RESUME_WITHIN_MS = SETTLED_MS - 10 * 60 * 1000;
+
+/** The time a run id names (its first 16 characters, `YYYYMMDDTHHMMSSZ`): enough for the run's keys, which use its date. */
+export function timeOfRunId(runId: string): Date {
+  const stamp = runId.slice(0, 16);
+  return new Date(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`);
+}
+
+/** The trigger a checkpoint carries, as the run's first invocation parsed it. */
+export function triggerOf(checkpoint: Pick<Checkpoint, 'trigger'>): Trigger {
+  const { kind, runTime, label } = checkpoint.trigger;
+  const at = new Date(runTime);
+  return kind === 'schedule' ? { kind, runTime: at } : { kind, runTime: at, ...(label === undefined ? {} : { label }) };
+}
+
+/**
+ * Refuses, before anything is read, a continuation that is not this deployment's: of
+ * another bucket, or whose checkpoint is not where this function keeps the checkpoints of
+ * the run and attempt it names (another prefix, another run).
+ */
+export function checkForeign(request: Pick<Continuation, 'runId' | 'attempt' | 'bucket' | 'checkpoint'>, config: Pick<Config, 'bucket' | 'prefix'>): void {
+  if (request.bucket !== config.bucket) {
+    throw new EventError(
+      `This continuation is of a run in bucket "${request.bucket}"; this function exports to "${config.bucket}". ` +
+        'Resume a run with the function (and state machine) that started it.',
+    );
+  }
+  const expected = checkpointKeys(config.prefix, request.runId, request.attempt).checkpoint;
+  if (request.checkpoint !== expected) {
+    throw new EventError(
+      `This continuation names the checkpoint "${request.checkpoint}", but run ${request.runId}'s checkpoint from attempt ${request.attempt} ` +
+        `would be "${expected}" under this function's prefix "${config.prefix}": it is of another prefix or another run.`,
+    );
+  }
+}
+
+/**
+ * The checkpoint a continuation names, as S3 holds it, checked against the continuation
+ * and this deployment; EventError when it is missing (forged, or its run abandoned),
+ * different (forged, or not the one this continuation was given for), of another run, or
+ * too old to resume.
+ */
+export function checkedCheckpoint(
+  request: Continuation,
+  stored: { value: Checkpoint; sha256: string } | undefined,
+  config: Pick<Config, 'bucket' | 'prefix'>,
+  now: Date,
+): Checkpoint {
+  const restart = 'To export anyway, start the run again from its first event (a schedule\'s {"scheduledTime": ...} keeps its run id).';
+  if (!stored) {
+    throw new EventError(
+      `The checkpoint ${request.checkpoint} does not exist: the continuation was not made by this function, or its run was abandoned. ${restart}`,
+    );
+  }
+  if (stored.sha256 !== request.sha256) {
+    throw new EventError(
+      `The checkpoint ${request.checkpoint} does not match the continuation (its SHA-256 is ${stored.sha256}, the continuation says ${request.sha256}): ` +
+        'the continuation was altered, or is not the one this checkpoint was saved for.',
+    );
+  }
+  const checkpoint = stored.value;
+  const belongs =
+    checkpoint.schemaVersion === 1 &&
+    checkpoint.runId === request.runId &&
+    checkpoint.attempt === request.attempt &&
+    checkpoint.bucket === config.bucket &&
+    checkpoint.prefix === config.prefix;
+  if (!belongs) {
+    throw new EventError(`The checkpoint ${request.checkpoint} is not of run ${request.runId}, attempt ${request.attempt}, in this bucket and prefix.`);
+  }
+  const ageMs = now.getTime() - Date.parse(checkpoint.savedAt);
+  if (!(ageMs <= RESUME_WITHIN_MS)) {
+    throw new EventError(
+      `Run ${request.runId} stopped at ${checkpoint.savedAt}, ${Math.round(ageMs / 60_000)} minutes ago; a run is resumed within ` +
+        `${RESUME_WITHIN_MS / 60_000} minutes of its last invocation, after which later runs may remove its files. ${restart}`,
+    );
+  }
+  return checkpoint;
+}

@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { deleteObjects, type Refusal } from './deletes.ts';
+import { decodeKeyIndex, encodeKeyIndex, type KeyIndex, type KeySet } from './key-index.ts';
+import { statusOf } from './s3-json.ts';
+
+/**
+ * Where a run that continues in another invocation leaves its state, under the prefix P:
+ *   P checkpoints/<runId>/<attempt>.json          the checkpoint an invocation saved when it stopped
+ *   P checkpoints/<runId>/<attempt>.seen.gz       the keys of every device written so far
+ *   P checkpoints/<runId>/<attempt>.lookups.gz    the verification's lookups not yet made, if any
+ * Outside the table location, like manifests and key indexes, so engines that read the
+ * table never see them. Named by the invocation that saved them: one invocation retried
+ * from the same checkpoint never overwrites what another saved.
+ */
+export interface CheckpointKeys {
+  checkpoint: string;
+  seen: string;
+  lookups: string;
+}
+
+export function checkpointsPrefix(prefix: string, runId: string): string {
+  return `${prefix}checkpoints/${runId}/`;
+}
+
+export function checkpointKeys(prefix: string, runId: string, attempt: string): CheckpointKeys {
+  const base = `${checkpointsPrefix(prefix, runId)}${attempt}`;
+  return { checkpoint: `${base}.json`, seen: `${base}.seen.gz`, lookups: `${base}.lookups.gz` };
+}
+
+/** A stored set of device keys, as a checkpoint names it: where, how big, and its content hash. */
+export interface KeySetEntry {
+  key: string;
+  /** Stored (gzip) size. */
+  bytes: number;
+  count: number;
+  /** SHA-256 of the stored bytes, hex: the set read back must be the set saved. */
+  sha256: string;
+}
+
+/** A stored object that is not what its checkpoint or continuation says (missing, changed or damaged). */
+export class CheckpointMismatchError extends Error {
+  override readonly name = 'CheckpointMismatchError';
+}
+
+export function sha256(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Stores a set of device keys in the key index's compact format (key-index.ts): the same
+ * encoding a committed run's index uses, about a byte a key for refs close together.
+ */
+export async function putKeySet(s3: S3Client, bucket: string, key: string, keys: KeySet): Promise<KeySetEntry> {
+  const body = await encodeKeyIndex(keys);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip' }));
+  return { key, bytes: body.length, count: Array.isArray(keys) ? keys.length : (keys as ReadonlySet<unknown>).size, sha256: sha256(body) };
+}
+
+/** A stored key set, checked against its entry: CheckpointMismatchError when it is gone or not the one saved. */
+export async function getKeySet(s3: S3Client, bucket: string, entry: KeySetEntry): Promise<KeyIndex> {
+  const stored = await getBytes(s3, bucket, entry.key);
+  if (!stored) throw new CheckpointMismatchError(`${entry.key} is gone`);
+  if (stored.length !== entry.bytes || sha256(stored) !== entry.sha256)
+    throw new CheckpointMismatchError(`${entry.key} is not the key set the checkpoint saved`);
+  const index = await decodeKeyIndex(stored);
+  if (index.count !== entry.count) throw new CheckpointMismatchError(`${entry.key} holds ${index.count} keys, not ${entry.count}`);
+  return index;
+}
+
+/** Writes a checkpoint, one line of JSON; returns the SHA-256 of exactly the bytes stored. */
+export async function putCheckpoint(s3: S3Client, bucket: string, key: string, checkpoint: unknown): Promise<string> {
+  const body = `${JSON.stringify(checkpoint)}\n`;
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json', CacheControl: 'no-cache' }));
+  return sha256(body);
+}
+
+/** A stored checkpoint, parsed, with the SHA-256 of its bytes and when S3 stored it; undefined when there is none. */
+export async function getCheckpoint<T>(s3: S3Client, bucket: string, key: string): Promise<{ value: T; sha256: string; storedAt?: Date } | undefined> {
+  let object;
+  try {
+    object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  }
+  const bytes = (await object.Body?.transformToByteArray()) ?? new Uint8Array();
+  let value: T;
+  try {
+    value = JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+  } catch {
+    throw new CheckpointMismatchError(`${key} is not JSON`);
+  }
+  return { value, sha256: sha256(bytes), ...(object.LastModified ? { storedAt: object.LastModified } : {}) };
+}
+
+/**
+ * The keys of `expected`, all under `prefix`, that S3 does not hold at the size given: gone,
+ * or not the object written. Read from a listing (which the function may make) rather than
+ * object by object.
+ */
+export async function missingObjects(s3: S3Client, bucket: string, prefix: string, expected: readonly { key: string; bytes: number }[]): Promise<string[]> {
+  const sizes = new Map<string, number>();
+  let token: string | undefined;
+  do {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const { Key, Size } of listed.Contents ?? []) if (Key) sizes.set(Key, Size ?? -1);
+    token = listed.IsTruncated ? listed.NextContinuationToken : undefined;
+  } while (token);
+  return expected.filter(({ key, bytes }) => sizes.get(key) !== bytes).map(({ key }) => key);
+}
+
+/** Deletes the given checkpoints' objects (each with its key sets); S3 deletes a missing key without complaint. */
+export async function deleteCheckpoints(s3: S3Client, bucket: string, keys: readonly CheckpointKeys[]): Promise<{ deleted: string[]; refused: Refusal[] }> {
+  const all = keys.flatMap(({ checkpoint, seen, lookups }) => [checkpoint, seen, lookups]);
+  const result = { deleted: [] as string[], refused: [] as Refusal[] };
+  for (let i = 0; i < all.length; i += 1000) {
+    const batch = await deleteObjects(s3, bucket, all.slice(i, i + 1000));
+    result.deleted.push(...batch.deleted);
+    result.refused.push(...batch.refused);
+  }
+  return result;
+}
+
+/** Deletes every checkpoint of a run: once it is committed, none of them can be resumed. */
+export async function deleteRunCheckpoints(s3: S3Client, bucket: string, prefix: string, runId: string): Promise<{ deleted: string[]; refused: Refusal[] }> {
+  const result = { deleted: [] as string[], refused: [] as Refusal[] };
+  let token: string | undefined;
+  do {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: checkpointsPrefix(prefix, runId), ContinuationToken: token }));
+    const batch = await deleteObjects(
+      s3,
+      bucket,
+      (listed.Contents ?? []).flatMap(({ Key }) => (Key ? [Key] : [])),
+    );
+    result.deleted.push(...batch.deleted);
+    result.refused.push(...batch.refused);
+    token = listed.IsTruncated ? listed.NextContinuationToken : undefined;
+  } while (token);
+  return result;
+}
+
+async function getBytes(s3: S3Client, bucket: string, key: string): Promise<Uint8Array | undefined> {
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return (await object.Body?.transformToByteArray()) ?? new Uint8Array();
+  } catch (error) {
+    if (statusOf(error) === 404) return undefined;
+    throw error;
+  }
+}
