@@ -2,6 +2,7 @@
 // before any construct exists, and tests check the rules without synthesizing.
 import type { Construct } from 'constructs';
 import { DEFAULTS, closestVariable, loadConfig } from '../lambda/config.ts';
+import { CURATE_DEFAULTS, loadCurationSettings } from '../lambda/curate/settings.ts';
 import { ConfigError } from '../lambda/errors.ts';
 
 export const SERVICE_NAME = 'thingpark-exporter';
@@ -41,6 +42,7 @@ export const TUNABLE_VARIABLES: readonly string[] = [
   'THINGPARK_TOKEN_URL',
   'POWERTOOLS_LOG_LEVEL',
   ...Object.keys(DEFAULTS).filter((name) => name !== 'SNAPSHOT_PREFIX'),
+  ...Object.keys(CURATE_DEFAULTS),
 ];
 
 // Two alarm periods must fit in CloudWatch's 7-day evaluation limit.
@@ -147,6 +149,7 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
   // here turns a bad context value into a failed synth instead of a failed first run.
   try {
     loadConfig({ ...functionEnvironmentOf(settings, 'bucket-known-at-deploy-time') });
+    loadCurationSettings(settings.functionEnvironment);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     problems.push(...inContextTerms(error.problems, settings, problems));

@@ -13,12 +13,14 @@ export interface Config {
   pageSize: number;
   firstPageIndex: number;
   concurrency: number;
+  maxConcurrency: number;
   requestTimeoutMs: number;
   maxRetries: number;
   runRetryBudget: number;
   tokenRenewMarginSeconds: number;
   fileMaxBytes: number;
   deadlineMarginSeconds: number;
+  checkpointMarginSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -33,12 +35,22 @@ const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
  * - renew margin 60 s: longer than one request with its timeout, so a token never expires
  *   while a request that carries it is in flight; it is capped at half a token's lifetime
  *   (see auth/token-cache.ts) so very short lifetimes do not turn into a grant per request.
- * - concurrency 4: enough to hide latency (the window refills while pages stream out)
- *   while staying polite; it halves on every 429/503.
+ * - concurrency 4: where the window starts, polite to a platform not yet heard from; it
+ *   grows while latency holds and halves on every 429/503 (platform/adaptive-window.ts).
+ * - max concurrency 32: the window's ceiling. At the default page size it is the most the
+ *   memory bound below allows (32 x 1000), and it is more than the measured runs used: the
+ *   window stops growing once latency rises, which at 100 to 300 ms of latency happened
+ *   at 8 to 16 pages in flight (docs/performance.md). With larger pages the default is
+ *   lowered to what fits the bound, and never below THINGPARK_CONCURRENCY.
  * - credentials cached 300 s: a rotated secret is picked up within five minutes even on
  *   a warm container, and a rejected client re-reads at once anyway.
  * - 256 MiB of NDJSON per data file: gzip files are not splittable, so engines read one
  *   file per worker; a few tens of MB compressed is the size they read best.
+ * - 30 s to checkpoint a run that continues in another invocation (run/export-run.ts):
+ *   completing the open data file (its last parts) and storing the de-duplication set
+ *   take a few seconds at ten million devices (about 44 MB of random refs, encoded and
+ *   uploaded); the rest absorbs a slow S3 and its retries, and a slice still works 94 % of
+ *   the 15 minutes.
  */
 export const DEFAULTS = {
   THINGPARK_TOKEN_AUTH: 'client_secret_post',
@@ -47,20 +59,24 @@ export const DEFAULTS = {
   THINGPARK_PAGE_SIZE: 1000,
   THINGPARK_FIRST_PAGE_INDEX: 0,
   THINGPARK_CONCURRENCY: 4,
+  THINGPARK_MAX_CONCURRENCY: 32,
   THINGPARK_REQUEST_TIMEOUT_MS: 30_000,
   THINGPARK_MAX_RETRIES: 5,
   RUN_RETRY_BUDGET: 100,
   TOKEN_RENEW_MARGIN_SECONDS: 60,
   SNAPSHOT_FILE_MAX_BYTES: 256 * 1024 * 1024,
   RUN_DEADLINE_MARGIN_SECONDS: 20,
+  RUN_CHECKPOINT_MARGIN_SECONDS: 30,
 } as const;
 
 /**
- * The most THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE may be. The pager holds up to twice
- * the concurrency in pages (see platform/ordered-pages.ts), so this keeps at most 64,000 parsed briefs in
- * memory: at about 2.5 KB each, about 160 MB of the 896 MB heap, which leaves room for the
- * de-duplication set, upload parts and garbage not yet collected. The defaults (4 x 1000)
- * sit well inside it.
+ * The most the window's ceiling (THINGPARK_MAX_CONCURRENCY) x THINGPARK_PAGE_SIZE may be.
+ * The pager holds up to twice the widest the window has been in pages, never more than
+ * twice the ceiling (see platform/ordered-pages.ts), so this keeps at most 64,000 parsed
+ * briefs in memory: at about 2.5 KB each, about 160 MB of the 896 MB heap, which leaves
+ * room for the de-duplication set, upload parts and garbage not yet collected. The
+ * defaults (a ceiling of 32 x 1000) reach it only if the window grows all the way, which a
+ * platform's latency alone does not make it do (docs/performance.md).
  */
 export const MAX_CONCURRENCY_TIMES_PAGE_SIZE = 32_000;
 
@@ -137,18 +153,35 @@ export function loadConfig(env: Env = process.env): Config {
     pageSize: integer('THINGPARK_PAGE_SIZE', 1, 100_000),
     firstPageIndex: integer('THINGPARK_FIRST_PAGE_INDEX', 0, 1),
     concurrency: integer('THINGPARK_CONCURRENCY', 1, 64),
+    maxConcurrency: integer('THINGPARK_MAX_CONCURRENCY', 1, 64),
     requestTimeoutMs: integer('THINGPARK_REQUEST_TIMEOUT_MS', 100, 900_000),
     maxRetries: integer('THINGPARK_MAX_RETRIES', 0, 20),
     runRetryBudget: integer('RUN_RETRY_BUDGET', 0, 100_000),
     tokenRenewMarginSeconds: integer('TOKEN_RENEW_MARGIN_SECONDS', 0, 3_600),
     fileMaxBytes: integer('SNAPSHOT_FILE_MAX_BYTES', 1024, 5 * 1024 ** 4),
     deadlineMarginSeconds: integer('RUN_DEADLINE_MARGIN_SECONDS', 0, 600),
+    checkpointMarginSeconds: integer('RUN_CHECKPOINT_MARGIN_SECONDS', 1, 600),
   };
-  const held = config.concurrency * config.pageSize;
-  if (!invalid.has('THINGPARK_CONCURRENCY') && !invalid.has('THINGPARK_PAGE_SIZE') && held > MAX_CONCURRENCY_TIMES_PAGE_SIZE) {
+  // A ceiling given is checked as given; the default one fits the memory bound (see DEFAULTS)
+  // and starts no lower than the window does, so only the start can break the bound.
+  const ceilingGiven = (env.THINGPARK_MAX_CONCURRENCY?.trim() ?? '') !== '';
+  if (!ceilingGiven) {
+    const fitting = Math.floor(MAX_CONCURRENCY_TIMES_PAGE_SIZE / Math.max(1, config.pageSize));
+    config.maxConcurrency = Math.max(config.concurrency, Math.min(DEFAULTS.THINGPARK_MAX_CONCURRENCY, fitting));
+  }
+  const bound = ceilingGiven ? 'THINGPARK_MAX_CONCURRENCY' : 'THINGPARK_CONCURRENCY';
+  const windowValid = !invalid.has('THINGPARK_CONCURRENCY') && !invalid.has('THINGPARK_MAX_CONCURRENCY');
+  if (windowValid && config.concurrency > config.maxConcurrency) {
     problems.push(
-      `THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE must be at most ${MAX_CONCURRENCY_TIMES_PAGE_SIZE} to bound the pages held in memory, ` +
-        `got ${config.concurrency} x ${config.pageSize} = ${held}: lower THINGPARK_CONCURRENCY or THINGPARK_PAGE_SIZE`,
+      `THINGPARK_CONCURRENCY (where the window starts) must be at most THINGPARK_MAX_CONCURRENCY (its ceiling), ` +
+        `got ${config.concurrency} > ${config.maxConcurrency}: lower THINGPARK_CONCURRENCY or raise THINGPARK_MAX_CONCURRENCY`,
+    );
+  }
+  const held = config.maxConcurrency * config.pageSize;
+  if (windowValid && !invalid.has('THINGPARK_PAGE_SIZE') && held > MAX_CONCURRENCY_TIMES_PAGE_SIZE) {
+    problems.push(
+      `${bound} x THINGPARK_PAGE_SIZE must be at most ${MAX_CONCURRENCY_TIMES_PAGE_SIZE} to bound the pages held in memory, ` +
+        `got ${config.maxConcurrency} x ${config.pageSize} = ${held}: lower ${bound} or THINGPARK_PAGE_SIZE`,
     );
   }
   if (problems.length > 0) throw new ConfigError(problems);

@@ -134,7 +134,7 @@ async function send(source: PageSource, url: string, target: Target, signal: Abo
   const { status } = response;
   const contentType = response.headers.get('content-type') ?? '';
   if (status === 200 || status === 401 || target.reads?.(status, body)) {
-    if (status !== 401) window.succeeded();
+    if (status !== 401) window.succeeded(ticket);
     return { status, body, contentType, token };
   }
   const detail = `${target.name}: HTTP ${status} ${quote(body, contentType, token)}`;

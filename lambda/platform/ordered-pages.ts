@@ -19,13 +19,15 @@ export const HELD_BRIEFS = 16_000;
  * occurrence and output is reproducible run to run.
  *
  * How far ahead, and why:
- * - at most `window.max` page fetches are unfinished (waiting for the window, on the wire,
- *   or waiting to retry); the window's gate keeps at most `window.limit` of them on the
- *   wire. Counting against `max` rather than the shrinking limit means pages sleeping
- *   through a Retry-After do not stop the others from using the window;
- * - at most `2 * window.max` pages, or more if pages are small (up to `HELD_BRIEFS`
- *   briefs), are held: unfinished, or fetched and waiting for their turn. This bounds
- *   memory by the window and the page size, not the fleet. The slack lets the fetches
+ * - at most `window.reach` page fetches are unfinished (waiting for the window, on the
+ *   wire, or waiting to retry); the window's gate keeps at most `window.limit` of them on
+ *   the wire. The reach is the limit, or what it was before the platform last pushed back:
+ *   pages sleeping through a Retry-After after a cut do not stop the others from using
+ *   the window, and fetching ahead follows the window as it grows and settles;
+ * - at most `2 * window.reach` pages, or more if pages are small (up to `HELD_BRIEFS`
+ *   briefs), are held: unfinished, or fetched and waiting for their turn. The reach is
+ *   never above `window.max`, so this bounds memory by the window's ceiling and the page
+ *   size, not the fleet (config.ts bounds their product). The slack lets the fetches
  *   behind a slow or retried page carry on instead of stalling until it arrives (a
  *   Retry-After of a second is 20 pages at 20 requests/s); when the next page is already
  *   there (the writer lags) the slack is not used.
@@ -41,8 +43,8 @@ export async function* orderedPages(
   const { window, stats } = options;
   const ahead = new AbortController();
   const signal = AbortSignal.any([options.signal, ahead.signal]);
-  let hold = 2 * window.max;
   let largest = 1;
+  let arrived = false;
   // The first page known to end the list, once one has arrived (maybe ahead of its turn).
   let last = Number.POSITIVE_INFINITY;
   // Holds exactly the pages [expected, next): started and not yet yielded.
@@ -55,10 +57,11 @@ export async function* orderedPages(
   const fill = (): void => {
     for (;;) {
       const unfinished = pending.size - finished.size;
-      // More than `max` held pages only while the next page to yield is still unfinished:
+      const reach = window.reach;
+      // More than `reach` held pages only while the next page to yield is still unfinished:
       // when it is the writer that lags, fetching further ahead only costs memory.
-      const room = finished.has(expected) ? window.max : hold;
-      if (stopped || next > last || unfinished >= window.max || pending.size >= room) return;
+      const room = finished.has(expected) ? reach : Math.max(2 * reach, arrived ? Math.floor(HELD_BRIEFS / largest) : 0);
+      if (stopped || next > last || unfinished >= reach || pending.size >= room) return;
       const index = next;
       const request = fetchPage(index, signal);
       const settled = (page?: DevicePage): void => {
@@ -67,7 +70,7 @@ export async function* orderedPages(
         if (page) {
           if (isLast(page)) last = Math.min(last, index);
           largest = Math.max(largest, page.briefs.length);
-          hold = Math.max(2 * window.max, Math.floor(HELD_BRIEFS / largest));
+          arrived = true;
         }
         fill();
       };
@@ -97,6 +100,7 @@ export async function* orderedPages(
   }
 }
 
-function isLast(page: DevicePage): boolean {
+/** Whether a page ends the device list (it says so, or it is empty). */
+export function isLast(page: DevicePage): boolean {
   return page.more === false || page.briefs.length === 0;
 }

@@ -86,11 +86,13 @@ export async function reset(h: Harness, options: Partial<SimulatorOptions> = {})
 /**
  * A cold start against the harness, every tunable at its default unless given, page size
  * 100, debug logging (captured by `invoke`, so nothing reaches the test output), and the
- * given snapshot prefix.
+ * given snapshot prefix. No curation after the commit unless asked for: these tests are
+ * about the export, and curation's own (test/integration/curate.test.ts) turn it on.
  */
 export async function exporter(h: Harness, prefix: string, env: Record<string, string | undefined> = {}): Promise<Handler> {
   return coldStart({
     ...h.env,
+    CURATE_INLINE_MIN_REMAINING_SECONDS: '900',
     POWERTOOLS_LOG_LEVEL: 'DEBUG',
     THINGPARK_PAGE_SIZE: '100',
     SNAPSHOT_PREFIX: prefix,

@@ -52,9 +52,10 @@ async function refsOf(run: RunFiles): Promise<unknown[]> {
 const fleetRefs = (size: number) => Array.from({ length: size }, (_, i) => String(2_000_000 + i));
 
 describe('concurrent paging', () => {
-  it('keeps within THINGPARK_CONCURRENCY, fetches every page once, reuses connections', async () => {
+  it('keeps within a fixed window, fetches every page once, reuses connections', async () => {
     const sim = await platform({ fleet: 20_000, latencyMs: 20 });
-    const handler = await exporter({ THINGPARK_CONCURRENCY: '6' });
+    // A ceiling where the window starts: fixed at 6.
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '6', THINGPARK_MAX_CONCURRENCY: '6' });
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ status: 'committed', devices: 20_000, duplicates: 0, throttled: 0, retries: 0 });
     expect(sim.stats.maxInFlight).toBeLessThanOrEqual(6);
@@ -99,7 +100,7 @@ describe('concurrent paging', () => {
 
   it('stops at the last page: the few requests past it are cancelled and counted as wasted', async () => {
     const sim = await platform({ fleet: 1_000, latencyMs: 30 });
-    const handler = await exporter({ THINGPARK_CONCURRENCY: '8' });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '8', THINGPARK_MAX_CONCURRENCY: '8' });
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ devices: 1_000, pages: 10 });
     for (let page = 0; page < 10; page += 1) expect(sim.stats.byPage.get(page)).toBe(1);
@@ -121,7 +122,7 @@ describe('concurrent paging', () => {
         return pageIndex === 20 && attempt === 1 ? { status, body: JSON.stringify({ code: status, message: 'slow down' }) } : undefined;
       },
     });
-    const handler = await exporter({ THINGPARK_CONCURRENCY: '8' });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '8', THINGPARK_MAX_CONCURRENCY: '8' });
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ devices: 30_000, throttled: 1, retries: 1 });
     expect(sim.stats.maxInFlight).toBe(8);
@@ -157,7 +158,7 @@ describe('concurrent paging', () => {
 
   it('paces a rate-limited platform instead of hammering it', async () => {
     const sim = await platform({ fleet: 16_000, rateLimit: { perSecond: 40, burst: 4, status: 503 } });
-    const handler = await exporter({ THINGPARK_CONCURRENCY: '8' });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '8', THINGPARK_MAX_CONCURRENCY: '8' });
     const summary = await handler({}, lambdaContext());
     expect(summary).toMatchObject({ status: 'committed', devices: 16_000, duplicates: 0 });
     expect(summary.throttled).toBe(sim.stats.rejected);
@@ -170,5 +171,33 @@ describe('concurrent paging', () => {
     // The bench measures the rate (≥ 90 % of the limit); here: few rejections, not a storm.
     expect(sim.stats.rejected / sim.stats.requests).toBeLessThan(0.1);
     expect(await refsOf(summary)).toEqual(fleetRefs(16_000));
+  });
+
+  it('grows past where it starts against a platform with latency, never past its ceiling', async () => {
+    const sim = await platform({ fleet: 30_000, latencyMs: 100 });
+    const handler = await exporter({ THINGPARK_CONCURRENCY: '4', THINGPARK_MAX_CONCURRENCY: '12' });
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ status: 'committed', devices: 30_000, duplicates: 0, throttled: 0, retries: 0 });
+    expect(sim.stats.maxInFlight).toBeGreaterThan(4);
+    expect(sim.stats.maxInFlight).toBeLessThanOrEqual(12);
+    // Every page once; past the end, no more than the window's ceiling.
+    for (let page = 0; page < 300; page += 1) expect(sim.stats.byPage.get(page)).toBe(1);
+    expect(summary.wastedRequests).toBeLessThanOrEqual(12);
+  });
+
+  it('grows no further than a rate-limited platform accepts: near its limit, few rejections', async () => {
+    const perSecond = 50;
+    const sim = await platform({ fleet: 20_000, latencyMs: 100, rateLimit: { perSecond, burst: 5, status: 429 } });
+    // The default ceiling: at 100 ms, 50 requests/s need 5 in flight, and the window would
+    // grow far past that if latency alone decided.
+    const handler = await exporter({});
+    const summary = await handler({}, lambdaContext());
+    expect(summary).toMatchObject({ status: 'committed', devices: 20_000, duplicates: 0 });
+    expect(summary.throttled).toBe(sim.stats.rejected);
+    const accepted = sim.stats.requests - sim.stats.rejected;
+    const rate = accepted / ((sim.stats.lastAt - sim.stats.firstAt) / 1000);
+    expect(sim.stats.rejected / sim.stats.requests).toBeLessThan(0.05);
+    expect(rate).toBeGreaterThan(0.85 * perSecond);
+    expect(rate).toBeLessThanOrEqual(1.05 * perSecond);
   });
 });

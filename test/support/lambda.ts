@@ -19,8 +19,8 @@ export const CONFIG_VARIABLES: ReadonlySet<string> = new Set([
   'SNAPSHOT_PREFIX',
 ]);
 
-/** Families read by Powertools and by the AWS SDK (AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>). */
-const VARIABLE_PREFIXES = ['POWERTOOLS_', 'AWS_ENDPOINT_URL'];
+/** Families read by Powertools, by the AWS SDK (AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>) and by curation (lambda/curate/settings.ts). */
+const VARIABLE_PREFIXES = ['POWERTOOLS_', 'AWS_ENDPOINT_URL', 'CURATE_'];
 
 /** Whether the exporter reads this variable: a cold start clears every one of them. */
 export function isExporterVariable(name: string): boolean {

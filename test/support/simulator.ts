@@ -132,6 +132,13 @@ export interface Platform {
   reset(options?: Partial<SimulatorOptions>): Platform;
   /** The fleet as it is now, to delete devices from or add devices to between runs. */
   fleet(): LiveFleet;
+  /**
+   * Renders every page of `pageSize` now, once, and from then on answers those pages with
+   * the same bytes instead of rendering each answer: the benchmark's platform then costs
+   * next to nothing, and the same for every client (its `now` is the time of rendering).
+   * Kept across resets to the same fleet; dropped when the fleet changes.
+   */
+  prerender(pageSize: number): void;
   close(): Promise<void>;
 }
 
@@ -177,6 +184,8 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
   let applied = new WeakSet<FleetChange>();
   // The furthest position any page has reached: where 'served' changes go.
   let servedEnd = 0;
+  // Page bodies rendered by `prerender`, for this fleet as it was made, by position.
+  let rendered: { fleet: Fleet; includeCount: boolean; size: number; bodies: { body: Buffer; briefs: number }[] } | undefined;
 
   const server: Server = createServer((req, res) => {
     if (req.url?.startsWith('/users-auth/')) {
@@ -251,19 +260,27 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
     const size = Math.min(pageSize, settings.maxPageSize);
     // A server counting from 1 reads page 0 as page 1: the first page twice, as documented.
     const position = Math.max(0, pageIndex - settings.pageIndexBase);
-    const total = live().size;
     const start = position * size;
+    const ready = rendered?.size === size && rendered.fleet === settings.fleet && rendered.includeCount === settings.includeCount && !settings.revise;
+    const page = (ready ? rendered?.bodies[position] : undefined) ?? renderPage(start, size);
+    servedEnd = Math.max(servedEnd, start + page.briefs);
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(page.body) });
+    res.end(page.body);
+    applyChanges((change) => change.afterPage === pageIndex);
+  }
+
+  /** The page of `size` devices from `start` of the fleet as it is now: its JSON, and how many briefs it holds. */
+  function renderPage(start: number, size: number): { body: string | Buffer; briefs: number } {
+    const total = live().size;
     const revise = settings.revise;
     const briefs = revise
       ? live()
           .slice(start, start + size)
           .map(revise)
       : live().slice(start, start + size);
-    servedEnd = Math.max(servedEnd, start + briefs.length);
     const page: Record<string, unknown> = { briefs, more: start + briefs.length < total, now: Date.now() };
     if (settings.includeCount) page.count = total;
-    json(res, 200, page);
-    applyChanges((change) => change.afterPage === pageIndex);
+    return { body: JSON.stringify(page), briefs: briefs.length };
   }
 
   /** `GET .../devices/{id}`: the device by ref or by `e` + EUI, or the not-found answer. */
@@ -300,6 +317,7 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
     for (const change of settings.changes) {
       if (applied.has(change) || !due(change)) continue;
       applied.add(change);
+      rendered = undefined;
       const current = live();
       const count = change.remove ?? (typeof change.add === 'number' ? change.add : (change.add?.length ?? 0));
       const at = change.at === 'served' ? Math.max(0, servedEnd - count) : change.at === 'unserved' ? current.size - (change.remove ?? 0) : change.at;
@@ -334,7 +352,22 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
       Object.assign(tokens, { grants: 0, requests: 0, fault: undefined, lifetimeSeconds: token.lifetimeSeconds ?? 300 });
       return platform;
     },
-    fleet: live,
+    fleet: () => {
+      // Whoever takes the fleet may change it: bodies rendered from it before would be stale.
+      rendered = undefined;
+      return live();
+    },
+    prerender(pageSize) {
+      const size = Math.min(pageSize, settings.maxPageSize);
+      const { fleet: source, includeCount } = settings;
+      if (rendered?.fleet === source && rendered.size === size && rendered.includeCount === includeCount) return;
+      const bodies: { body: Buffer; briefs: number }[] = [];
+      for (let start = 0; start < live().size; start += size) {
+        const page = renderPage(start, size);
+        bodies.push({ body: Buffer.from(page.body), briefs: page.briefs });
+      }
+      rendered = { fleet: source, includeCount, size, bodies };
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -1,6 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RatePacer } from '../../lambda/platform/rate-pacer.ts';
-import { AdaptiveWindow, type Ticket } from '../../lambda/platform/adaptive-window.ts';
+import { AdaptiveWindow, type Ticket, type WindowOptions } from '../../lambda/platform/adaptive-window.ts';
+
+/** A window on the fake clock (vi.useFakeTimers moves Date.now). */
+function windowOf(max: number, options: WindowOptions = {}): AdaptiveWindow {
+  return new AdaptiveWindow(max, { now: () => Date.now(), ...options });
+}
 
 /** Requests queued at the window; `admitted` lists their priorities in admission order. */
 function queue(window: AdaptiveWindow) {
@@ -15,6 +20,52 @@ function queue(window: AdaptiveWindow) {
   return { admitted, tickets, request };
 }
 
+/**
+ * A platform behind the window, on the fake clock, and a caller that keeps `backlog`
+ * requests under way (waiting at the window or on the wire), as the pager does while it
+ * has work: each is answered `latency(inFlight)` ms after it was admitted, `inFlight`
+ * counted as it was sent; one for which `refuse` says so is answered 429. Every limit the
+ * window takes is recorded with its time and the number of answers so far.
+ */
+function platform(window: AdaptiveWindow, options: { latency: (inFlight: number) => number; backlog?: number; refuse?: (ticket: Ticket) => boolean }) {
+  const { latency, refuse = () => false } = options;
+  let backlog = options.backlog ?? window.max + 1;
+  const start = Date.now();
+  // `at`: milliseconds since the platform started.
+  const steps = [{ limit: window.limit, at: 0, answers: 0 }];
+  let answers = 0;
+  let priority = 0;
+  let underWay = 0;
+  const send = (): void => {
+    underWay += 1;
+    void window.acquire((priority += 1)).then((ticket) => {
+      setTimeout(() => {
+        if (refuse(ticket)) window.rejected(ticket);
+        else window.succeeded(ticket);
+        answers += 1;
+        if (window.limit !== steps.at(-1)?.limit) steps.push({ limit: window.limit, at: Date.now() - start, answers });
+        window.release();
+        underWay -= 1;
+        fill();
+      }, latency(window.inFlight));
+    });
+  };
+  const fill = (): void => {
+    while (underWay < backlog) send();
+  };
+  fill();
+  return {
+    /** Every limit taken, in order. */
+    limits: () => steps.map((step) => step.limit),
+    steps,
+    /** From now on the caller keeps this many under way (0: stops). */
+    keep: (requests: number) => {
+      backlog = requests;
+      fill();
+    },
+  };
+}
+
 const settle = () => vi.advanceTimersByTimeAsync(0);
 
 beforeEach(() => {
@@ -26,7 +77,7 @@ afterEach(() => {
 
 describe('AdaptiveWindow', () => {
   it('never has more than its limit in flight; each release admits the next', async () => {
-    const window = new AdaptiveWindow(3);
+    const window = windowOf(3);
     const { admitted, request } = queue(window);
     for (let i = 0; i < 10; i += 1) void request(i);
     await settle();
@@ -42,7 +93,7 @@ describe('AdaptiveWindow', () => {
   });
 
   it('admits the lowest priority (page index) first, arrivals in order among equals', async () => {
-    const window = new AdaptiveWindow(1);
+    const window = windowOf(1);
     const { admitted, request } = queue(window);
     void request(5);
     await settle();
@@ -57,7 +108,7 @@ describe('AdaptiveWindow', () => {
   });
 
   it('halves on a rejection, once per burst: tickets from before the cut do not cut again', async () => {
-    const window = new AdaptiveWindow(8);
+    const window = windowOf(8);
     const { tickets, request } = queue(window);
     for (let i = 0; i < 8; i += 1) void request(i);
     await settle();
@@ -75,53 +126,182 @@ describe('AdaptiveWindow', () => {
     expect(window.cuts).toBe(2);
   });
 
-  it('does not shrink below its minimum', () => {
-    const window = new AdaptiveWindow(4, 2);
-    for (let i = 0; i < 5; i += 1) window.rejected(i);
+  it('does not shrink below its minimum', async () => {
+    const window = windowOf(4, { min: 2 });
+    const { tickets, request } = queue(window);
+    for (let i = 0; i < 5; i += 1) {
+      void request(i);
+      await vi.advanceTimersByTimeAsync(60_000);
+      window.rejected(tickets.get(i) as Ticket);
+      window.release();
+    }
+    expect(window.cuts).toBe(5);
     expect(window.limit).toBe(2);
   });
 
-  it('grows back by one after twice its limit in consecutive successes, up to max', () => {
-    const window = new AdaptiveWindow(8);
-    window.rejected(0); // 4
-    window.rejected(1); // 2
-    expect(window.limit).toBe(2);
-    const successesToReach = (limit: number) => {
-      let count = 0;
-      while (window.limit < limit) {
-        window.succeeded();
-        count += 1;
+  it('does not grow past where it starts when that is its ceiling', async () => {
+    const window = windowOf(4);
+    const sim = platform(window, { latency: () => 100 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    sim.keep(0);
+    expect(sim.limits()).toEqual([4]);
+    expect(window.maxInFlight).toBe(4);
+  });
+
+  it('doubles each round trip while latency holds, up to its ceiling', async () => {
+    const window = windowOf(32, { initial: 4 });
+    const sim = platform(window, { latency: () => 100 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    sim.keep(0);
+    // One round trip at 4, one at 8, one at 16: slow start, as a run of a hundred pages needs.
+    expect(sim.limits()).toEqual([4, 8, 16, 32]);
+    expect(sim.steps.map((step) => step.at)).toEqual([0, 100, 200, 300]);
+    expect(window.limit).toBe(32);
+    expect(window.reach).toBe(32);
+    expect(window.maxInFlight).toBe(32);
+    expect(window.lowestLatency).toBe(100);
+  });
+
+  it('grows by one per two round trips near the ceiling, where doubling would pass it, and never past it', async () => {
+    const window = windowOf(24, { initial: 4 });
+    const sim = platform(window, { latency: () => 100 });
+    await vi.advanceTimersByTimeAsync(20_000);
+    sim.keep(0);
+    // 16 doubled would be 32: from 16 on, one at a time, each after at least twice the limit in answers.
+    expect(sim.limits()).toEqual([4, 8, 16, 17, 18, 19, 20, 21, 22, 23, 24]);
+    for (let i = 3; i < sim.steps.length; i += 1) {
+      const [before, after] = [sim.steps[i - 1], sim.steps[i]] as [(typeof sim.steps)[0], (typeof sim.steps)[0]];
+      expect(after.answers - before.answers).toBeGreaterThanOrEqual(2 * before.limit);
+    }
+    expect(window.maxInFlight).toBe(24);
+  });
+
+  it('grows through jitter that stays within the tolerance', async () => {
+    const window = windowOf(32, { initial: 4 });
+    let turn = 0;
+    // 100 ms and 140 ms in turn: a mean of 120 ms, within 1.5 x the lowest.
+    const sim = platform(window, { latency: () => ((turn += 1) % 2 === 0 ? 100 : 140) });
+    await vi.advanceTimersByTimeAsync(30_000);
+    sim.keep(0);
+    expect(window.limit).toBe(32);
+  });
+
+  it('stops growing in the first round trip whose latency rises, and stays there', async () => {
+    const window = windowOf(32, { initial: 4 });
+    // A client or platform that answers 8 at once in 100 ms, and more only by queueing them:
+    // past 8 in flight the latency triples.
+    const sim = platform(window, { latency: (inFlight) => (inFlight <= 8 ? 100 : 300) });
+    await vi.advanceTimersByTimeAsync(30_000);
+    sim.keep(0);
+    // The round at 16 showed the rise: no further growth, in slow start or after it.
+    expect(sim.limits()).toEqual([4, 8, 16]);
+    expect(window.maxInFlight).toBe(16);
+  });
+
+  it('stops growing at once when latency rises early, even far below the ceiling', async () => {
+    const window = windowOf(32, { initial: 4 });
+    const sim = platform(window, { latency: (inFlight) => 100 * Math.max(1, inFlight / 4) });
+    await vi.advanceTimersByTimeAsync(30_000);
+    sim.keep(0);
+    expect(sim.limits()).toEqual([4, 8]);
+  });
+
+  it('grows only while its requests fill it: a window the caller does not use says nothing', async () => {
+    const window = windowOf(32, { initial: 4 });
+    // The caller never has more than 3 requests to send (the writer lags, say).
+    const sim = platform(window, { latency: () => 100, backlog: 3 });
+    await vi.advanceTimersByTimeAsync(10_000);
+    sim.keep(0);
+    expect(sim.limits()).toEqual([4]);
+    expect(window.reach).toBe(4);
+  });
+
+  it('comes back toward what its caller uses once the caller uses less, never below where it started', async () => {
+    const window = windowOf(32, { initial: 4 });
+    const sim = platform(window, { latency: () => 100 });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(window.limit).toBe(32);
+    // The caller now keeps only 6 under way (its CPU is spent, say): half way back each round.
+    sim.keep(6);
+    await vi.advanceTimersByTimeAsync(10_000);
+    const after = sim.limits().slice(sim.limits().lastIndexOf(32) + 1);
+    expect(after.slice(0, 4)).toEqual([19, 13, 10, 8]);
+    // Then about what is used (6 of 7 or 8 in flight), and the pager's reach with it.
+    expect(window.limit).toBeGreaterThanOrEqual(7);
+    expect(window.limit).toBeLessThanOrEqual(8);
+    expect(window.reach).toBe(window.limit);
+    // A caller that uses nothing at all does not take it below where it started.
+    sim.keep(1);
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(window.limit).toBe(4);
+    sim.keep(0);
+  });
+
+  it('halves on 429/503 and regrows afterwards one at a time, never doubling again', async () => {
+    const window = windowOf(32, { initial: 4 });
+    const sim = platform(window, { latency: () => 100 });
+    await vi.advanceTimersByTimeAsync(350);
+    expect(window.limit).toBe(32);
+    // One request (the first in line: priority 0) is refused: the window halves, once.
+    const { request, tickets } = queue(window);
+    void request(0);
+    await vi.advanceTimersByTimeAsync(100);
+    window.rejected(tickets.get(0) as Ticket);
+    window.release();
+    expect(window.limit).toBe(16);
+    expect(window.cuts).toBe(1);
+    // The pager keeps fetching as far ahead as before the cut.
+    expect(window.reach).toBe(32);
+    await vi.advanceTimersByTimeAsync(30_000);
+    sim.keep(0);
+    const after = sim.steps.slice(sim.steps.findIndex((step) => step.limit === 16 && step.at > 350));
+    // 16, 17, 18, ... back to the ceiling: by one, each after at least twice the limit in answers.
+    expect(after.map((step) => step.limit)).toEqual(Array.from({ length: 17 }, (_, i) => 16 + i));
+    for (let i = 1; i < after.length; i += 1) {
+      const [before, next] = [after[i - 1], after[i]] as [(typeof after)[0], (typeof after)[0]];
+      expect(next.answers - before.answers).toBeGreaterThanOrEqual(2 * before.limit);
+    }
+  });
+
+  it('grows no further than carries the pacer rate at the latency seen', async () => {
+    // A pacer that paces at 100 requests/s, as one does after a push-back: at 100 ms,
+    // 10 requests in flight carry it.
+    class Paced extends RatePacer {
+      override get rate(): number {
+        return 100;
       }
-      return count;
-    };
-    expect(successesToReach(3)).toBe(4);
-    expect(successesToReach(4)).toBe(6);
-    // A rejection in between resets the count: growth needs consecutive successes.
-    for (let i = 0; i < 7; i += 1) window.succeeded();
-    window.rejected(2); // 2
-    expect(window.limit).toBe(2);
-    expect(successesToReach(8)).toBe(4 + 6 + 8 + 10 + 12 + 14);
-    for (let i = 0; i < 100; i += 1) window.succeeded();
-    expect(window.limit).toBe(8);
+    }
+    const window = windowOf(32, { initial: 4, pacer: new Paced(() => Date.now()) });
+    const sim = platform(window, { latency: () => 100 });
+    await vi.advanceTimersByTimeAsync(20_000);
+    sim.keep(0);
+    // 100/s x 0.1 s = 10, plus one; the pacer, not the window, is the bound there.
+    expect(sim.limits()).toEqual([4, 8, 11]);
+    expect(window.maxInFlight).toBeLessThanOrEqual(11);
   });
 
   it('admits no faster than the pacer once the platform has pushed back', async () => {
     const pacer = new RatePacer(() => Date.now());
-    const window = new AdaptiveWindow(8, 1, pacer);
-    const { admitted, request } = queue(window);
+    const window = windowOf(8, { pacer });
+    const { admitted, tickets, request } = queue(window);
     // Unpaced: the whole window at once.
     for (let i = 0; i < 8; i += 1) void request(i);
     await settle();
     expect(admitted).toHaveLength(8);
-    window.rejected(0);
-    window.rejected(0); // same epoch: one cut
+    window.rejected(tickets.get(0) as Ticket);
+    window.rejected(tickets.get(1) as Ticket); // same epoch: one cut
     for (let i = 0; i < 8; i += 1) window.release();
-    window.rejected(1); // second cut: additive phase
+    // Sent after the cut (once the pacer lets it) and refused: a second cut, additive phase.
+    void request(8);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(admitted).toHaveLength(9);
+    window.rejected(tickets.get(8) as Ticket);
+    window.release();
     // The window passed both rejections on: the pacer is cut twice and paces at a finite rate.
     expect(pacer.cuts).toBe(2);
     const rate = pacer.rate;
     expect(rate).toBeLessThan(Number.POSITIVE_INFINITY);
-    for (let i = 8; i < 40; i += 1) void request(i);
+    for (let i = 9; i < 40; i += 1) void request(i);
     const started = admitted.length;
     const times: number[] = [];
     for (let step = 0; step < 2000 && admitted.length < started + 10; step += 1) {
@@ -140,12 +320,12 @@ describe('AdaptiveWindow', () => {
 
   it('follows the pacer as its rate rises: a wait set at a slow early rate does not stall sends', async () => {
     const pacer = new RatePacer(() => Date.now());
-    const window = new AdaptiveWindow(4, 1, pacer);
-    const { admitted, request } = queue(window);
+    const window = windowOf(4, { pacer });
+    const { admitted, tickets, request } = queue(window);
     void request(0);
     await settle();
     // The first request of a run is rejected: the pacer starts from ~1 request/s ...
-    window.rejected(0);
+    window.rejected(tickets.get(0) as Ticket);
     window.release();
     void request(1);
     await settle();
@@ -158,7 +338,7 @@ describe('AdaptiveWindow', () => {
   });
 
   it('rejects a waiting request whose signal aborts, and admits the others', async () => {
-    const window = new AdaptiveWindow(1);
+    const window = windowOf(1);
     const { admitted, request } = queue(window);
     void request(0);
     await settle();

@@ -114,6 +114,25 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it("bounds the window's ceiling times page size; the default ceiling fits the bound, never below the start", () => {
+    expect(loadConfig(minimal)).toMatchObject({ concurrency: 4, maxConcurrency: 32 });
+    expect(DEFAULTS.THINGPARK_MAX_CONCURRENCY * DEFAULTS.THINGPARK_PAGE_SIZE).toBeLessThanOrEqual(MAX_CONCURRENCY_TIMES_PAGE_SIZE);
+    // Larger pages lower the default ceiling to what fits, never below where the window starts.
+    expect(loadConfig({ ...minimal, THINGPARK_PAGE_SIZE: '2000' })).toMatchObject({ concurrency: 4, maxConcurrency: 16 });
+    expect(loadConfig({ ...minimal, THINGPARK_PAGE_SIZE: '8000' })).toMatchObject({ concurrency: 4, maxConcurrency: 4 });
+    expect(loadConfig({ ...minimal, THINGPARK_CONCURRENCY: '16', THINGPARK_PAGE_SIZE: '2000' })).toMatchObject({ concurrency: 16, maxConcurrency: 16 });
+    // A ceiling equal to the start: a fixed window, as before the window grew.
+    expect(loadConfig({ ...minimal, THINGPARK_CONCURRENCY: '8', THINGPARK_MAX_CONCURRENCY: '8' })).toMatchObject({ concurrency: 8, maxConcurrency: 8 });
+    // A ceiling given is checked as given.
+    expect(problemsOf({ ...minimal, THINGPARK_MAX_CONCURRENCY: '64' })).toEqual([
+      `THINGPARK_MAX_CONCURRENCY x THINGPARK_PAGE_SIZE must be at most ${MAX_CONCURRENCY_TIMES_PAGE_SIZE} to bound the pages held in memory, got 64 x 1000 = 64000: lower THINGPARK_MAX_CONCURRENCY or THINGPARK_PAGE_SIZE`,
+    ]);
+    expect(problemsOf({ ...minimal, THINGPARK_CONCURRENCY: '8', THINGPARK_MAX_CONCURRENCY: '4' })).toEqual([
+      'THINGPARK_CONCURRENCY (where the window starts) must be at most THINGPARK_MAX_CONCURRENCY (its ceiling), got 8 > 4: lower THINGPARK_CONCURRENCY or raise THINGPARK_MAX_CONCURRENCY',
+    ]);
+    expect(problemsOf({ ...minimal, THINGPARK_MAX_CONCURRENCY: '0' })).toEqual(['THINGPARK_MAX_CONCURRENCY must be an integer from 1 to 64, got "0"']);
+  });
+
   it('rejects a prefix that would write outside a folder', () => {
     expect(problemsOf({ ...minimal, SNAPSHOT_PREFIX: 'exports' })).toHaveLength(1);
     expect(loadConfig({ ...minimal, SNAPSHOT_PREFIX: '' }).prefix).toBe('');

@@ -90,6 +90,17 @@ function consume(iterator: AsyncGenerator<DevicePage>) {
   return { yielded, done };
 }
 
+/** Grows `window` to `limit` with rounds of instant answers, each filling it (latency holds at 0). */
+async function widen(window: AdaptiveWindow, limit: number) {
+  while (window.limit < limit) {
+    const tickets = await Promise.all(Array.from({ length: window.limit }, (_, i) => window.acquire(i)));
+    for (const ticket of tickets) {
+      window.succeeded(ticket);
+      window.release();
+    }
+  }
+}
+
 const ticks = async (n = 10) => {
   for (let i = 0; i < n; i += 1) await new Promise((resolve) => setImmediate(resolve));
 };
@@ -157,6 +168,30 @@ describe('orderedPages', () => {
       expect(list.open.size).toBeLessThanOrEqual(4);
     }
     expect(Math.max(...list.calls)).toBe(7);
+    list.answer(0);
+    expect((await first).value?.index).toBe(0);
+    await iterator.return(undefined);
+  });
+
+  it('fetches further ahead as the window grows, and never past twice its ceiling', async () => {
+    // HELD_BRIEFS / 4000 = 4 pages: only the window's bound applies.
+    const list = fakeList({ pages: 100, size: 4000 });
+    const window = new AdaptiveWindow(8, { initial: 2, now: () => 0 });
+    const stats: PagingStats = { pages: 0, wasted: 0 };
+    const iterator = orderedPages(list.fetchPage, { firstIndex: 0, window, signal: new AbortController().signal, stats });
+    const first = iterator.next();
+    await ticks();
+    expect([...list.open.keys()]).toEqual([0, 1]);
+    await widen(window, 8);
+    expect(window.reach).toBe(8);
+    // Page 0 is slow; the ones behind it now keep 8 fetches going until 16 pages are held.
+    for (let round = 0; round < 10; round += 1) {
+      for (const index of [...list.open.keys()].filter((i) => i !== 0)) list.answer(index);
+      await ticks();
+      expect(list.open.size).toBeLessThanOrEqual(8);
+    }
+    expect(list.maxOpen).toBe(8);
+    expect(Math.max(...list.calls)).toBe(15);
     list.answer(0);
     expect((await first).value?.index).toBe(0);
     await iterator.return(undefined);

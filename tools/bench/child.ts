@@ -6,18 +6,22 @@
  *  exporter  the real Lambda handler (lambda/handler.ts), cold, with a fake context
  *  baseline  what Actility's samples do: one token, sequential pages, every device kept
  *            in memory, then one gzip NDJSON PutObject (same row format as the exporter)
- *  floor     the fastest way to just fetch: one token, `concurrency` workers taking the
- *            next page index, each page read and parsed (parsing is needed to see `more`)
- *            and dropped; no ordering, no de-duplication, no output
+ *  floor     the fastest way to just fetch: one token, pages requested in index order
+ *            through the exporter's own window (lambda/platform/adaptive-window.ts: same
+ *            start, ceiling and growth), each read and parsed (parsing is needed to see
+ *            `more`) and dropped; no ordering, no de-duplication, no output
  */
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
+import { AdaptiveWindow } from '../../lambda/platform/adaptive-window.ts';
 
 export interface ChildParams {
   /** baseline and floor: the page size, token endpoint and client the exporter reads from SSM. */
   pageSize: number;
+  /** The floor's window: where it starts and its ceiling, as the exporter's. */
   concurrency: number;
+  maxConcurrency: number;
   clientId: string;
   clientSecret: string;
   bucket: string;
@@ -34,6 +38,8 @@ export interface ChildResult {
   maxRssMb: number;
   /** User + system CPU time of the whole process, module loading included. */
   cpuMs: number;
+  /** User + system CPU time of the work alone (wallMs's span), all threads of the process. */
+  workCpuMs: number;
   devices: number;
   pages: number;
   wasted: number;
@@ -82,11 +88,22 @@ async function page(bearer: string, index: number): Promise<Page> {
   }
 }
 
-async function exporter(): Promise<Omit<ChildResult, 'mode' | 'maxRssMb' | 'cpuMs'>> {
+type Work = Omit<ChildResult, 'mode' | 'maxRssMb' | 'cpuMs'>;
+
+/** CPU time of this process since `from` (a process.cpuUsage()), all threads, in ms. */
+const cpuSince = (from: NodeJS.CpuUsage): number => {
+  const { user, system } = process.cpuUsage(from);
+  return (user + system) / 1000;
+};
+
+async function exporter(): Promise<Work> {
   process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   // Errors only: the rate-limited cases retry by design, one WARN line each, which would
   // break up the benchmark's own lines; the summary counts the retries.
   process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
+  // The export alone, as the baseline and the floor do: 900 s never curates inline (curating
+  // is measured by its own benchmark, curate.ts).
+  process.env.CURATE_INLINE_MIN_REMAINING_SECONDS = '900';
   const loadStart = performance.now();
   const { handler } = await import('../../lambda/handler.ts');
   const loadMs = performance.now() - loadStart;
@@ -97,9 +114,11 @@ async function exporter(): Promise<Omit<ChildResult, 'mode' | 'maxRssMb' | 'cpuM
     getRemainingTimeInMillis: () => deadline - Date.now(),
   } as Context;
   const start = performance.now();
+  const cpu = process.cpuUsage();
   const summary = await handler({ label: 'bench' }, context);
   return {
     wallMs: performance.now() - start,
+    workCpuMs: cpuSince(cpu),
     loadMs,
     devices: summary.devices,
     pages: summary.pages,
@@ -109,9 +128,10 @@ async function exporter(): Promise<Omit<ChildResult, 'mode' | 'maxRssMb' | 'cpuM
   };
 }
 
-async function baseline(): Promise<Omit<ChildResult, 'mode' | 'maxRssMb' | 'cpuMs'>> {
+async function baseline(): Promise<Work> {
   const s3 = new S3Client({});
   const start = performance.now();
+  const cpu = process.cpuUsage();
   const bearer = await token();
   const devices: Record<string, unknown>[] = [];
   let pages = 0;
@@ -129,28 +149,44 @@ async function baseline(): Promise<Omit<ChildResult, 'mode' | 'maxRssMb' | 'cpuM
   }
   const body = gzipSync(Buffer.concat(chunks));
   await s3.send(new PutObjectCommand({ Bucket: params.bucket, Key: params.baselineKey, Body: body, ContentType: 'application/gzip' }));
-  return { wallMs: performance.now() - start, loadMs: 0, devices: devices.length, pages, wasted: 0, dataKeys: [params.baselineKey] };
+  return { wallMs: performance.now() - start, workCpuMs: cpuSince(cpu), loadMs: 0, devices: devices.length, pages, wasted: 0, dataKeys: [params.baselineKey] };
 }
 
-async function floor(): Promise<Omit<ChildResult, 'mode' | 'maxRssMb' | 'cpuMs'>> {
+async function floor(): Promise<Work> {
   const start = performance.now();
+  const cpu = process.cpuUsage();
   const bearer = await token();
+  const window = new AdaptiveWindow(params.maxConcurrency, { initial: params.concurrency });
   let next = 0;
   let end = Number.POSITIVE_INFINITY;
   let devices = 0;
   let requests = 0;
+  // As many workers as the window may ever admit; the window decides how many send at once.
   const worker = async (): Promise<void> => {
     while (next < end) {
       const index = next;
       next += 1;
+      const ticket = await window.acquire(index);
+      if (index >= end) {
+        window.release();
+        break;
+      }
       requests += 1;
-      const { briefs, more } = await page(bearer, index);
+      const response = await fetch(`${base}${DEVICES}?pageIndex=${index}&pageSize=${params.pageSize}`, {
+        headers: { authorization: `Bearer ${bearer}`, accept: 'application/json' },
+      });
+      const body = await response.text();
+      // Handed back on the next turn, as the exporter does, so the connection is reused.
+      setImmediate(() => window.release());
+      if (response.status !== 200) throw new Error(`page ${index}: HTTP ${response.status}`);
+      window.succeeded(ticket);
+      const { briefs, more } = JSON.parse(body) as Page;
       if (index < end) devices += briefs.length;
       if (more === false || briefs.length === 0) end = Math.min(end, index + 1);
     }
   };
-  await Promise.all(Array.from({ length: params.concurrency }, worker));
-  return { wallMs: performance.now() - start, loadMs: 0, devices, pages: end, wasted: requests - end, dataKeys: [] };
+  await Promise.all(Array.from({ length: params.maxConcurrency }, worker));
+  return { wallMs: performance.now() - start, workCpuMs: cpuSince(cpu), loadMs: 0, devices, pages: end, wasted: requests - end, dataKeys: [] };
 }
 
 // Where the memory goes (sampled): V8 heap vs Buffers outside it.

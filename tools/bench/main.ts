@@ -2,27 +2,29 @@
  * `npm run bench [-- --quick]`: the exporter against a baseline and a raw floor, on this
  * machine, against the local stand-ins; writes BENCHMARKS.md (full run) or prints only.
  *
- * The stand-ins (simulator + token server, SSM, s3rver on a tmpfs) run in this process;
- * each approach runs alone in a child process (child.ts) so its peak RSS is its own.
- * See BENCHMARKS.md for what each approach is and how outputs are compared.
+ * The stand-ins (simulator + token server, SSM, s3rver on a tmpfs) run in a process of
+ * their own (stand-ins.ts) and serve pages rendered once; each approach runs alone in a
+ * child process (child.ts) so its peak RSS and CPU are its own. This process only starts
+ * them and writes up. See BENCHMARKS.md for what each approach is and how outputs are
+ * compared.
  */
 import { fork } from 'node:child_process';
-import diagnostics from 'node:diagnostics_channel';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import type { Socket } from 'node:net';
 import { cpus, totalmem, type as osType, release } from 'node:os';
 import { resolve } from 'node:path';
 import { build } from 'esbuild';
 import { HEAP_MB } from '../../infra/function-runtime.ts';
-import { DEFAULTS } from '../../lambda/config.ts';
+import { DEFAULTS, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/config.ts';
 import { testS3 } from '../../test/support/snapshot.ts';
 import type { RateLimit } from '../../test/support/simulator.ts';
-import { DEMO, startStandIns, type StandIns } from '../../test/support/standins.ts';
+import { DEMO } from '../../test/support/standins.ts';
+import { drawChart, type ChartRow } from './chart.ts';
 import type { ChildParams, ChildResult } from './child.ts';
 import { coldStart, type ColdStart } from './coldstart.ts';
 import { COLD_START_ESTIMATE_S, Progress, duration, estimateSeconds, repeatsOf } from './progress.ts';
 import { quietAwsSdk } from '../cli.ts';
+import { startBenchStandIns, type BenchSimulatorOptions, type BenchStandIns, type StandInCounts } from './stand-ins.ts';
 import { digestObjects, type Digest } from './verify.ts';
 import {
   runVerificationCase,
@@ -34,9 +36,12 @@ import {
 } from './verification.ts';
 
 const quick = process.argv.includes('--quick');
+// One case by its exact name (e.g. '100k @ 100 ms'), else every case whose name contains it.
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice('--only='.length);
 // Development aid: run the exporter alone (no baseline, floor or comparison).
 const exporterOnly = process.argv.includes('--exporter-only');
+// A knob to sweep: the page size of the cases without a rate limit (1000 unless given).
+const pageSize = Number(process.argv.find((arg) => arg.startsWith('--page-size='))?.slice('--page-size='.length) ?? 1000);
 
 // s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
 if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
@@ -50,8 +55,11 @@ interface Case {
 }
 
 const cases: Case[] = [];
+// At 100k devices, latencies from a nearby platform to a distant one: the window should
+// follow them (more pages in flight the longer a page takes), the fixed approaches not.
+const latencies = (fleet: number): number[] => (fleet === 100_000 && !quick ? [0, 20, 100, 300] : [0, 100]);
 for (const fleet of quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000]) {
-  for (const latencyMs of [0, 100]) cases.push({ name: `${fleet / 1000}k @ ${latencyMs} ms`, fleet, latencyMs, pageSize: 1000 });
+  for (const latencyMs of latencies(fleet)) cases.push({ name: `${fleet / 1000}k @ ${latencyMs} ms`, fleet, latencyMs, pageSize });
 }
 // Rate-limited: page size 100 so a run is hundreds of requests, long enough for the rate
 // to mean something. NGINX-like first (429, no Retry-After), then 503 with Retry-After.
@@ -66,7 +74,13 @@ if (!quick || only) {
   });
 }
 
+// The window as the exporter will configure it (lambda/config.ts), for the floor and the write-up.
 const concurrency = Number(process.env.THINGPARK_CONCURRENCY ?? DEFAULTS.THINGPARK_CONCURRENCY);
+const ceilingGiven = process.env.THINGPARK_MAX_CONCURRENCY !== undefined && process.env.THINGPARK_MAX_CONCURRENCY !== '';
+const ceilingFor = (pageSize: number): number =>
+  ceilingGiven
+    ? Number(process.env.THINGPARK_MAX_CONCURRENCY)
+    : Math.max(concurrency, Math.min(DEFAULTS.THINGPARK_MAX_CONCURRENCY, Math.floor(MAX_CONCURRENCY_TIMES_PAGE_SIZE / pageSize)));
 
 interface Measured extends ChildResult {
   requests: number;
@@ -76,7 +90,7 @@ interface Measured extends ChildResult {
   connections: number;
   /** How many runs the figures are the median of. */
   runs?: number;
-  /** CPU the stand-ins (this process) spent serving this approach. */
+  /** CPU the stand-ins' process spent serving this approach. */
   standInsCpuMs: number;
   /** Accepted device-list requests per second between the first and the last. */
   acceptedRate: number;
@@ -89,22 +103,6 @@ interface CaseResult {
   baseline: Measured;
   floor?: Measured;
   identical: boolean;
-}
-
-// Connections the simulator accepted, to check that clients keep them alive.
-let simulatorPort = 0;
-let connections = 0;
-diagnostics.subscribe('net.server.socket', (message) => {
-  const { socket } = message as { socket: Socket };
-  if (socket.localPort === simulatorPort) connections += 1;
-});
-
-function resetPlatform(standIns: StandIns): void {
-  const { stats, tokens } = standIns.platform;
-  Object.assign(stats, { requests: 0, rejected: 0, unauthorized: 0, maxInFlight: 0, firstAt: 0, lastAt: 0 });
-  stats.byPage.clear();
-  tokens.grants = 0;
-  connections = 0;
 }
 
 /**
@@ -128,9 +126,8 @@ async function bundleChild(): Promise<string> {
 
 let childFile = '';
 
-async function runChild(standIns: StandIns, mode: string, params: ChildParams, env: Record<string, string>): Promise<Measured> {
-  resetPlatform(standIns);
-  const parentCpu = process.cpuUsage();
+async function runChild(standIns: BenchStandIns, mode: string, params: ChildParams, env: Record<string, string>): Promise<Measured> {
+  await standIns.clear();
   const child = fork(childFile, [], {
     execArgv: [
       // The exporter under the deployed function's heap limit; the baseline with room for
@@ -155,21 +152,20 @@ async function runChild(standIns: StandIns, mode: string, params: ChildParams, e
   }).catch((error: unknown): ChildResult => {
     // A failed approach is a result too (the table shows it), not the end of the bench.
     const reason = error instanceof Error ? error.message : String(error);
-    return { mode, failed: reason, wallMs: Number.NaN, loadMs: 0, maxRssMb: Number.NaN, cpuMs: Number.NaN, devices: 0, pages: 0, wasted: 0, dataKeys: [] };
+    const nan = Number.NaN;
+    return { mode, failed: reason, wallMs: nan, loadMs: 0, maxRssMb: nan, cpuMs: nan, workCpuMs: nan, devices: 0, pages: 0, wasted: 0, dataKeys: [] };
   });
-  const parent = process.cpuUsage(parentCpu);
-  const { stats, tokens } = standIns.platform;
-  const accepted = stats.requests - stats.rejected;
-  const spanS = (stats.lastAt - stats.firstAt) / 1000;
+  const counts: StandInCounts = await standIns.counts();
+  const spanS = (counts.lastAt - counts.firstAt) / 1000;
   return {
     ...result,
-    requests: stats.requests,
-    rejected: stats.rejected,
-    grants: tokens.grants,
-    maxInFlight: stats.maxInFlight,
-    connections,
-    standInsCpuMs: (parent.user + parent.system) / 1000,
-    acceptedRate: spanS > 0 ? accepted / spanS : Number.NaN,
+    requests: counts.requests,
+    rejected: counts.rejected,
+    grants: counts.grants,
+    maxInFlight: counts.maxInFlight,
+    connections: counts.connections,
+    standInsCpuMs: counts.cpuMs,
+    acceptedRate: spanS > 0 ? (counts.requests - counts.rejected) / spanS : Number.NaN,
   };
 }
 
@@ -177,6 +173,7 @@ function childParams(c: Pick<Case, 'fleet' | 'latencyMs' | 'pageSize'>): ChildPa
   return {
     pageSize: c.pageSize,
     concurrency,
+    maxConcurrency: ceilingFor(c.pageSize),
     clientId: DEMO.clientId,
     clientSecret: DEMO.clientSecret,
     bucket: DEMO.bucket,
@@ -187,19 +184,19 @@ function childParams(c: Pick<Case, 'fleet' | 'latencyMs' | 'pageSize'>): ChildPa
 
 /** A verification case (verification.ts): the exporter alone, run after run on one set of stand-ins. */
 async function runVerification(c: VerificationCase): Promise<VerificationResult> {
-  const standIns = await startStandIns({ simulator: { fleet: c.fleet, latencyMs: c.latencyMs } });
-  simulatorPort = Number(new URL(standIns.platform.url).port);
+  const standIns = await startBenchStandIns({ simulator: { fleet: c.fleet, latencyMs: c.latencyMs }, prerender: c.pageSize });
   try {
     const exporter = (env: Record<string, string> = {}) => runChild(standIns, 'exporter', childParams(c), { THINGPARK_PAGE_SIZE: String(c.pageSize), ...env });
-    return await runVerificationCase(c, standIns, exporter, (what) => progress.step(what));
+    const reset = (simulator: BenchSimulatorOptions) => standIns.reset({ simulator, prerender: c.pageSize });
+    return await runVerificationCase(c, reset, exporter, (what) => progress.step(what));
   } finally {
     await standIns.stop();
   }
 }
 
 async function runCase(c: Case): Promise<CaseResult> {
-  const standIns = await startStandIns({ simulator: { fleet: c.fleet, latencyMs: c.latencyMs, rateLimit: c.rateLimit } });
-  simulatorPort = Number(new URL(standIns.platform.url).port);
+  progress.step(`${c.name}: rendering the pages`);
+  const standIns = await startBenchStandIns({ simulator: { fleet: c.fleet, latencyMs: c.latencyMs, rateLimit: c.rateLimit }, prerender: c.pageSize });
   try {
     const params = childParams(c);
     const env = { THINGPARK_PAGE_SIZE: String(c.pageSize) };
@@ -246,8 +243,8 @@ function floorMs(r: CaseResult): number {
 
 function table(results: CaseResult[]): string {
   const lines = [
-    '| case | approach | wall s | devices/s | CPU s | peak RSS MB | page requests (wasted) | token grants | rejected | max in flight | connections |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | approach | wall s | devices/s | CPU s | CPU µs/device | stand-ins CPU s | peak RSS MB | page requests (wasted) | token grants | rejected | max in flight | connections |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     for (const [name, m] of [
@@ -257,12 +254,13 @@ function table(results: CaseResult[]): string {
     ] as const) {
       if (!m) {
         lines.push(
-          `| ${r.case.name} | floor (limit) | ${f2(floorMs(r) / 1000)} | ${int((r.case.fleet * 1000) / floorMs(r))} | – | – | ${Math.ceil(r.case.fleet / r.case.pageSize)} | – | 0 | – | – |`,
+          `| ${r.case.name} | floor (limit) | ${f2(floorMs(r) / 1000)} | ${int((r.case.fleet * 1000) / floorMs(r))} | – | – | – | – | ${Math.ceil(r.case.fleet / r.case.pageSize)} | – | 0 | – | – |`,
         );
         continue;
       }
       lines.push(
-        `| ${r.case.name} | ${name}${m.failed ? ' **failed**' : ''}${(m.runs ?? 1) > 1 ? ` (median of ${m.runs})` : ''} | ${f2(m.wallMs / 1000)} | ${int((m.devices * 1000) / m.wallMs)} | ${f2(m.cpuMs / 1000)} | ${f1(m.maxRssMb)} | ` +
+        `| ${r.case.name} | ${name}${m.failed ? ' **failed**' : ''}${(m.runs ?? 1) > 1 ? ` (median of ${m.runs})` : ''} | ${f2(m.wallMs / 1000)} | ${int((m.devices * 1000) / m.wallMs)} | ` +
+          `${f2(m.workCpuMs / 1000)} | ${f1((m.workCpuMs * 1000) / m.devices)} | ${f2(m.standInsCpuMs / 1000)} | ${f1(m.maxRssMb)} | ` +
           `${m.requests} (${m.wasted}) | ${m.grants} | ${m.rejected} | ${m.maxInFlight} | ${m.connections} |`,
       );
     }
@@ -312,10 +310,15 @@ interface Target {
 function targets(results: CaseResult[]): Target[] {
   const out: Target[] = [];
   const find = (fleet: number, latency: number) => results.find((r) => !r.case.rateLimit && r.case.fleet === fleet && r.case.latencyMs === latency);
-  const mid = find(100_000, 100);
-  if (mid) {
-    const speedup = mid.baseline.wallMs / mid.exporter.wallMs;
-    out.push({ name: '100k @ 100 ms: ≥ 5× faster than baseline', met: speedup >= 5, detail: `${f1(speedup)}×` });
+  for (const [fleet, latency, times] of [
+    [100_000, 100, 8],
+    [100_000, 300, 12],
+    [1_000_000, 100, 8],
+  ] as const) {
+    const r = find(fleet, latency);
+    if (!r) continue;
+    const speedup = r.baseline.wallMs / r.exporter.wallMs;
+    out.push({ name: `${r.case.name}: ≥ ${times}× faster than baseline`, met: speedup >= times, detail: `${f1(speedup)}×` });
   }
   const big = results.filter((r) => !r.case.rateLimit && r.case.fleet === 1_000_000);
   if (big.length > 0) {
@@ -350,7 +353,23 @@ function targets(results: CaseResult[]): Target[] {
 function cpuRatioText(results: CaseResult[]): string {
   const zero = results.filter((r) => !r.case.rateLimit && r.case.latencyMs === 0 && r.floor).at(-1);
   if (!zero?.floor) return '';
-  return ` (${zero.case.name}: ${f1(zero.exporter.cpuMs / zero.floor.cpuMs)}× the floor's CPU)`;
+  return ` (${zero.case.name}: ${f1(zero.exporter.workCpuMs / zero.floor.workCpuMs)}× the floor's CPU)`;
+}
+
+/** What the chart draws: devices/s, peak RSS and most in flight, by case and approach. */
+function chartRows(results: CaseResult[]): ChartRow[] {
+  return results.flatMap((r) =>
+    (
+      [
+        ['exporter', r.exporter],
+        ['baseline', r.baseline],
+        ['floor', r.floor],
+      ] as const
+    ).map(([approach, m]): ChartRow => {
+      if (!m) return { case: r.case.name, approach, devicesPerSecond: (r.case.fleet * 1000) / floorMs(r) };
+      return { case: r.case.name, approach, devicesPerSecond: (m.devices * 1000) / m.wallMs, peakRssMb: m.maxRssMb, maxInFlight: m.maxInFlight };
+    }),
+  );
 }
 
 function coldTable(cold: ColdStart[]): string {
@@ -368,10 +387,14 @@ function coldTable(cold: ColdStart[]): string {
 quietAwsSdk();
 const started = Date.now();
 childFile = await bundleChild();
-const selected = cases.filter((c) => !only || c.name.includes(only));
-const verifying = verificationCases(quick).filter((c) => !only || c.name.includes(only));
+const exact = [...cases, ...verificationCases(quick)].some((c) => c.name === only);
+const chosen = (c: { name: string }): boolean => !only || (exact ? c.name === only : c.name.includes(only));
+const selected = cases.filter(chosen);
+const verifying = verificationCases(quick).filter(chosen);
+// Pages in flight on average, for the estimates: the window grew to about this at 100 ms.
+const inFlight = Math.min(ceilingFor(pageSize), 2 * concurrency);
 const expectedS =
-  selected.reduce((sum, c) => sum + estimateSeconds(c, concurrency, exporterOnly), 0) +
+  selected.reduce((sum, c) => sum + estimateSeconds(c, inFlight, exporterOnly), 0) +
   verifying.reduce((sum, c) => sum + verificationSeconds(c), 0) +
   (exporterOnly || selected.length === 0 ? 0 : COLD_START_ESTIMATE_S);
 const caseCount = selected.length + verifying.length;
@@ -382,15 +405,16 @@ console.log(
 const progress = new Progress(expectedS);
 const results: CaseResult[] = [];
 for (const c of selected) {
-  console.log(`${c.name} (about ${duration(estimateSeconds(c, concurrency, exporterOnly))}) ...`);
+  console.log(`${c.name} (about ${duration(estimateSeconds(c, inFlight, exporterOnly))}) ...`);
   const result = await runCase(c);
   results.push(result);
   const { exporter, baseline, floor } = result;
   console.log(
-    `  exporter ${f2(exporter.wallMs / 1000)} s ${f1(exporter.maxRssMb)} MB cpu ${f2(exporter.cpuMs / 1000)} s stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn)` +
+    `  exporter ${f2(exporter.wallMs / 1000)} s ${f1(exporter.maxRssMb)} MB cpu ${f2(exporter.workCpuMs / 1000)} s (${f1((exporter.workCpuMs * 1000) / exporter.devices)} µs/device) ` +
+      `stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn)` +
       (exporterOnly ? '' : ` | baseline ${f2(baseline.wallMs / 1000)} s ${f1(baseline.maxRssMb)} MB`) +
       (floor
-        ? ` | floor ${f2(floor.wallMs / 1000)} s ${f1(floor.maxRssMb)} MB cpu ${f2(floor.cpuMs / 1000)} s stand-ins cpu ${f2(floor.standInsCpuMs / 1000)} s`
+        ? ` | floor ${f2(floor.wallMs / 1000)} s ${f1(floor.maxRssMb)} MB cpu ${f2(floor.workCpuMs / 1000)} s stand-ins cpu ${f2(floor.standInsCpuMs / 1000)} s in flight ≤ ${floor.maxInFlight}`
         : ` | accepted ${f1(exporter.acceptedRate)}/s`) +
       ` | identical: ${result.identical}`,
     process.env.BENCH_VERBOSE ? `\n  memory: exporter ${JSON.stringify(exporter.memory)} floor ${JSON.stringify(floor?.memory)}` : '',
@@ -420,17 +444,26 @@ const cpu = cpus()[0]?.model ?? 'unknown CPU';
 const machine = `${cpus().length} × ${cpu}, ${Math.round(totalmem() / 1024 ** 3)} GB RAM, ${osType()} ${release()}, Node ${process.version}`;
 const command = quick ? 'npm run bench -- --quick' : 'npm run bench';
 const targetLines = met.map((t) => `- ${t.met ? '✅ met' : '❌ not met'}: ${t.name} (${t.detail})`).join('\n');
+const full = !quick && !only && pageSize === 1000;
+// The chart sits beside the markdown that shows it: docs/ for BENCHMARKS.md, .bench/ otherwise.
+const chartFile = full ? resolve('docs', 'bench.svg') : resolve('.bench', 'bench.quick.svg');
+const chartLink = full ? 'docs/bench.svg' : 'bench.quick.svg';
+const windowText =
+  `the window starts at ${concurrency} pages in flight (THINGPARK_CONCURRENCY${process.env.THINGPARK_CONCURRENCY ? '' : ', default'}) ` +
+  `and may grow to ${ceilingFor(pageSize)} (THINGPARK_MAX_CONCURRENCY${ceilingGiven ? '' : ', default'})`;
 
 const markdown = `# Benchmarks
 
 Measured by \`${command}\` (tools/bench/main.ts) on ${new Date().toISOString().slice(0, 10)}; the whole run took ${int(elapsedS)} s.
-Machine: ${machine}. Exporter concurrency: ${concurrency} (THINGPARK_CONCURRENCY default, not overridden).
+Machine: ${machine}. Exporter and floor: ${windowText}.
 
 ## Targets
 
 ${targetLines}
 
 ## Results
+
+![Devices per second, peak RSS and most pages in flight, by case and approach](${chartLink})
 
 ${table(results)}
 
@@ -447,9 +480,13 @@ ${coldTable(cold)}
 ## Method
 
 - **Stand-ins** (ThingPark simulator with its token server, SSM endpoint, s3rver with its
-  files on /dev/shm) run in the parent process, fresh for each case; the fleet is
-  test/support/fleet.ts's deterministic briefs (~0.8 KB of JSON each), pages of
-  ${1000} (100 in the rate-limited cases). Latency is added by the simulator to every page.
+  files on /dev/shm) run in a process of their own (tools/bench/stand-ins.ts), fresh for
+  each case, reached over loopback; the fleet is test/support/fleet.ts's deterministic
+  briefs (~0.8 KB of JSON each), pages of ${pageSize} (100 in the rate-limited cases). Each
+  page's JSON is rendered once, before the case starts, and the same bytes are served to
+  every request for it: serving costs next to nothing and the same for every approach
+  (**stand-ins CPU s** is what that process spent while one approach ran). Latency is added
+  by the simulator to every page.
 - Each approach runs alone in a child process: tools/bench/child.ts bundled by esbuild (as
   the Lambda runs its bundle), under plain \`node\`; peak RSS is that child's
   \`process.resourceUsage().maxRSS\`.
@@ -462,10 +499,11 @@ ${coldTable(cold)}
   \`exportRunId\`) and one PutObject. On a 429/503 it waits Retry-After (else 1 s). It
   runs with a 16 GB heap limit: holding the fleet is how it works, and a million devices
   would not fit the function's memory.
-- **floor**: the fastest way to just fetch: one token, ${concurrency} workers (the exporter's
-  concurrency) each taking the next page index, reading and parsing each page (needed to
-  see \`more\`) and dropping it; no order, no output. Sequential fetching would be a slower,
-  kinder floor. In rate-limited cases the floor is the limit itself: (pages − burst) ÷ rate.
+- **floor**: the fastest way to just fetch: one token, page indexes requested in order
+  through the exporter's own window (lambda/platform/adaptive-window.ts, same start,
+  ceiling and growth rule), reading and parsing each page (needed to see \`more\`) and
+  dropping it; no order, no output. In rate-limited cases the floor is the limit itself:
+  (pages − burst) ÷ rate.
 - **page requests** are device-list requests the simulator received (retries included);
   **wasted** are pages requested past the last one; **connections** are TCP connections
   the simulator accepted from that process (keep-alive reuses them).
@@ -474,28 +512,33 @@ ${coldTable(cold)}
   equal row counts and sums mean the same multiset of rows (order-independent, constant
   memory, so it works for a million rows).
 - Accepted rate = accepted device-list requests ÷ time from the first to the last request.
-- **CPU s** is the child's user + system CPU time (module loading included). Cases up to
-  100k devices without a rate limit run each approach three times and show the median
-  run (by wall time); the others run once.
+- **CPU s** is the child's user + system CPU time over the work alone (the span of wall
+  s; module loading excluded), all its threads (gzip, garbage collection), from
+  \`process.cpuUsage()\`; **CPU µs/device** is that over the devices. Cases up to 100k
+  devices without a rate limit run each approach three times and show the median run (by
+  wall time); the others run once.
+- **max in flight** is the most device-list requests the simulator had open at once: for
+  the exporter and the floor, how wide their window grew.
 
 ## Reading the figures
 
-The stand-ins share the machine's two cores with the approach being measured. At zero
-latency every approach is bound by CPU, not by the platform: the floor only parses each
-page, while the exporter parses it, serialises every device again as an NDJSON row,
-compresses it and uploads it${cpuRatioText(results)}, and on two shared cores its wall
-time follows its CPU. The CPU column shows
-where the time goes. With latency, the exporter overlaps waiting with that work, which the
-baseline (one page at a time) cannot.
+The stand-ins still share the machine's two cores with the approach being measured, but
+they serve bytes rendered beforehand, and their CPU is shown apart. At zero latency every
+approach is bound by CPU, not by the platform: the floor only parses each page, while the
+exporter parses it, serialises every device again as an NDJSON row, compresses it and
+uploads it${cpuRatioText(results)}. With latency, the exporter overlaps waiting with that
+work, which the baseline (one page at a time) cannot, and its window widens with the
+latency until its own CPU (or the platform's rate limit) is what bounds it.
 `;
 
 console.log(`\n${table(results)}\n\n${ratios(results)}\n\n${rateTable(results)}\n\n${coldTable(cold)}\n\n${targetLines}\n\ntook ${int(elapsedS)} s`);
 await mkdir(resolve('.bench'), { recursive: true });
-await writeFile(resolve('.bench', `results-${quick ? 'quick' : 'full'}.json`), JSON.stringify({ results, cold, met }, null, 2));
-if (!quick && !only) {
+await writeFile(resolve('.bench', `results-${full ? 'full' : quick ? 'quick' : 'partial'}.json`), JSON.stringify({ results, cold, met }, null, 2));
+await writeFile(chartFile, await drawChart(chartRows(results)));
+if (full) {
   await writeFile(resolve('BENCHMARKS.md'), markdown);
-  console.log('wrote BENCHMARKS.md');
+  console.log('wrote BENCHMARKS.md and docs/bench.svg');
 } else {
   await writeFile(resolve('.bench', 'BENCHMARKS.quick.md'), markdown);
-  console.log('wrote .bench/BENCHMARKS.quick.md (a full run writes BENCHMARKS.md)');
+  console.log('wrote .bench/BENCHMARKS.quick.md and .bench/bench.quick.svg (a full run writes BENCHMARKS.md and docs/bench.svg)');
 }

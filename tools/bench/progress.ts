@@ -23,21 +23,22 @@ export function repeatsOf(c: CaseShape): number {
 
 /**
  * A rough duration of a case in seconds, from the rates BENCHMARKS.md measured on a shared
- * 2-core machine: the exporter about 20,000 devices/s of CPU and `concurrency` pages in
- * flight; the baseline about 13,000 devices/s, one page at a time, and about seven times
- * the limit's pace when rate-limited (it waits a second per refusal); the floor about
- * 60,000 devices/s. Plus the stand-ins' start and the comparison of the outputs. Within
- * a factor of two of what it took there, which is what an announcement needs.
+ * 2-core machine: the exporter about 50,000 devices/s of CPU and `concurrency` pages in
+ * flight (its window's usual width); the baseline about 35,000 devices/s, one page at a
+ * time, and about seven times the limit's pace when rate-limited (it waits a second per
+ * refusal); the floor about 100,000 devices/s. Plus the stand-ins' start (rendering the
+ * pages, about 80,000 devices/s) and the comparison of the outputs. Within a factor of two
+ * of what it took there, which is what an announcement needs.
  */
 export function estimateSeconds(c: CaseShape, concurrency: number, exporterOnly: boolean): number {
   const pages = Math.ceil(c.fleet / c.pageSize);
   const waitingS = (pages * c.latencyMs) / 1000;
   const limitS = c.rateLimit ? pages / c.rateLimit.perSecond : 0;
-  const exporter = 1 + c.fleet / 20_000 + waitingS / concurrency + limitS;
-  const baseline = 1 + c.fleet / 13_000 + waitingS + 7 * limitS;
-  const floor = c.rateLimit ? 0 : 1 + c.fleet / 60_000 + waitingS / concurrency;
+  const exporter = 1 + c.fleet / 50_000 + waitingS / concurrency + limitS;
+  const baseline = 1 + c.fleet / 35_000 + waitingS + 7 * limitS;
+  const floor = c.rateLimit ? 0 : 1 + c.fleet / 100_000 + waitingS / concurrency;
   const compare = exporterOnly ? 0 : c.fleet / 20_000;
-  return 2 + repeatsOf(c) * (exporter + (exporterOnly ? 0 : baseline + floor)) + compare;
+  return 2 + c.fleet / 80_000 + repeatsOf(c) * (exporter + (exporterOnly ? 0 : baseline + floor)) + compare;
 }
 
 /** The bundle sizes and import times of the cold-start table, in seconds. */

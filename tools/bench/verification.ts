@@ -14,7 +14,7 @@
  * compares itself with the one before, as a scheduled run does.
  */
 import type { FleetChange } from '../../test/support/simulator.ts';
-import type { StandIns } from '../../test/support/standins.ts';
+import type { BenchSimulatorOptions } from './stand-ins.ts';
 
 export interface VerificationCase {
   name: string;
@@ -55,9 +55,9 @@ export function verificationCases(quick: boolean): VerificationCase[] {
   return cases;
 }
 
-/** A rough duration in seconds, at the rates progress.ts assumes (20,000 devices/s, 4 pages in flight). */
+/** A rough duration in seconds, at the rates progress.ts assumes (50,000 devices/s, 8 pages in flight). */
 export function verificationSeconds(c: VerificationCase): number {
-  const run = 1 + c.fleet / 20_000 + (Math.ceil(c.fleet / c.pageSize) * c.latencyMs) / 4000;
+  const run = 1 + c.fleet / 50_000 + (Math.ceil(c.fleet / c.pageSize) * c.latencyMs) / 8000;
   return 2 + run * (c.kind === 'memory' ? 2 : REPEATS * (1 + c.deleted.length * 1.5));
 }
 
@@ -65,14 +65,13 @@ const REPEATS = 5;
 
 export async function runVerificationCase(
   c: VerificationCase,
-  standIns: StandIns,
+  reset: (simulator: BenchSimulatorOptions) => Promise<void>,
   exporter: (env?: Record<string, string>) => Promise<ExporterRun>,
   step: (what: string) => void,
 ): Promise<VerificationResult> {
-  const { platform } = standIns;
   const fleet = { fleet: c.fleet, latencyMs: c.latencyMs };
   const rows: VerificationRow[] = [];
-  platform.reset(fleet);
+  await reset(fleet);
   if (c.kind === 'memory') {
     step(`${c.name}: first run, no previous index`);
     const first = await exporter();
@@ -98,7 +97,7 @@ export async function runVerificationCase(
     for (let i = 0; i < REPEATS; i += 1) {
       // Every run starts from the whole fleet; the deletions land half-way through its pages.
       const changes: FleetChange[] = removed > 0 ? [{ afterPage: Math.floor(c.fleet / c.pageSize / 2), remove: removed, at: 'served' }] : [];
-      platform.reset({ ...fleet, changes });
+      await reset({ ...fleet, changes });
       step(`${c.name}: ${label(share, removed)} ${i + 1}/${REPEATS}`);
       runs.push(await exporter());
     }

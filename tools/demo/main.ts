@@ -18,6 +18,7 @@ import { duckdbQuery } from '../../test/support/duckdb.ts';
 import { downloadFiles, getJson, listKeys, testS3 } from '../../test/support/snapshot.ts';
 import { startStandIns, type StandIns } from '../../test/support/standins.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
+import { changeFleet, showCuratedTables, type FleetChanges } from './curated.ts';
 
 const fleet = Number(process.env.DEMO_DEVICES ?? 10_000);
 const outDir = resolve('.demo');
@@ -81,7 +82,10 @@ try {
   const { handler } = await import('../../lambda/handler.ts');
 
   const summaries = [];
+  let changes: FleetChanges = { removed: 0, added: 0, changed: 0 };
   for (const [i, label] of ['demo-cold', 'demo-warm'].entries()) {
+    // Between the runs the fleet changes, for the second run's curation to find.
+    if (i === 1) changes = changeFleet(standIns.platform, fleet, Math.ceil(fleet / config.pageSize));
     inHandler = true;
     const summary = await handler({ label }, localContext(`demo${i}000-local`, 'thingpark-exporter-local'));
     inHandler = false;
@@ -119,6 +123,14 @@ try {
   const [totals] = (await duckdbQuery(newest)) as { rows: number; distinct: number }[];
   console.table([totals]);
   const runs = new Set(rows.map((row) => row.exportRunId)).size;
+  const curated = await showCuratedTables({
+    dir: shownDir,
+    prefix: config.prefix,
+    bucket: latest.bucket,
+    runId: latest.runId,
+    devices: fleet,
+    expected: changes,
+  });
 
   const script = [
     "// Written by npm start: the demo's queries over what it kept. From where it ran: node .demo/query.mjs",
@@ -142,6 +154,7 @@ try {
   if (totals?.rows !== fleet || totals?.distinct !== fleet)
     problems.push(`expected ${fleet} devices once each in the newest run, got ${totals?.rows} rows, ${totals?.distinct} distinct`);
   if (runs !== 2 || count('manifests/') !== 2) problems.push(`expected 2 runs and 2 manifests under ${shownDir}/, got ${runs} and ${count('manifests/')}`);
+  problems.push(...curated);
   if (problems.length > 0) {
     failed = true;
     console.error(`\nDemo check failed: ${problems.join('; ')}`);
