@@ -21,6 +21,22 @@ const commercialName = glue.Schema.struct([{ name: 'commercialName', type: STRIN
  * every field the platform sent; the OpenX SerDe ignores the ones not declared here and
  * matches the declared ones case-insensitively (`exportrunid` reads `exportRunId`).
  */
+/**
+ * Tables partitioned by the run's UTC date, as the keys are (dt=YYYY-MM-DD). Days are
+ * projected, not crawled: a new day is queryable at once, with no ALTER TABLE ADD PARTITION.
+ */
+export const DAILY_PARTITIONS = {
+  partitionKeys: [{ name: 'dt', type: STRING, comment: 'UTC date of the run (yyyy-MM-dd)' }],
+  partitionProjection: {
+    dt: glue.PartitionProjectionConfiguration.date({
+      min: '2024-01-01',
+      max: 'NOW',
+      format: 'yyyy-MM-dd',
+      step: { interval: 1, intervalUnit: glue.DateIntervalUnit.DAYS },
+    }),
+  },
+};
+
 export const DEVICE_COLUMNS: glue.Column[] = [
   { name: 'exportrunid', type: STRING, comment: 'The run that wrote the row; filter on one run for one snapshot' },
   { name: 'ref', type: STRING },
@@ -62,9 +78,8 @@ export class Analytics extends Construct {
       description: 'ThingPark device snapshots written by thingpark-exporter',
     });
 
-    // Partition projection: Athena computes the dt partitions from the range, so no crawler
-    // and no ALTER TABLE ADD PARTITION after each day. Runs are sub-folders of a day and
-    // are read with it; filter on exportrunid for a single snapshot.
+    // Runs are sub-folders of a day and are read with it; filter on exportrunid for a
+    // single snapshot.
     this.table = new glue.S3Table(this, 'DevicesTable', {
       database: this.database,
       tableName: 'devices',
@@ -74,15 +89,7 @@ export class Analytics extends Construct {
       dataFormat: glue.DataFormat.JSON,
       compressed: true,
       columns: DEVICE_COLUMNS,
-      partitionKeys: [{ name: 'dt', type: STRING, comment: 'UTC date of the run (yyyy-MM-dd)' }],
-      partitionProjection: {
-        dt: glue.PartitionProjectionConfiguration.date({
-          min: '2024-01-01',
-          max: 'NOW',
-          format: 'yyyy-MM-dd',
-          step: { interval: 1, intervalUnit: glue.DateIntervalUnit.DAYS },
-        }),
-      },
+      ...DAILY_PARTITIONS,
       // SSE-S3 objects are decrypted by S3 itself; the flag is for client-side encryption.
       hasEncryptedData: false,
     });

@@ -11,6 +11,7 @@ import { CHANGE_COLUMNS } from '../lambda/curate/changes.ts';
 import type { ColumnSpec } from '../lambda/curate/columns.ts';
 import { CURATED_FOLDERS } from '../lambda/curate/keys.ts';
 import { SNAPSHOT_COLUMNS } from '../lambda/curate/snapshot-rows.ts';
+import { DAILY_PARTITIONS } from './analytics.ts';
 
 export interface CurationProps {
   bucket: s3.Bucket;
@@ -48,24 +49,12 @@ export class Curation extends Construct {
     super(scope, id);
     const { bucket, prefix, database } = props;
     const storage = glue.S3TableStorage.fromBucket(bucket);
-    const byDay = {
-      partitionKeys: [{ name: 'dt', type: glue.Schema.STRING, comment: 'UTC date of the run (yyyy-MM-dd)' }],
-      // Days are computed, not crawled: a new day is queryable at once.
-      partitionProjection: {
-        dt: glue.PartitionProjectionConfiguration.date({
-          min: '2024-01-01',
-          max: 'NOW',
-          format: 'yyyy-MM-dd',
-          step: { interval: 1, intervalUnit: glue.DateIntervalUnit.DAYS },
-        }),
-      },
-    };
     const common = { database, storage, hasEncryptedData: false };
 
     this.tables = {
       deviceSnapshots: new glue.S3Table(this, 'DeviceSnapshotsTable', {
         ...common,
-        ...byDay,
+        ...DAILY_PARTITIONS,
         tableName: 'device_snapshots',
         description: 'One typed row per device per curated run (Parquet, Snappy)',
         s3Prefix: `${prefix}${CURATED_FOLDERS.snapshots}`,
@@ -88,7 +77,7 @@ export class Curation extends Construct {
       }),
       deviceChanges: new glue.S3Table(this, 'DeviceChangesTable', {
         ...common,
-        ...byDay,
+        ...DAILY_PARTITIONS,
         tableName: 'device_changes',
         description: 'Devices added, removed or changed since the previous committed run (Parquet, Snappy)',
         s3Prefix: `${prefix}${CURATED_FOLDERS.changes}`,

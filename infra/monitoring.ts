@@ -97,22 +97,16 @@ export class Monitoring extends Construct {
         period,
       });
 
-    const errors = new cloudwatch.Alarm(this, 'ErrorsAlarm', {
-      alarmDescription: 'A run failed (Lambda Errors > 0). Its log and the DLQ message say why.',
-      metric: fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    const deadLetters = new cloudwatch.Alarm(this, 'DeadLettersAlarm', {
-      alarmDescription: 'A run failed after its retries, or a schedule could not be delivered: messages are waiting in the DLQ.',
-      metric: props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: fiveMinutes }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    const errors = this.onAny(
+      'ErrorsAlarm',
+      fn.metricErrors({ statistic: 'Sum', period: fiveMinutes }),
+      'A run failed (Lambda Errors > 0). Its log and the DLQ message say why.',
+    );
+    const deadLetters = this.onAny(
+      'DeadLettersAlarm',
+      props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum', period: fiveMinutes }),
+      'A run failed after its retries, or a schedule could not be delivered: messages are waiting in the DLQ.',
+    );
     // An invocation of a run that does not fit stops 50 s before its timeout (the margins
     // of lambda/config.ts), so a long duration is normal; one that reaches the deadline did
     // not stop cleanly (a checkpoint that took too long, or a run that could not stop).
@@ -135,23 +129,16 @@ export class Monitoring extends Construct {
       datapointsToAlarm: 2,
       treatMissingData: cloudwatch.TreatMissingData.BREACHING,
     });
-    const executionsFailed = new cloudwatch.Alarm(this, 'ExecutionsFailedAlarm', {
-      alarmDescription:
-        "A run's state machine execution failed: its error is the failed invocation's (the execution's history says which); its partial data was removed.",
-      metric: props.stateMachine.metricFailed({ statistic: 'Sum', period: fiveMinutes }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    const executionsTimedOut = new cloudwatch.Alarm(this, 'ExecutionsTimedOutAlarm', {
-      alarmDescription: "A run's state machine execution reached its timeout and stopped, with no cleanup: a later run settles what it left.",
-      metric: props.stateMachine.metricTimedOut({ statistic: 'Sum', period: fiveMinutes }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    const executionsFailed = this.onAny(
+      'ExecutionsFailedAlarm',
+      props.stateMachine.metricFailed({ statistic: 'Sum', period: fiveMinutes }),
+      "A run's state machine execution failed: its error is the failed invocation's (the execution's history says which); its partial data was removed.",
+    );
+    const executionsTimedOut = this.onAny(
+      'ExecutionsTimedOutAlarm',
+      props.stateMachine.metricTimedOut({ statistic: 'Sum', period: fiveMinutes }),
+      "A run's state machine execution reached its timeout and stopped, with no cleanup: a later run settles what it left.",
+    );
     // The one figure that says a fleet is outgrowing its schedule: the next run would start
     // before this one ends, and both would share the platform's fair use.
     const executionTimeThreshold = props.schedulePeriod.toMilliseconds() * 0.8;
@@ -247,6 +234,18 @@ export class Monitoring extends Construct {
           }),
         ],
       ],
+    });
+  }
+
+  /** An alarm on any occurrence within its period: each is a run an operator looks at. */
+  private onAny(id: string, metric: cloudwatch.IMetric, alarmDescription: string): cloudwatch.Alarm {
+    return new cloudwatch.Alarm(this, id, {
+      alarmDescription,
+      metric,
+      threshold: 0,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
   }
 }

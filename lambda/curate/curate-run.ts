@@ -15,6 +15,7 @@ import { rawBriefs } from './raw-briefs.ts';
 import type { CurationRecord } from './record.ts';
 import type { CurationSettings } from './settings.ts';
 import { snapshotRow, SNAPSHOT_COLUMNS } from './snapshot-rows.ts';
+import { deadlineIn } from '../run/deadline.ts';
 
 /** What curating a run returns: its record, and what became of it now. */
 export type CurationSummary = CurationRecord & {
@@ -79,7 +80,7 @@ export async function curateRun(services: { s3: S3Client; config: Config }, sett
   try {
     record = await Promise.race([work, deadline.reached]);
   } catch (error) {
-    deadline.controller.abort(error);
+    deadline.abort(error);
     await work.catch(() => undefined);
     await state.abort();
     // The state may be complete already (it is closed before the change rows are written).
@@ -266,22 +267,12 @@ function raise(message: string): never {
 }
 
 function curationDeadline(runId: string, inMs: number, marginSeconds: number) {
-  const controller = new AbortController();
-  let fire: (reason: unknown) => void = () => undefined;
-  const reached = new Promise<never>((_, reject) => {
-    fire = reject;
-  });
-  reached.catch(() => undefined);
-  const timer = setTimeout(
-    () => {
-      const reason = new DeadlineError(
+  return deadlineIn(
+    inMs,
+    () =>
+      new DeadlineError(
         `Stopped curating run ${runId} ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS); ` +
           `nothing of it is visible and devices_current is as it was. Curate it in an invocation of its own: {"curate": "${runId}"}`,
-      );
-      controller.abort(reason);
-      fire(reason);
-    },
-    Math.max(0, inMs),
+      ),
   );
-  return { controller, signal: controller.signal, reached, clear: () => clearTimeout(timer) };
 }

@@ -10,6 +10,21 @@ export interface Deadline {
 
 /** The point, `marginSeconds` before the Lambda's hard timeout, at which a run stops itself. */
 export function deadlineFor(remainingMs: number, marginSeconds: number): Deadline {
+  return deadlineIn(
+    remainingMs - marginSeconds * 1000,
+    () =>
+      new DeadlineError(
+        `Stopped ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS) with the export unfinished; ` +
+          'nothing was published. Raise the function timeout or THINGPARK_CONCURRENCY, or lower THINGPARK_REQUEST_TIMEOUT_MS.',
+      ),
+  );
+}
+
+/**
+ * A deadline `inMs` from now that aborts with `reason()`; `abort` ends the work early for
+ * another reason (a failure elsewhere), as the deadline would.
+ */
+export function deadlineIn(inMs: number, reason: () => Error): Deadline & { abort(cause: unknown): void } {
   const controller = new AbortController();
   let fire: (reason: unknown) => void = () => undefined;
   const reached = new Promise<never>((_, reject) => {
@@ -18,16 +33,13 @@ export function deadlineFor(remainingMs: number, marginSeconds: number): Deadlin
   reached.catch(() => undefined);
   const timer = setTimeout(
     () => {
-      const reason = new DeadlineError(
-        `Stopped ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS) with the export unfinished; ` +
-          'nothing was published. Raise the function timeout or THINGPARK_CONCURRENCY, or lower THINGPARK_REQUEST_TIMEOUT_MS.',
-      );
-      controller.abort(reason);
-      fire(reason);
+      const error = reason();
+      controller.abort(error);
+      fire(error);
     },
-    Math.max(0, remainingMs - marginSeconds * 1000),
+    Math.max(0, inMs),
   );
-  return { signal: controller.signal, reached, clear: () => clearTimeout(timer) };
+  return { signal: controller.signal, reached, clear: () => clearTimeout(timer), abort: (cause) => controller.abort(cause) };
 }
 
 /** Why a run stopped to go on in another invocation: not a failure, and never thrown. */

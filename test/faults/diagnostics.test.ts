@@ -1,20 +1,11 @@
-import { createServer } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RetryBudget, TransientError, retrying, type RetryNotice } from '../../lambda/common/retry.ts';
 import { systemCode } from '../../lambda/common/redact.ts';
 import { closestVariable, unknownVariables } from '../../lambda/config.ts';
 import { expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, reset, useHarness } from './harness.ts';
+import { closedPort } from '../support/standins.ts';
 
 const h = useHarness();
-
-/** A loopback port nothing listens on: connecting to it is refused at once (ECONNREFUSED). */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 type LogLine = Record<string, unknown> & { level: string; message: string };
 

@@ -202,6 +202,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
 
     it('may do exactly what the function does, on exactly its keys and parameters', () => {
       const statements = policyStatements(s.template, s.id(s.stack.function.role!));
+      const underPrefix = (...keys: string[]) => keys.map((key) => objectArn(bucketId, `thingpark/${key}`));
       expect(statements).toEqual([
         { Action: ['logs:CreateLogStream', 'logs:PutLogEvents'], Effect: 'Allow', Resource: arnOf(s.id(s.stack.function.logGroup)) },
         { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: arnOf(queueId) },
@@ -209,38 +210,20 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Sid: 'WriteSnapshots',
           Action: 's3:PutObject',
           Effect: 'Allow',
-          Resource: [
-            objectArn(bucketId, 'thingpark/attempts/*'),
-            objectArn(bucketId, 'thingpark/checkpoints/*'),
-            objectArn(bucketId, 'thingpark/devices/*'),
-            objectArn(bucketId, 'thingpark/indexes/*'),
-            objectArn(bucketId, 'thingpark/latest.json'),
-            objectArn(bucketId, 'thingpark/manifests/*'),
-          ],
+          Resource: underPrefix('attempts/*', 'checkpoints/*', 'devices/*', 'indexes/*', 'latest.json', 'manifests/*'),
         },
         { Sid: 'AbortDataUploads', Action: 's3:AbortMultipartUpload', Effect: 'Allow', Resource: objectArn(bucketId, 'thingpark/devices/*') },
         {
           Sid: 'ReadManifestsAndPointer',
           Action: 's3:GetObject',
           Effect: 'Allow',
-          Resource: [
-            objectArn(bucketId, 'thingpark/attempts/*'),
-            objectArn(bucketId, 'thingpark/checkpoints/*'),
-            objectArn(bucketId, 'thingpark/indexes/*'),
-            objectArn(bucketId, 'thingpark/latest.json'),
-            objectArn(bucketId, 'thingpark/manifests/*'),
-          ],
+          Resource: underPrefix('attempts/*', 'checkpoints/*', 'indexes/*', 'latest.json', 'manifests/*'),
         },
         {
           Sid: 'DeleteFailedRunData',
           Action: 's3:DeleteObject',
           Effect: 'Allow',
-          Resource: [
-            objectArn(bucketId, 'thingpark/attempts/*'),
-            objectArn(bucketId, 'thingpark/checkpoints/*'),
-            objectArn(bucketId, 'thingpark/devices/*'),
-            objectArn(bucketId, 'thingpark/indexes/*'),
-          ],
+          Resource: underPrefix('attempts/*', 'checkpoints/*', 'devices/*', 'indexes/*'),
         },
         { Sid: 'ListSnapshotBucket', Action: 's3:ListBucket', Effect: 'Allow', Resource: arnOf(bucketId) },
         {
@@ -317,39 +300,21 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
 
     it('refuses, to every principal, a manifest write without If-None-Match and a pointer write without a condition', () => {
       const denies = bucketPolicyStatements(s.template, bucketId).filter((statement) => statement.Action === 's3:PutObject');
+      const created = { 's3:if-none-match': 'true' };
+      const conditional = { 's3:if-none-match': 'true', 's3:if-match': 'true' };
+      const deny = (Sid: string, key: string, missing: Record<string, string>) => ({
+        Sid,
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: 's3:PutObject',
+        Resource: objectArn(bucketId, `thingpark/${key}`),
+        Condition: { Null: missing, Bool: { 's3:ObjectCreationOperation': 'true' } },
+      });
       expect(denies).toEqual([
-        {
-          Sid: 'ManifestsAreCreatedOnce',
-          Effect: 'Deny',
-          Principal: { AWS: '*' },
-          Action: 's3:PutObject',
-          Resource: objectArn(bucketId, 'thingpark/manifests/*'),
-          Condition: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
-        },
-        {
-          Sid: 'PointerIsWrittenConditionally',
-          Effect: 'Deny',
-          Principal: { AWS: '*' },
-          Action: 's3:PutObject',
-          Resource: objectArn(bucketId, 'thingpark/latest.json'),
-          Condition: { Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
-        },
-        {
-          Sid: 'CurationRecordsAreCreatedOnce',
-          Effect: 'Deny',
-          Principal: { AWS: '*' },
-          Action: 's3:PutObject',
-          Resource: objectArn(bucketId, 'thingpark/curated/runs/*'),
-          Condition: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
-        },
-        {
-          Sid: 'CurrentTableIsSwitchedConditionally',
-          Effect: 'Deny',
-          Principal: { AWS: '*' },
-          Action: 's3:PutObject',
-          Resource: objectArn(bucketId, 'thingpark/curated/devices_current/symlink.txt'),
-          Condition: { Null: { 's3:if-none-match': 'true', 's3:if-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
-        },
+        deny('ManifestsAreCreatedOnce', 'manifests/*', created),
+        deny('PointerIsWrittenConditionally', 'latest.json', conditional),
+        deny('CurationRecordsAreCreatedOnce', 'curated/runs/*', created),
+        deny('CurrentTableIsSwitchedConditionally', 'curated/devices_current/symlink.txt', conditional),
       ]);
     });
 

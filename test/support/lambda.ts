@@ -1,6 +1,6 @@
 import type { Context } from 'aws-lambda';
 import { vi } from 'vitest';
-import { DEFAULTS } from '../../lambda/config.ts';
+import { VARIABLES } from '../../lambda/config.ts';
 
 type Handler = typeof import('../../lambda/handler.ts').handler;
 
@@ -8,16 +8,7 @@ type Handler = typeof import('../../lambda/handler.ts').handler;
  * Every variable lambda/config.ts reads by name: its DEFAULTS, and those it requires or
  * derives when absent.
  */
-export const CONFIG_VARIABLES: ReadonlySet<string> = new Set([
-  ...Object.keys(DEFAULTS),
-  'THINGPARK_BASE_URL',
-  'THINGPARK_TOKEN_URL',
-  'THINGPARK_TOKEN_AUTH',
-  'THINGPARK_CLIENT_ID_PARAM',
-  'THINGPARK_CLIENT_SECRET_PARAM',
-  'SNAPSHOT_BUCKET',
-  'SNAPSHOT_PREFIX',
-]);
+export const CONFIG_VARIABLES: ReadonlySet<string> = new Set(VARIABLES);
 
 /** Families read by Powertools, by the AWS SDK (AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>) and by curation (lambda/curate/settings.ts). */
 const VARIABLE_PREFIXES = ['POWERTOOLS_', 'AWS_ENDPOINT_URL', 'CURATE_'];

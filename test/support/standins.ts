@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startPlatform, type Platform, type SimulatorOptions } from './simulator.ts';
@@ -110,4 +110,13 @@ export async function startStandIns(options: StandInOptions = {}): Promise<Stand
       await rm(directory, { recursive: true, force: true });
     },
   };
+}
+
+/** A loopback port nothing listens on: connecting to it is refused at once (ECONNREFUSED). */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -1,8 +1,7 @@
-import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStandIns, type StandIns } from '../support/standins.ts';
+import { closedPort, startStandIns, type StandIns } from '../support/standins.ts';
 import { ROOT, runTool } from './run-tool.ts';
 
 /** `npm run export` as a user types it. */
@@ -78,11 +77,3 @@ describe('npm run export: the real export', () => {
     });
   });
 });
-
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
