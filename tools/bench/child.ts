@@ -13,8 +13,8 @@
  */
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { Context } from 'aws-lambda';
 import { AdaptiveWindow } from '../../lambda/platform/adaptive-window.ts';
+import { benchContext } from './lambda-context.ts';
 
 export interface ChildParams {
   /** baseline and floor: the page size, token endpoint and client the exporter reads from SSM. */
@@ -107,12 +107,7 @@ async function exporter(): Promise<Work> {
   const loadStart = performance.now();
   const { handler } = await import('../../lambda/handler.ts');
   const loadMs = performance.now() - loadStart;
-  const deadline = Date.now() + 900_000;
-  const context = {
-    awsRequestId: `bench${Date.now().toString(16)}`,
-    functionName: 'thingpark-exporter-bench',
-    getRemainingTimeInMillis: () => deadline - Date.now(),
-  } as Context;
+  const context = benchContext();
   const start = performance.now();
   const cpu = process.cpuUsage();
   const summary = await handler({ label: 'bench' }, context);

@@ -3,7 +3,7 @@
  * process so that its peak RSS is its own: BENCH_EVENT is the event (an export's, or
  * `{"curate": "<runId>"}`); the result goes back over IPC.
  */
-import type { Context } from 'aws-lambda';
+import { benchContext } from './lambda-context.ts';
 
 export interface CurateChildResult {
   wallMs: number;
@@ -15,12 +15,7 @@ export interface CurateChildResult {
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
 const { handler } = await import('../../lambda/handler.ts');
-const deadline = Date.now() + 900_000;
-const context = {
-  awsRequestId: `bench${Date.now().toString(16)}`,
-  functionName: 'thingpark-exporter-bench',
-  getRemainingTimeInMillis: () => deadline - Date.now(),
-} as Context;
+const context = benchContext();
 const event = JSON.parse(process.env.BENCH_EVENT ?? '{}') as unknown;
 const cpuBefore = process.cpuUsage();
 const start = performance.now();

@@ -13,6 +13,7 @@
  *
  * Prints a table and the targets, and writes .bench/curate.md and .bench/results-curate.json.
  */
+import { bundleChild } from './bundle.ts';
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -20,7 +21,6 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { build } from 'esbuild';
 import { HEAP_MB } from '../../infra/function-runtime.ts';
 import type { Brief } from '../../test/support/fleet.ts';
 import { testS3 } from '../../test/support/snapshot.ts';
@@ -34,21 +34,6 @@ const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1 };
 // s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
 if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
 quietAwsSdk();
-
-async function bundle(): Promise<string> {
-  const outfile = resolve('.bench', 'curate-child.mjs');
-  await build({
-    entryPoints: [resolve('tools/bench/curate-child.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-    logLevel: 'error',
-  });
-  return outfile;
-}
 
 async function invoke(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult> {
   const child = fork(childFile, [], {
@@ -121,7 +106,7 @@ const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
 
 const started = Date.now();
-const childFile = await bundle();
+const childFile = await bundleChild('tools/bench/curate-child.ts', 'curate-child');
 const standIns = await startStandIns({ simulator: { fleet } });
 try {
   const step = async (name: string, event: unknown) => {

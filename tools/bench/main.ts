@@ -8,12 +8,12 @@
  * them and writes up. See BENCHMARKS.md for what each approach is and how outputs are
  * compared.
  */
+import { bundleChild } from './bundle.ts';
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type as osType, release } from 'node:os';
 import { resolve } from 'node:path';
-import { build } from 'esbuild';
 import { HEAP_MB } from '../../infra/function-runtime.ts';
 import { DEFAULTS, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/config.ts';
 import { testS3 } from '../../test/support/snapshot.ts';
@@ -103,25 +103,6 @@ interface CaseResult {
   baseline: Measured;
   floor?: Measured;
   identical: boolean;
-}
-
-/**
- * The children run child.ts bundled by esbuild, as the Lambda runs its bundle: peak RSS
- * then measures the program, not tsx's TypeScript loader (~60 MB of its own).
- */
-async function bundleChild(): Promise<string> {
-  const outfile = resolve('.bench', 'child.mjs');
-  await build({
-    entryPoints: [resolve('tools/bench/child.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
-    logLevel: 'error',
-  });
-  return outfile;
 }
 
 let childFile = '';
@@ -386,7 +367,7 @@ function coldTable(cold: ColdStart[]): string {
 
 quietAwsSdk();
 const started = Date.now();
-childFile = await bundleChild();
+childFile = await bundleChild('tools/bench/child.ts', 'child');
 const exact = [...cases, ...verificationCases(quick)].some((c) => c.name === only);
 const chosen = (c: { name: string }): boolean => !only || (exact ? c.name === only : c.name.includes(only));
 const selected = cases.filter(chosen);
