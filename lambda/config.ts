@@ -38,10 +38,11 @@ const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
  * - concurrency 4: where the window starts, polite to a platform not yet heard from; it
  *   grows while latency holds and halves on every 429/503 (platform/adaptive-window.ts).
  * - max concurrency 32: the window's ceiling. At the default page size it is the most the
- *   memory bound below allows (32 x 1000), and it is more than the measured runs used: the
- *   window stops growing once latency rises, which at 100 to 300 ms of latency happened
- *   at 8 to 16 pages in flight (docs/performance.md). With larger pages the default is
- *   lowered to what fits the bound, and never below THINGPARK_CONCURRENCY.
+ *   memory bound below allows (32 x 1000). Measured (docs/performance.md): at 300 ms of
+ *   latency a run used all of it and was fastest there; at 100 ms the run's own CPU held it
+ *   to 12 to 16, so a ceiling only costs memory when the platform is slow and the run keeps
+ *   up. With larger pages the default is lowered to what fits the bound, and never below
+ *   THINGPARK_CONCURRENCY.
  * - credentials cached 300 s: a rotated secret is picked up within five minutes even on
  *   a warm container, and a rejected client re-reads at once anyway.
  * - 256 MiB of NDJSON per data file: gzip files are not splittable, so engines read one
@@ -71,12 +72,13 @@ export const DEFAULTS = {
 
 /**
  * The most the window's ceiling (THINGPARK_MAX_CONCURRENCY) x THINGPARK_PAGE_SIZE may be.
- * The pager holds up to twice the widest the window has been in pages, never more than
- * twice the ceiling (see platform/ordered-pages.ts), so this keeps at most 64,000 parsed
- * briefs in memory: at about 2.5 KB each, about 160 MB of the 896 MB heap, which leaves
- * room for the de-duplication set, upload parts and garbage not yet collected. The
- * defaults (a ceiling of 32 x 1000) reach it only if the window grows all the way, which a
- * platform's latency alone does not make it do (docs/performance.md).
+ * The pager holds up to twice the window's reach in pages, never more than twice the
+ * ceiling (see platform/ordered-pages.ts), so this keeps at most 64,000 parsed briefs in
+ * memory: at about 2.5 KB each, about 160 MB of the 896 MB heap, which leaves room for the
+ * de-duplication set, upload parts and garbage not yet collected. The defaults (a ceiling
+ * of 32 x 1000) come near it only while the window is at its ceiling and the writer lags,
+ * which the window does not let last: a window its run cannot fill comes back toward what
+ * it uses (platform/adaptive-window.ts).
  */
 export const MAX_CONCURRENCY_TIMES_PAGE_SIZE = 32_000;
 

@@ -6,6 +6,11 @@ import { RatePacer } from './rate-pacer.ts';
  */
 export interface Ticket {
   readonly seq: number;
+  /**
+   * When the window let it go. The first requests of a run then wait for the token grant
+   * too: their round is judged against its own latency, and the next round's lower one
+   * becomes the lowest seen.
+   */
   readonly sentAt: number;
 }
 

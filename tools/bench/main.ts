@@ -474,7 +474,9 @@ ${coldTable(cold)}
 - **exporter**: the real \`lambda/handler.ts\`, cold: SSM credentials, token grant,
   adaptive paging, gzip multipart upload, manifest and pointer, under the deployed
   function's V8 heap limit (\`--max-old-space-size=${HEAP_MB}\`, infra/function-runtime.ts).
-  Wall time is the handler call (module loading excluded; see Cold start).
+  Wall time is the handler call (module loading excluded; see Cold start). The export
+  alone: curating inline is off (\`CURATE_INLINE_MIN_REMAINING_SECONDS=900\`; curating
+  is measured by \`npm run bench:curate\`).
 - **baseline**: what the platform's samples do: one client-credentials POST, pages one
   after another, every brief kept in an array, then gzip NDJSON rows (brief +
   \`exportRunId\`) and one PutObject. On a 429/503 it waits Retry-After (else 1 s). It
