@@ -89,19 +89,9 @@ function scheduleTime(value: unknown, field: string, now: Date): Date {
   const [year, month, day, hour, minute, second] = [at(1), at(2), at(3), at(4), at(5), at(6)];
   const millisecond = Number((match[7] ?? '').padEnd(3, '0').slice(0, 3));
   const offsetMs = (match[8] === '-' ? -1 : 1) * (at(9) * 60 + at(10)) * 60_000;
-  // The fields as written, read as UTC; Date.UTC would map years 0-99 to 1900-1999.
-  const local = new Date(0);
-  local.setUTCFullYear(year, month - 1, day);
-  local.setUTCHours(hour, minute, second, millisecond);
-  const time = new Date(local.getTime() - offsetMs);
-  const roundTrips =
-    local.getUTCFullYear() === year &&
-    local.getUTCMonth() === month - 1 &&
-    local.getUTCDate() === day &&
-    local.getUTCHours() === hour &&
-    local.getUTCMinutes() === minute &&
-    local.getUTCSeconds() === second;
-  if (!roundTrips) {
+  const local = utcFields([year, month, day, hour, minute, second], millisecond);
+  const time = new Date(local.time.getTime() - offsetMs);
+  if (!local.exists) {
     throw new EventError(
       `"${field}" names a time that does not exist: ${shown(value)} would roll over to ${time.toISOString()}. ` +
         `The day must exist in its month, hours run 00-23 (24:00 is the next day's 00:00) and minutes and seconds 00-59.`,
@@ -178,20 +168,8 @@ export function curateRequest(event: unknown): string | undefined {
   if (extra.length > 0) throw new EventError(`A curate event carries only "curate"; unexpected: ${names(extra, bare)}. ${usage()}`);
   const { curate } = event;
   const match = typeof curate === 'string' ? RUN_ID.exec(curate) : null;
-  const fields = (match?.slice(1, 7) ?? []).map(Number);
-  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = fields;
-  const time = new Date(0);
-  time.setUTCFullYear(year, month - 1, day);
-  time.setUTCHours(hour, minute, second, 0);
-  const exists =
-    match !== null &&
-    time.getUTCFullYear() === year &&
-    time.getUTCMonth() === month - 1 &&
-    time.getUTCDate() === day &&
-    time.getUTCHours() === hour &&
-    time.getUTCMinutes() === minute &&
-    time.getUTCSeconds() === second;
-  if (!exists || time.getTime() < EARLIEST_SCHEDULE_TIME.getTime()) {
+  const { time, exists } = utcFields((match?.slice(1, 7) ?? []).map(Number), 0);
+  if (match === null || !exists || time.getTime() < EARLIEST_SCHEDULE_TIME.getTime()) {
     throw new EventError(
       `"curate" must be a run id such as 20261128T100000Z (a schedule's) or 20261128T101530Z-6bd1a0f2 (an on-demand run's), ` +
         `naming a time that exists, from ${EARLIEST_SCHEDULE_TIME.toISOString().slice(0, 4)} on; got ${shown(curate)}.`,
@@ -292,4 +270,25 @@ function runReferenceProblems(fields: Record<string, unknown>): string[] {
   }
   if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) problems.push(`"sha256" must be 64 lower-case hex digits, got ${shown(sha256)}`);
   return problems;
+}
+
+/**
+ * Calendar fields (year, month 1-12, day, hour, minute, second) read as UTC, and whether
+ * they name a time that exists: Date rolls impossible fields over (February 30th into
+ * March) rather than refusing them, so the time must give back the fields it was made of.
+ * Date.UTC is not used: it maps years 0-99 to 1900-1999.
+ */
+function utcFields(fields: number[], millisecond: number): { time: Date; exists: boolean } {
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = fields;
+  const time = new Date(0);
+  time.setUTCFullYear(year, month - 1, day);
+  time.setUTCHours(hour, minute, second, millisecond);
+  const exists =
+    time.getUTCFullYear() === year &&
+    time.getUTCMonth() === month - 1 &&
+    time.getUTCDate() === day &&
+    time.getUTCHours() === hour &&
+    time.getUTCMinutes() === minute &&
+    time.getUTCSeconds() === second;
+  return { time, exists };
 }
