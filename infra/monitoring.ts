@@ -108,7 +108,7 @@ export class Monitoring extends Construct {
       'A run failed after its retries, or a schedule could not be delivered: messages are waiting in the DLQ.',
     );
     // An invocation of a run that does not fit stops 50 s before its timeout (the margins
-    // of lambda/config.ts), so a long duration is normal; one that reaches the deadline did
+    // of lambda/common/config.ts), so a long duration is normal; one that reaches the deadline did
     // not stop cleanly (a checkpoint that took too long, or a run that could not stop).
     const durationThreshold = props.functionTimeout.toMilliseconds() - props.deadlineMargin.toMilliseconds();
     const duration = new cloudwatch.Alarm(this, 'DurationAlarm', {

@@ -1,9 +1,9 @@
 // The stack's inputs, apart from the stack: infra/app.ts reads and rejects a bad context
 // before any construct exists, and tests check the rules without synthesizing.
 import type { Construct } from 'constructs';
-import { DEFAULTS, closestVariable, loadConfig } from '../lambda/config.ts';
+import { DEFAULTS, closestVariable, loadConfig } from '../lambda/common/config.ts';
 import { CURATE_DEFAULTS, loadCurationSettings } from '../lambda/curate/settings.ts';
-import { ConfigError } from '../lambda/errors.ts';
+import { ConfigError } from '../lambda/common/errors.ts';
 
 export const SERVICE_NAME = 'thingpark-exporter';
 export const METRICS_NAMESPACE = 'ThingParkExporter';
@@ -24,7 +24,7 @@ export interface ExporterSettings {
   /** Customer-managed key of the SecureString; absent for the AWS-managed `aws/ssm` key. */
   kmsKeyArn?: string;
   glueDatabaseName: string;
-  /** Overrides of the function's tuning variables (names from lambda/config.ts). */
+  /** Overrides of the function's tuning variables (names from lambda/common/config.ts). */
   functionEnvironment: Record<string, string>;
 }
 

@@ -1,4 +1,4 @@
-import { EventError } from './errors.ts';
+import { EventError } from './common/errors.ts';
 import type { AbandonRequest } from './run/abandon.ts';
 import { CONTINUATION_FIELDS, type Continuation } from './run/checkpoint.ts';
 

@@ -1,11 +1,11 @@
 import type { Context } from 'aws-lambda';
-import { loadConfig, unknownVariables } from './config.ts';
-import { ExporterError } from './errors.ts';
+import { loadConfig, unknownVariables } from './common/config.ts';
+import { ExporterError } from './common/errors.ts';
 import { curateAfterExport, curateOnRequest, type CuratedRunSummary } from './curate/invoke.ts';
 import type { CurationSummary } from './curate/curate-run.ts';
 import { curationSettings } from './curate/settings.ts';
 import { abandonRequest, attemptOf, continuationRequest, curateRequest, parseTrigger, runIdOf, type Trigger } from './event.ts';
-import { logger, metrics, recordRun } from './observability.ts';
+import { logger, metrics, recordRun } from './common/observability.ts';
 import { abandonRun, type AbandonRequest, type AbandonSummary } from './run/abandon.ts';
 import type { Continuation } from './run/checkpoint.ts';
 import { exportRun, resumeRun } from './run/export-run.ts';

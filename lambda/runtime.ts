@@ -7,7 +7,7 @@ import { TokenCache } from './auth/token-cache.ts';
 import { clientCredentialsGrant } from './auth/token-grant.ts';
 import { NAMING_STEP, nameNetworkFailures } from './common/aws-failures.ts';
 import { logRetries } from './common/retry.ts';
-import type { Config } from './config.ts';
+import type { Config } from './common/config.ts';
 import type { RunServices } from './run/run-context.ts';
 
 /** What outlives one invocation in a warm execution context: clients and the token. */

@@ -1,5 +1,5 @@
 import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
-import { CredentialsError } from '../errors.ts';
+import { CredentialsError } from '../common/errors.ts';
 
 export interface ClientCredentials {
   clientId: string;

@@ -1,7 +1,7 @@
 import * as oidc from 'openid-client';
-import type { Config } from '../config.ts';
+import type { Config } from '../common/config.ts';
 import type { ClientCredentials, CredentialsSource } from './credentials.ts';
-import { ClientRejectedError, PlatformError } from '../errors.ts';
+import { ClientRejectedError, PlatformError } from '../common/errors.ts';
 import { RetryBudget, TransientError, isNetworkError, parseRetryAfter, retrying, type RetryOptions } from '../common/retry.ts';
 import { failureName, holdsPiece } from '../common/redact.ts';
 import type { Grant } from './token-cache.ts';

@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { handleType, retry } from 'cockatiel';
-import { PlatformError, RetryBudgetError } from '../errors.ts';
+import { PlatformError, RetryBudgetError } from './errors.ts';
 
 /** A failure worth trying again: network trouble, a timeout, 5xx, 429 or 503. */
 export class TransientError extends Error {

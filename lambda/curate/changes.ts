@@ -1,4 +1,4 @@
-import type { DeviceKey } from '../run/device-key.ts';
+import type { DeviceKey } from '../common/device-key.ts';
 import type { ColumnSpec } from './columns.ts';
 import type { BaseState, StateEntry } from './fleet-state.ts';
 

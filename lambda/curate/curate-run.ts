@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { Config } from '../config.ts';
-import { CurationError, DeadlineError, ErrorCode } from '../errors.ts';
+import type { Config } from '../common/config.ts';
+import { CurationError, DeadlineError, ErrorCode } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { putJson, readJson, statusOf } from '../storage/s3-json.ts';
@@ -15,7 +15,7 @@ import { rawBriefs } from './raw-briefs.ts';
 import type { CurationRecord } from './record.ts';
 import type { CurationSettings } from './settings.ts';
 import { snapshotRow, SNAPSHOT_COLUMNS } from './snapshot-rows.ts';
-import { deadlineIn } from '../run/deadline.ts';
+import { deadlineIn } from '../common/deadline.ts';
 
 /** What curating a run returns: its record, and what became of it now. */
 export type CurationSummary = CurationRecord & {

@@ -1,5 +1,5 @@
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { CurationError, ErrorCode } from '../errors.ts';
+import { CurationError, ErrorCode } from '../common/errors.ts';
 import { CONFLICT_ATTEMPTS, conflictBackoff, statusOf, type WriteCondition } from '../storage/s3-json.ts';
 
 /** Which run `devices_current` shows, from the symlink object's metadata. */

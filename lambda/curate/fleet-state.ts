@@ -3,7 +3,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { createGunzip, createGzip, type Gzip } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { deviceKey, type DeviceKey } from '../run/device-key.ts';
+import { deviceKey, type DeviceKey } from '../common/device-key.ts';
 import { statusOf } from '../storage/s3-json.ts';
 import type { RawBrief } from './raw-briefs.ts';
 

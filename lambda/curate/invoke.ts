@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
-import { ExporterError } from '../errors.ts';
-import { metrics } from '../observability.ts';
+import { ExporterError } from '../common/errors.ts';
+import { metrics } from '../common/observability.ts';
 import type { RunServices } from '../run/run-context.ts';
 import type { RunSummary } from '../run/summary.ts';
 import { curateRun, type CurationSummary } from './curate-run.ts';

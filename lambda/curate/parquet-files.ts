@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ByteWriter, parquetWriteRows } from 'hyparquet-writer';
-import { ErrorCode, StorageError } from '../errors.ts';
+import { ErrorCode, StorageError } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
 import { parquetSchema, writerColumns, type ColumnSpec } from './columns.ts';
 

@@ -1,7 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { CurationError, ErrorCode } from '../errors.ts';
+import { CurationError, ErrorCode } from '../common/errors.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { statusOf } from '../storage/s3-json.ts';
 

@@ -1,4 +1,4 @@
-import { ConfigError } from '../errors.ts';
+import { ConfigError } from '../common/errors.ts';
 
 type Env = Record<string, string | undefined>;
 

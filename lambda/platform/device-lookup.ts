@@ -1,4 +1,4 @@
-import { PlatformError } from '../errors.ts';
+import { PlatformError } from '../common/errors.ts';
 import { authorisedGet, devicesUrl, quote, type Answer, type Brief, type PageSource } from './devices-api.ts';
 
 /**
@@ -18,7 +18,7 @@ function notFound(status: number, body: string): boolean {
 
 /**
  * Asks the platform for one device: `GET .../devices/{id}`, where `id` is the key a run
- * de-duplicates by (run/device-key.ts), a ref or `e` and the EUI, which is exactly how the
+ * de-duplicates by (common/device-key.ts), a ref or `e` and the EUI, which is exactly how the
  * route addresses a device by its EUI. Resolves to the device as the platform sent it, or
  * undefined when the platform says it is not there. Through the same token, window, pacing,
  * retries and retry budget as every page.

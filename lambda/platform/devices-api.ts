@@ -1,4 +1,4 @@
-import { MalformedPageError, PlatformError } from '../errors.ts';
+import { MalformedPageError, PlatformError } from '../common/errors.ts';
 import { TransientError, isNetworkError, parseRetryAfter, type Retrying } from '../common/retry.ts';
 import { characters, excerpt, failureName, headerValue, isJsonAnswer, isJsonMediaType, unquoted } from '../common/redact.ts';
 import type { TokenCache } from '../auth/token-cache.ts';

@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { EventError } from '../errors.ts';
+import { EventError } from '../common/errors.ts';
 import { liveAttempts, readMarkers, removeStrayFiles } from '../storage/attempts.ts';
 import { deleteCheckpoints, getCheckpoint } from '../storage/checkpoints.ts';
 import { runKeys } from '../storage/keys.ts';

@@ -1,4 +1,4 @@
-import type { Config } from '../config.ts';
+import type { Config } from '../common/config.ts';
 import type { Trigger } from '../event.ts';
 import type { RunKeys } from '../storage/keys.ts';
 import type { Manifest } from '../storage/manifest.ts';

@@ -1,5 +1,5 @@
-import type { Config } from '../config.ts';
-import { EventError } from '../errors.ts';
+import type { Config } from '../common/config.ts';
+import { EventError } from '../common/errors.ts';
 import type { Trigger } from '../event.ts';
 import { SETTLED_MS } from '../storage/attempts.ts';
 import { checkpointKeys, type KeySetEntry } from '../storage/checkpoints.ts';

@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { ErrorCode, StorageError } from '../errors.ts';
+import { ErrorCode, StorageError } from '../common/errors.ts';
 import { liveAttempts, readMarkers, removeStrayFiles, settleAttempts, type MarkerObject } from '../storage/attempts.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import type { RunKeys } from '../storage/keys.ts';

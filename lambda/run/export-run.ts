@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { DeadlineError, EventError } from '../errors.ts';
+import { DeadlineError, EventError } from '../common/errors.ts';
 import type { Trigger } from '../event.ts';
 import {
   CheckpointMismatchError,
@@ -21,8 +21,8 @@ import { trackAttempt, type Attempt } from './attempt.ts';
 import { buildManifest } from './build-manifest.ts';
 import { checkedCheckpoint, checkForeign, timeOfRunId, triggerOf, type Checkpoint, type Continuation, type SliceRecord } from './checkpoint.ts';
 import { commitAndPublish } from './commit.ts';
-import { deadlineFor, pauseFor } from './deadline.ts';
-import type { DeviceKey } from './device-key.ts';
+import { deadlineFor, pauseFor } from '../common/deadline.ts';
+import type { DeviceKey } from '../common/device-key.ts';
 import { FleetReader, type ReaderCounts } from './fleet-reader.ts';
 import { lineageCheckpoints, refreshMarkers, removeMarkers, settleAfterCommit } from './lineage.ts';
 import { reportProgress } from './progress.ts';

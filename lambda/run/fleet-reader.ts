@@ -5,7 +5,7 @@ import { deviceFetcher } from '../platform/device-lookup.ts';
 import { pageFetcher, type Brief, type DevicePage, type PageSource, type RequestStats } from '../platform/devices-api.ts';
 import { isLast, orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
-import { deviceKey, type DeviceKey } from './device-key.ts';
+import { deviceKey, type DeviceKey } from '../common/device-key.ts';
 import type { RunServices } from './run-context.ts';
 
 /** What one pass over the device list saw. */

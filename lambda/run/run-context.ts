@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { TokenCache } from '../auth/token-cache.ts';
-import type { Config } from '../config.ts';
+import type { Config } from '../common/config.ts';
 
 /** What a run is handed and may keep across runs: the configuration, the clients, the token. */
 export interface RunServices {

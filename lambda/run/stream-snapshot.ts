@@ -3,7 +3,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DataFile, DataWriter } from '../storage/data-writer.ts';
 import { writeKeyIndex, type KeyIndexEntry } from '../storage/key-index.ts';
 import type { RunCounts } from '../storage/manifest.ts';
-import type { Deadline } from './deadline.ts';
+import type { Deadline } from '../common/deadline.ts';
 import type { FleetReader, Sweep } from './fleet-reader.ts';
 import type { RunServices } from './run-context.ts';
 import { FleetVerification, type PreviousRun, type Verified } from './verify-fleet.ts';

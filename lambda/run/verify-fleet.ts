@@ -4,7 +4,7 @@ import type { Manifest, RunCounts, Verification } from '../storage/manifest.ts';
 import type { Pointer } from '../storage/pointer.ts';
 import { readJson } from '../storage/s3-json.ts';
 import type { Brief } from '../platform/devices-api.ts';
-import type { DeviceKey } from './device-key.ts';
+import type { DeviceKey } from '../common/device-key.ts';
 import { isAbort, type FleetReader, type Sweep } from './fleet-reader.ts';
 import type { RunServices } from './run-context.ts';
 

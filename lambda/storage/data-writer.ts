@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ErrorCode, StorageError } from '../errors.ts';
+import { ErrorCode, StorageError } from '../common/errors.ts';
 import { deleteObjects } from './deletes.ts';
 
 /** One data file of a snapshot, as the manifest lists it. */

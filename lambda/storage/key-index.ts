@@ -8,7 +8,7 @@ const gunzipAsync = promisify(gunzip);
 
 /**
  * A device's key as a run de-duplicates by it: a number for a canonical integer ref, a
- * string otherwise (see run/device-key.ts; the same union, kept here so that storage needs
+ * string otherwise (see common/device-key.ts; the same union, kept here so that storage needs
  * nothing from the run).
  */
 export type IndexKey = string | number;

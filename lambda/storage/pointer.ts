@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { ErrorCode, StorageError } from '../errors.ts';
+import { ErrorCode, StorageError } from '../common/errors.ts';
 import type { Manifest } from './manifest.ts';
 import { CONFLICT_ATTEMPTS, conflictBackoff, putJson, readJson, statusOf } from './s3-json.ts';
 

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { readMarkers, settleAttempts, SETTLED_MS } from '../../lambda/storage/attempts.ts';
 import type { Manifest } from '../../lambda/storage/manifest.ts';
-import { getJson, listKeys, runRows } from '../support/snapshot.ts';
+import { getJson, listKeys, runRows } from '../../tools/inspect/snapshot.ts';
 import { putDirect } from './s3-proxy.ts';
 import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, objects, reset, useHarness } from './harness.ts';
 

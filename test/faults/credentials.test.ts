@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { TokenFault } from '../support/token-server.ts';
+import type { TokenFault } from '../../tools/stand-ins/token-server.ts';
 import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invokeFailing, invokeOk, objects, reset, useHarness } from './harness.ts';
 
 const STALE_SECRET = 'stale-secret-1b2c3d4e';

@@ -1,9 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RetryBudget, TransientError, retrying, type RetryNotice } from '../../lambda/common/retry.ts';
 import { systemCode } from '../../lambda/common/redact.ts';
-import { closestVariable, unknownVariables } from '../../lambda/config.ts';
+import { closestVariable, unknownVariables } from '../../lambda/common/config.ts';
 import { expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, reset, useHarness } from './harness.ts';
-import { closedPort } from '../support/standins.ts';
+import { closedPort } from '../../tools/stand-ins/standins.ts';
 
 const h = useHarness();
 

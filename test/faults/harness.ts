@@ -6,8 +6,8 @@ import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { RunSummary } from '../../lambda/run/summary.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
-import type { SimulatorOptions } from '../support/simulator.ts';
-import { DEMO, startStandIns, type StandInOptions, type StandIns } from '../support/standins.ts';
+import type { SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
+import { DEMO, startStandIns, type StandInOptions, type StandIns } from '../../tools/stand-ins/standins.ts';
 import { startS3Proxy, type S3Proxy } from './s3-proxy.ts';
 
 type Handler = Awaited<ReturnType<typeof coldStart>>;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { getJson } from '../support/snapshot.ts';
+import { getJson } from '../../tools/inspect/snapshot.ts';
 import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invokeFailing, invokeOk, reset, useHarness } from './harness.ts';
 
 const h = useHarness();

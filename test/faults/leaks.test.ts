@@ -4,8 +4,8 @@ import { AdaptiveWindow } from '../../lambda/platform/adaptive-window.ts';
 import { pageFetcher } from '../../lambda/platform/devices-api.ts';
 import { TokenCache } from '../../lambda/auth/token-cache.ts';
 import { RetryBudget, retrying } from '../../lambda/common/retry.ts';
-import type { Fault } from '../support/simulator.ts';
-import type { TokenFault } from '../support/token-server.ts';
+import type { Fault } from '../../tools/stand-ins/simulator.ts';
+import type { TokenFault } from '../../tools/stand-ins/token-server.ts';
 import { DEMO, describeError, expectNoSecretsLeaked, exporter, freshPrefix, invoke, reset, startHarness, type Harness, type Outcome } from './harness.ts';
 
 let h: Harness;

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Fault } from '../support/simulator.ts';
+import type { Fault } from '../../tools/stand-ins/simulator.ts';
 import { expectNoSecretsLeaked, exporter, freshPrefix, invokeFailing, invokeOk, objects, reset, useHarness } from './harness.ts';
 
 const h = useHarness();

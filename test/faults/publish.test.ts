@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { DataWriter } from '../../lambda/storage/data-writer.ts';
-import { getJson, getText, runRows, testS3 } from '../support/snapshot.ts';
+import { getJson, getText, runRows, testS3 } from '../../tools/inspect/snapshot.ts';
 import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, objects, reset, useHarness } from './harness.ts';
 import { putDirect } from './s3-proxy.ts';
 

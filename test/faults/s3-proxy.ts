@@ -2,7 +2,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { testS3 } from '../support/snapshot.ts';
+import { testS3 } from '../../tools/inspect/snapshot.ts';
 
 /** One request to the S3 stand-in, as a fault rule sees it. */
 export interface S3Request {

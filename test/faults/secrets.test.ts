@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from 'aws-lambda';
-import type { SimulatorOptions } from '../support/simulator.ts';
+import type { SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
 import { putDirect } from './s3-proxy.ts';
 import { DEMO, bucketText, describeError, exporter, freshPrefix, invoke, lambdaContext, occurrences, reset, startHarness, type Harness } from './harness.ts';
 

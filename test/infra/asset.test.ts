@@ -9,8 +9,8 @@ import { ExporterStack } from '../../infra/exporter-stack.ts';
 import { settingsFromContext } from '../../infra/settings.ts';
 import { currentKeys, queryObjects } from '../support/curated.ts';
 import { captureOutput } from '../support/lambda.ts';
-import { getJson, runRows, testS3 } from '../support/snapshot.ts';
-import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
+import { getJson, runRows, testS3 } from '../../tools/inspect/snapshot.ts';
+import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 
 /**
  * The artifact that would be deployed is the artifact tested: the stack is synthesized,

@@ -3,9 +3,9 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coldStart, lambdaContext } from '../support/lambda.ts';
-import type { SimulatorOptions } from '../support/simulator.ts';
-import { runRows, testS3, type RunFiles } from '../support/snapshot.ts';
-import { startStandIns, type StandIns } from '../support/standins.ts';
+import type { SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
+import { runRows, testS3, type RunFiles } from '../../tools/inspect/snapshot.ts';
+import { startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 
 let standIns: StandIns;
 let port = 0;
@@ -48,7 +48,7 @@ async function refsOf(run: RunFiles): Promise<unknown[]> {
   return (await runRows(testS3(standIns.s3Url), run)).map((row) => row.ref);
 }
 
-/** The simulator's refs (test/support/fleet.ts) in fleet order. */
+/** The simulator's refs (tools/stand-ins/fleet.ts) in fleet order. */
 const fleetRefs = (size: number) => Array.from({ length: size }, (_, i) => String(2_000_000 + i));
 
 describe('concurrent paging', () => {

@@ -5,8 +5,8 @@ import type { Continuation } from '../../lambda/run/checkpoint.ts';
 import type { Manifest } from '../../lambda/storage/manifest.ts';
 import { describeError, exporter, freshPrefix, objects, reset, useHarness, type Harness } from '../faults/harness.ts';
 import { captureOutput, lambdaContext } from '../support/lambda.ts';
-import { getJson, listKeys, runRows, type Row } from '../support/snapshot.ts';
-import { DEMO } from '../support/standins.ts';
+import { getJson, listKeys, runRows, type Row } from '../../tools/inspect/snapshot.ts';
+import { DEMO } from '../../tools/stand-ins/standins.ts';
 import { execute, exporterDefinition, type Execution, type Invoke } from '../support/step-functions.ts';
 
 /**

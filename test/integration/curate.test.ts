@@ -7,8 +7,8 @@ import type { CurationRecord } from '../../lambda/curate/record.ts';
 import { briefOfRow } from '../../lambda/curate/snapshot-rows.ts';
 import { DEMO, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, reset, useHarness } from '../faults/harness.ts';
 import { currentKeys, queryObjects } from '../support/curated.ts';
-import { simulatedBrief, type Brief } from '../support/fleet.ts';
-import { getJson, listKeys, runRows, testS3 } from '../support/snapshot.ts';
+import { simulatedBrief, type Brief } from '../../tools/stand-ins/fleet.ts';
+import { getJson, listKeys, runRows, testS3 } from '../../tools/inspect/snapshot.ts';
 
 const h = useHarness();
 const s3 = () => testS3(h.s3Url);

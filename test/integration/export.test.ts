@@ -3,12 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { duckdbQuery } from '../support/duckdb.ts';
-import { simulatedBrief, type Brief } from '../support/fleet.ts';
+import { duckdbQuery } from '../../tools/inspect/duckdb.ts';
+import { simulatedBrief, type Brief } from '../../tools/stand-ins/fleet.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
-import { downloadFiles, getJson, listKeys, runRows, testS3, type RunFiles } from '../support/snapshot.ts';
-import { DEMO, startStandIns, type StandIns } from '../support/standins.ts';
-import type { SimulatorOptions } from '../support/simulator.ts';
+import { downloadFiles, getJson, listKeys, runRows, testS3, type RunFiles } from '../../tools/inspect/snapshot.ts';
+import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
+import type { SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
 
 let standIns: StandIns;
 

@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { decodeKeyIndex } from '../../lambda/storage/key-index.ts';
 import type { Manifest } from '../../lambda/storage/manifest.ts';
 import { expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, invokeOk, objects, reset, useHarness, type Harness } from '../faults/harness.ts';
-import { simulatedBrief, type Brief } from '../support/fleet.ts';
-import type { FleetChange, SimulatorOptions } from '../support/simulator.ts';
-import { getJson, runRows, type Row } from '../support/snapshot.ts';
-import { DEMO } from '../support/standins.ts';
+import { simulatedBrief, type Brief } from '../../tools/stand-ins/fleet.ts';
+import type { FleetChange, SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
+import { getJson, runRows, type Row } from '../../tools/inspect/snapshot.ts';
+import { DEMO } from '../../tools/stand-ins/standins.ts';
 
 /**
  * A fleet that changes while a run reads it (the simulator's `changes`), against a run

@@ -2,8 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { duckdbQuery } from './duckdb.ts';
-import { getText } from './snapshot.ts';
+import { duckdbQuery } from '../../tools/inspect/duckdb.ts';
+import { getText } from '../../tools/inspect/snapshot.ts';
 
 /**
  * Downloads S3 objects into a temporary folder and runs one DuckDB query over them:

@@ -1,11 +1,11 @@
 import type { Context } from 'aws-lambda';
 import { vi } from 'vitest';
-import { VARIABLES } from '../../lambda/config.ts';
+import { VARIABLES } from '../../lambda/common/config.ts';
 
 type Handler = typeof import('../../lambda/handler.ts').handler;
 
 /**
- * Every variable lambda/config.ts reads by name: its DEFAULTS, and those it requires or
+ * Every variable lambda/common/config.ts reads by name: its DEFAULTS, and those it requires or
  * derives when absent.
  */
 export const CONFIG_VARIABLES: ReadonlySet<string> = new Set(VARIABLES);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEVICES_PATH } from '../support/simulator.ts';
-import { DEMO } from '../support/standins.ts';
+import { DEVICES_PATH } from '../../tools/stand-ins/simulator.ts';
+import { DEMO } from '../../tools/stand-ins/standins.ts';
 import { drawChart } from '../../tools/bench/chart.ts';
 import { startBenchStandIns, type BenchStandIns } from '../../tools/bench/stand-ins.ts';
 

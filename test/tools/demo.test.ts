@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { duckdbQuery } from '../support/duckdb.ts';
+import { duckdbQuery } from '../../tools/inspect/duckdb.ts';
 import { ROOT, TSX, runTool, type ToolRun } from './run-tool.ts';
 
 const DEVICES = 300;

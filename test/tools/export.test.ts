@@ -1,7 +1,7 @@
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, startStandIns, type StandIns } from '../support/standins.ts';
+import { closedPort, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 import { ROOT, runTool } from './run-tool.ts';
 
 /** `npm run export` as a user types it. */

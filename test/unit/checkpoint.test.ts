@@ -1,10 +1,10 @@
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EventError } from '../../lambda/errors.ts';
+import { EventError } from '../../lambda/common/errors.ts';
 import { abandonRequest, continuationRequest, parseTrigger } from '../../lambda/event.ts';
 import { checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, timeOfRunId, type Checkpoint, type Continuation } from '../../lambda/run/checkpoint.ts';
-import { pauseFor, SliceEnd } from '../../lambda/run/deadline.ts';
+import { pauseFor, SliceEnd } from '../../lambda/common/deadline.ts';
 import { SETTLED_MS } from '../../lambda/storage/attempts.ts';
 import { CheckpointMismatchError, checkpointKeys, getKeySet, putCheckpoint, putKeySet, sha256 } from '../../lambda/storage/checkpoints.ts';
 import type { IndexKey } from '../../lambda/storage/key-index.ts';

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadConfig, type Config } from '../../lambda/config.ts';
+import { loadConfig, type Config } from '../../lambda/common/config.ts';
 import { CONFIG_VARIABLES, coldStart, isExporterVariable } from '../support/lambda.ts';
 
 const REQUIRED = {
@@ -47,7 +47,7 @@ describe('coldStart', () => {
 
   it("clears every variable the exporter's code reads by name", async () => {
     // Quoted names (required(...), integer(...)) and env.NAME in config.ts; process.env.NAME anywhere.
-    const config = await readFile(new URL('../../lambda/config.ts', import.meta.url), 'utf8');
+    const config = await readFile(new URL('../../lambda/common/config.ts', import.meta.url), 'utf8');
     const read = [...config.matchAll(/'([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)'|\benv\.([A-Z][A-Z0-9_]+)/g)].map(([, quoted, field]) => quoted ?? field);
     const lambda = fileURLToPath(new URL('../../lambda/', import.meta.url));
     for (const file of await readdir(lambda, { recursive: true })) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, loadConfig, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/config.ts';
-import { ConfigError } from '../../lambda/errors.ts';
+import { DEFAULTS, loadConfig, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/common/config.ts';
+import { ConfigError } from '../../lambda/common/errors.ts';
 
 const minimal = {
   THINGPARK_BASE_URL: 'https://community.thingpark.io/',

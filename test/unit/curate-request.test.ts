@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadCurationSettings } from '../../lambda/curate/settings.ts';
-import { ConfigError, EventError } from '../../lambda/errors.ts';
+import { ConfigError, EventError } from '../../lambda/common/errors.ts';
 import { curateRequest, parseTrigger } from '../../lambda/event.ts';
 
 describe('curateRequest: {"curate": "<runId>"}', () => {

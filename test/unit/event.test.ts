@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { EventError } from '../../lambda/errors.ts';
+import { EventError } from '../../lambda/common/errors.ts';
 import { EARLIEST_SCHEDULE_TIME, parseTrigger, runIdOf } from '../../lambda/event.ts';
 
 const now = new Date('2026-11-28T10:15:30.123Z');

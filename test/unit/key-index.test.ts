@@ -1,8 +1,8 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { deviceKey } from '../../lambda/run/device-key.ts';
+import { deviceKey } from '../../lambda/common/device-key.ts';
 import { decodeKeyIndex, encodeKeyIndex, MalformedKeyIndexError, type IndexKey } from '../../lambda/storage/key-index.ts';
-import { simulatedBrief } from '../support/fleet.ts';
+import { simulatedBrief } from '../../tools/stand-ins/fleet.ts';
 
 /** Every key of a set, through the stored form and back. */
 async function roundTrip(keys: ReadonlySet<IndexKey>): Promise<IndexKey[]> {

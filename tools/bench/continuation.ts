@@ -30,12 +30,12 @@ import { inspect } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { DEFAULTS } from '../../lambda/config.ts';
+import { DEFAULTS } from '../../lambda/common/config.ts';
 import type { HandlerAnswer } from '../../lambda/handler.ts';
 import { getKeySet, putKeySet, type KeySetEntry } from '../../lambda/storage/checkpoints.ts';
 import type { IndexKey } from '../../lambda/storage/key-index.ts';
-import { testS3 } from '../../test/support/snapshot.ts';
-import { DEMO, startStandIns } from '../../test/support/standins.ts';
+import { testS3 } from '../inspect/snapshot.ts';
+import { DEMO, startStandIns } from '../stand-ins/standins.ts';
 import { quietAwsSdk } from '../cli.ts';
 
 const SCHEDULE = { scheduledTime: '2026-11-28T10:00:00Z' };

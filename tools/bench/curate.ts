@@ -22,9 +22,9 @@ import { join, resolve } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { HEAP_MB } from '../../infra/function-runtime.ts';
-import type { Brief } from '../../test/support/fleet.ts';
-import { testS3 } from '../../test/support/snapshot.ts';
-import { startStandIns, type StandIns } from '../../test/support/standins.ts';
+import type { Brief } from '../stand-ins/fleet.ts';
+import { testS3 } from '../inspect/snapshot.ts';
+import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { quietAwsSdk } from '../cli.ts';
 import type { CurateChildResult } from './curate-child.ts';
 

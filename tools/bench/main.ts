@@ -15,10 +15,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type as osType, release } from 'node:os';
 import { resolve } from 'node:path';
 import { HEAP_MB } from '../../infra/function-runtime.ts';
-import { DEFAULTS, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/config.ts';
-import { testS3 } from '../../test/support/snapshot.ts';
-import type { RateLimit } from '../../test/support/simulator.ts';
-import { DEMO } from '../../test/support/standins.ts';
+import { DEFAULTS, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/common/config.ts';
+import { testS3 } from '../inspect/snapshot.ts';
+import type { RateLimit } from '../stand-ins/simulator.ts';
+import { DEMO } from '../stand-ins/standins.ts';
 import { drawChart, type ChartRow } from './chart.ts';
 import type { ChildParams, ChildResult } from './child.ts';
 import { coldStart, type ColdStart } from './coldstart.ts';
@@ -74,7 +74,7 @@ if (!quick || only) {
   });
 }
 
-// The window as the exporter will configure it (lambda/config.ts), for the floor and the write-up.
+// The window as the exporter will configure it (lambda/common/config.ts), for the floor and the write-up.
 const concurrency = Number(process.env.THINGPARK_CONCURRENCY ?? DEFAULTS.THINGPARK_CONCURRENCY);
 const ceilingGiven = process.env.THINGPARK_MAX_CONCURRENCY !== undefined && process.env.THINGPARK_MAX_CONCURRENCY !== '';
 const ceilingFor = (pageSize: number): number =>
@@ -462,7 +462,7 @@ ${coldTable(cold)}
 
 - **Stand-ins** (ThingPark simulator with its token server, SSM endpoint, s3rver with its
   files on /dev/shm) run in a process of their own (tools/bench/stand-ins.ts), fresh for
-  each case, reached over loopback; the fleet is test/support/fleet.ts's deterministic
+  each case, reached over loopback; the fleet is tools/stand-ins/fleet.ts's deterministic
   briefs (~0.8 KB of JSON each), pages of ${pageSize} (100 in the rate-limited cases). Each
   page's JSON is rendered once, before the case starts, and the same bytes are served to
   every request for it: serving costs next to nothing and the same for every approach

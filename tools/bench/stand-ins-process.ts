@@ -5,7 +5,7 @@
  */
 import diagnostics from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
-import { startStandIns } from '../../test/support/standins.ts';
+import { startStandIns } from '../stand-ins/standins.ts';
 import type { BenchStandInsOptions, Ready, Request, StandInCounts } from './stand-ins.ts';
 
 const options = JSON.parse(process.env.BENCH_STAND_INS ?? '{}') as BenchStandInsOptions;

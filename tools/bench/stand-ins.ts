@@ -1,5 +1,5 @@
 /**
- * The benchmark's stand-ins (test/support/standins.ts: the ThingPark simulator with its
+ * The benchmark's stand-ins (tools/stand-ins/standins.ts: the ThingPark simulator with its
  * token server, the SSM endpoint, s3rver) in a process of their own, driven over IPC by
  * the parent (main.ts) and reached by the approach under test over loopback, as before.
  *
@@ -10,7 +10,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
-import type { SimulatorOptions } from '../../test/support/simulator.ts';
+import type { SimulatorOptions } from '../stand-ins/simulator.ts';
 
 /** What the stand-ins counted since the last `clear` or `reset`. */
 export interface StandInCounts {

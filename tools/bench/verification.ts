@@ -13,7 +13,7 @@
  * Successive exporter runs in one case share the stand-ins' bucket and prefix, so each run
  * compares itself with the one before, as a scheduled run does.
  */
-import type { FleetChange } from '../../test/support/simulator.ts';
+import type { FleetChange } from '../stand-ins/simulator.ts';
 import type { BenchSimulatorOptions } from './stand-ins.ts';
 
 export interface VerificationCase {

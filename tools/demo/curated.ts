@@ -5,8 +5,8 @@
  * (device_changes). Kept apart from main.ts, which runs the exports.
  */
 import { DuckDBInstance } from '@duckdb/node-api';
-import type { Brief } from '../../test/support/fleet.ts';
-import type { Platform } from '../../test/support/simulator.ts';
+import type { Brief } from '../stand-ins/fleet.ts';
+import type { Platform } from '../stand-ins/simulator.ts';
 
 export interface FleetChanges {
   removed: number;

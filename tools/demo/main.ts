@@ -12,11 +12,11 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { devNull } from 'node:os';
 import { relative, resolve } from 'node:path';
-import { loadConfig } from '../../lambda/config.ts';
-import { ConfigError } from '../../lambda/errors.ts';
-import { duckdbQuery } from '../../test/support/duckdb.ts';
-import { downloadFiles, getJson, listKeys, testS3 } from '../../test/support/snapshot.ts';
-import { startStandIns, type StandIns } from '../../test/support/standins.ts';
+import { loadConfig } from '../../lambda/common/config.ts';
+import { ConfigError } from '../../lambda/common/errors.ts';
+import { duckdbQuery } from '../inspect/duckdb.ts';
+import { downloadFiles, getJson, listKeys, testS3 } from '../inspect/snapshot.ts';
+import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
 import { changeFleet, showCuratedTables, type FleetChanges } from './curated.ts';
 

@@ -6,9 +6,9 @@
  * naming every missing or malformed variable.
  */
 import { randomUUID } from 'node:crypto';
-import { loadConfig, type Config } from '../../lambda/config.ts';
+import { loadConfig, type Config } from '../../lambda/common/config.ts';
 import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
-import { ConfigError } from '../../lambda/errors.ts';
+import { ConfigError } from '../../lambda/common/errors.ts';
 import type { Continuation } from '../../lambda/run/checkpoint.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
 

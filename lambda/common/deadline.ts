@@ -1,4 +1,4 @@
-import { DeadlineError } from '../errors.ts';
+import { DeadlineError } from './errors.ts';
 
 export interface Deadline {
   /** Aborts when the deadline is reached, with the DeadlineError as its reason. */
