@@ -9,7 +9,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { CHANGE_COLUMNS } from '../lambda/curate/changes.ts';
 import type { ColumnSpec } from '../lambda/curate/columns.ts';
-import { CURATED_FOLDERS } from '../lambda/curate/keys.ts';
+import { CURATED_FOLDERS, CURRENT_SYMLINK, FOLDERS } from '../lambda/storage/layout.ts';
 import { SNAPSHOT_COLUMNS } from '../lambda/curate/snapshot-rows.ts';
 import { DAILY_PARTITIONS } from './analytics.ts';
 
@@ -88,7 +88,7 @@ export class Curation extends Construct {
         ...common,
         tableName: 'runs',
         description: 'One row per committed run: its manifest (one line of JSON each)',
-        s3Prefix: `${prefix}manifests/`,
+        s3Prefix: `${prefix}${FOLDERS.manifests}`,
         dataFormat: glue.DataFormat.JSON,
         columns: RUN_COLUMNS,
       }),
@@ -162,16 +162,20 @@ export class Curation extends Construct {
    * a failed curation of its own files, and nothing outside it is written.
    */
   private grantCuration({ role, bucket, prefix }: CurationProps): void {
-    const curated = bucket.arnForObjects(`${prefix}curated/*`);
+    const curated = bucket.arnForObjects(`${prefix}${FOLDERS.curated}*`);
     role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ sid: 'ReadRawAndCurated', actions: ['s3:GetObject'], resources: [bucket.arnForObjects(`${prefix}devices/*`), curated] }),
+      new iam.PolicyStatement({
+        sid: 'ReadRawAndCurated',
+        actions: ['s3:GetObject'],
+        resources: [bucket.arnForObjects(`${prefix}${FOLDERS.table}*`), curated],
+      }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({ sid: 'WriteCurated', actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'], resources: [curated] }),
     );
     const id = (construct: Construct) => Stack.of(this).getLogicalId(construct.node.defaultChild as CfnElement);
     Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${id(bucket)}.Arn>/${prefix}curated/*]`,
+      id: `AwsSolutions-IAM5[Resource::<${id(bucket)}.Arn>/${prefix}${FOLDERS.curated}*]`,
       reason:
         'Curated files are named per run (device_snapshots/ and device_changes/ dt=<date>/run=<id>/part-<n>.parquet, state/<id>.state.gz, runs/<id>.json) plus the one current-table object: written, read, and deleted again by a failed curation, under this folder only.',
     });
@@ -195,7 +199,7 @@ export class Curation extends Construct {
         }),
       );
     deny('CurationRecordsAreCreatedOnce', `${CURATED_FOLDERS.records}*`, { 's3:if-none-match': 'true' });
-    deny('CurrentTableIsSwitchedConditionally', `${CURATED_FOLDERS.current}symlink.txt`, { 's3:if-none-match': 'true', 's3:if-match': 'true' });
+    deny('CurrentTableIsSwitchedConditionally', CURRENT_SYMLINK, { 's3:if-none-match': 'true', 's3:if-match': 'true' });
   }
 }
 

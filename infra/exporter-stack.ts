@@ -16,6 +16,7 @@ import { Orchestration } from './orchestration.ts';
 import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
 import { SendOnlyQueueDestination } from './send-only-queue-destination.ts';
 import { DEFAULTS } from '../lambda/common/config.ts';
+import { FOLDERS, POINTER } from '../lambda/storage/layout.ts';
 import { functionEnvironmentOf, METRICS_NAMESPACE, SERVICE_NAME, type ExporterSettings } from './settings.ts';
 
 /** Lambda's maximum: the run watches its own deadline and stops cleanly before it. */
@@ -63,10 +64,10 @@ export class ExporterStack extends Stack {
         },
         // A checkpoint is resumed within the hour or never (lambda/run/checkpoint.ts): the
         // ones a failed or stopped run leaves go after a day.
-        { id: 'expire-checkpoints', prefix: `${prefix}checkpoints/`, expiration: Duration.days(1) },
+        { id: 'expire-checkpoints', prefix: `${prefix}${FOLDERS.checkpoints}`, expiration: Duration.days(1) },
         ...(settings.snapshotExpirationDays === undefined
           ? []
-          : (['devices/', 'manifests/', 'indexes/'] as const).map((folder) => ({
+          : [FOLDERS.table, FOLDERS.manifests, FOLDERS.indexes].map((folder) => ({
               id: `expire-${folder.slice(0, -1)}`,
               prefix: `${prefix}${folder}`,
               expiration: Duration.days(settings.snapshotExpirationDays as number),
@@ -179,7 +180,7 @@ export class ExporterStack extends Stack {
 
     this.analytics = new Analytics(this, 'Analytics', {
       bucket: this.bucket,
-      tablePrefix: `${prefix}devices/`,
+      tablePrefix: `${prefix}${FOLDERS.table}`,
       databaseName: settings.glueDatabaseName,
     });
 
@@ -216,12 +217,12 @@ export class ExporterStack extends Stack {
         sid: 'WriteSnapshots',
         actions: ['s3:PutObject'],
         resources: [
-          objects('devices/*'),
-          objects('manifests/*'),
-          objects('latest.json'),
-          objects('attempts/*'),
-          objects('indexes/*'),
-          objects('checkpoints/*'),
+          objects(`${FOLDERS.table}*`),
+          objects(`${FOLDERS.manifests}*`),
+          objects(POINTER),
+          objects(`${FOLDERS.markers}*`),
+          objects(`${FOLDERS.indexes}*`),
+          objects(`${FOLDERS.checkpoints}*`),
         ],
       }),
     );
@@ -229,21 +230,27 @@ export class ExporterStack extends Stack {
       new iam.PolicyStatement({
         sid: 'AbortDataUploads',
         actions: ['s3:AbortMultipartUpload'],
-        resources: [objects('devices/*')],
+        resources: [objects(`${FOLDERS.table}*`)],
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'ReadManifestsAndPointer',
         actions: ['s3:GetObject'],
-        resources: [objects('manifests/*'), objects('latest.json'), objects('attempts/*'), objects('indexes/*'), objects('checkpoints/*')],
+        resources: [
+          objects(`${FOLDERS.manifests}*`),
+          objects(POINTER),
+          objects(`${FOLDERS.markers}*`),
+          objects(`${FOLDERS.indexes}*`),
+          objects(`${FOLDERS.checkpoints}*`),
+        ],
       }),
     );
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'DeleteFailedRunData',
         actions: ['s3:DeleteObject'],
-        resources: [objects('devices/*'), objects('attempts/*'), objects('indexes/*'), objects('checkpoints/*')],
+        resources: [objects(`${FOLDERS.table}*`), objects(`${FOLDERS.markers}*`), objects(`${FOLDERS.indexes}*`), objects(`${FOLDERS.checkpoints}*`)],
       }),
     );
     // ListObjectsV2 finds a crashed attempt's leftovers, and without ListBucket S3 answers
@@ -282,9 +289,9 @@ export class ExporterStack extends Stack {
           conditions: { Null: missingHeaders, Bool: { 's3:ObjectCreationOperation': 'true' } },
         }),
       );
-    denyUnconditionalPut('ManifestsAreCreatedOnce', 'manifests/*', { 's3:if-none-match': 'true' });
+    denyUnconditionalPut('ManifestsAreCreatedOnce', `${FOLDERS.manifests}*`, { 's3:if-none-match': 'true' });
     // Keys under one Null operator must all match: denied when both headers are absent.
-    denyUnconditionalPut('PointerIsWrittenConditionally', 'latest.json', { 's3:if-none-match': 'true', 's3:if-match': 'true' });
+    denyUnconditionalPut('PointerIsWrittenConditionally', POINTER, { 's3:if-none-match': 'true', 's3:if-match': 'true' });
   }
 
   private grantCredentials(role: iam.IRole, settings: ExporterSettings): void {
@@ -328,25 +335,25 @@ export class ExporterStack extends Stack {
     const bucket = id(this.bucket);
     Validations.of(role).acknowledge(
       {
-        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}devices/*]`,
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}${FOLDERS.table}*]`,
         reason:
           'Data files are named per run (dt=<date>/run=<id>/part-<n>) and written, aborted and deleted by key: the wildcard is limited to the table location of this bucket.',
       },
       {
-        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}attempts/*]`,
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}${FOLDERS.markers}*]`,
         reason: 'One marker per invocation, named by its attempt id: written when a run starts, read and removed by later runs, under this folder only.',
       },
       {
-        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}indexes/*]`,
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}${FOLDERS.indexes}*]`,
         reason:
           "One key index per attempt that reaches its commit, named by run and attempt: written before the manifest, read by the next run, removed with a failed run's data, under this folder only.",
       },
       {
-        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}manifests/*]`,
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}${FOLDERS.manifests}*]`,
         reason: 'One manifest per run, named by its run id: written and read under this folder only.',
       },
       {
-        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}checkpoints/*]`,
+        id: `AwsSolutions-IAM5[Resource::<${bucket}.Arn>/${prefix}${FOLDERS.checkpoints}*]`,
         reason:
           'One checkpoint (and its key sets) per invocation of a run that goes on in another, named by run and attempt: written when an invocation stops, read by the next, removed once the run commits or is abandoned, under this folder only.',
       },

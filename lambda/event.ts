@@ -1,6 +1,9 @@
+import { utcFields } from './common/calendar.ts';
 import { EventError } from './common/errors.ts';
+import { parseRunId } from './common/run-id.ts';
 import type { AbandonRequest } from './run/abandon.ts';
 import { CONTINUATION_FIELDS, type Continuation } from './run/checkpoint.ts';
+import { checkpointKeys } from './storage/layout.ts';
 
 /** What started a run, reduced to what the run needs. */
 export type Trigger = { kind: 'schedule'; runTime: Date } | { kind: 'on-demand'; runTime: Date; label?: string };
@@ -152,52 +155,30 @@ function usage(): string {
 }
 
 /**
- * A run id as runIdOf makes them: the run's UTC time to the second, and for an on-demand
- * run a dash and its attempt (1 to 8 lower-case letters and digits).
+ * Whether a value is a run id some run can have: of the run id's form, naming a time that
+ * exists and is not before EARLIEST_SCHEDULE_TIME (no run can have an earlier one).
  */
-const RUN_ID = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z(?:-[a-z0-9]{1,8})?$/;
+function isRunId(value: unknown): value is string {
+  const parsed = typeof value === 'string' ? parseRunId(value) : undefined;
+  return parsed !== undefined && parsed.exists && parsed.time.getTime() >= EARLIEST_SCHEDULE_TIME.getTime();
+}
 
 /**
  * The run a `{"curate": "<runId>"}` event asks to curate; undefined for any other event.
- * Read as strictly as a schedule: `curate` is the only field, and its value a run id whose
- * time exists and is not before EARLIEST_SCHEDULE_TIME (no run can have an earlier one).
+ * Read as strictly as a schedule: `curate` is the only field, and its value a run id.
  */
 export function curateRequest(event: unknown): string | undefined {
   if (event === null || typeof event !== 'object' || Array.isArray(event) || !('curate' in event)) return undefined;
   const extra = Object.keys(event).filter((name) => name !== 'curate');
   if (extra.length > 0) throw new EventError(`A curate event carries only "curate"; unexpected: ${names(extra, bare)}. ${usage()}`);
   const { curate } = event;
-  const match = typeof curate === 'string' ? RUN_ID.exec(curate) : null;
-  const { time, exists } = utcFields((match?.slice(1, 7) ?? []).map(Number), 0);
-  if (match === null || !exists || time.getTime() < EARLIEST_SCHEDULE_TIME.getTime()) {
+  if (!isRunId(curate)) {
     throw new EventError(
       `"curate" must be a run id such as 20261128T100000Z (a schedule's) or 20261128T101530Z-6bd1a0f2 (an on-demand run's), ` +
-        `naming a time that exists, from ${EARLIEST_SCHEDULE_TIME.toISOString().slice(0, 4)} on; got ${shown(curate)}.`,
+        `naming a time that exists, from ${EARLIEST_SCHEDULE_TIME.getUTCFullYear()} on; got ${shown(curate)}.`,
     );
   }
-  return curate as string;
-}
-
-/**
- * A schedule's run id is its time alone, so a redelivered schedule maps to the same run.
- * An on-demand run adds its attempt, so two operators' runs never collide.
- */
-export function runIdOf(trigger: Trigger, requestId: string): string {
-  const stamp = trigger.runTime
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
-  return trigger.kind === 'schedule' ? stamp : `${stamp}-${attemptOf(requestId)}`;
-}
-
-/** One invocation's short, key-safe name: the start of its request id. */
-export function attemptOf(requestId: string): string {
-  return (
-    requestId
-      .replace(/[^A-Za-z0-9]/g, '')
-      .slice(0, 8)
-      .toLowerCase() || 'local'
-  );
+  return curate;
 }
 
 /**
@@ -259,36 +240,17 @@ export function abandonRequest(event: unknown): AbandonRequest | undefined {
 function runReferenceProblems(fields: Record<string, unknown>): string[] {
   const problems: string[] = [];
   const { runId, attempt, bucket, checkpoint, sha256 } = fields;
-  if (typeof runId !== 'string' || !RUN_ID.test(runId)) problems.push(`"runId" must be a run id such as 20261128T100000Z, got ${shown(runId)}`);
+  if (!isRunId(runId)) problems.push(`"runId" must be a run id such as 20261128T100000Z, got ${shown(runId)}`);
   if (typeof attempt !== 'string' || !/^[a-z0-9]{1,32}$/.test(attempt))
     problems.push(`"attempt" must be 1 to 32 lower-case letters and digits, got ${shown(attempt)}`);
   if (typeof bucket !== 'string' || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
     problems.push(`"bucket" must be an S3 bucket name, got ${shown(bucket)}`);
-  const named = typeof runId === 'string' && typeof attempt === 'string' ? `checkpoints/${runId}/${attempt}.json` : undefined;
+  // The key under any prefix: which prefix is this deployment's is checked against its configuration.
+  const named = typeof runId === 'string' && typeof attempt === 'string' ? checkpointKeys('', runId, attempt).checkpoint : undefined;
   if (typeof checkpoint !== 'string' || checkpoint.length > 1024 || named === undefined || !checkpoint.endsWith(named)) {
-    problems.push(`"checkpoint" must be the key of the run's checkpoint, ending in checkpoints/<runId>/<attempt>.json, got ${shown(checkpoint)}`);
+    const form = checkpointKeys('', '<runId>', '<attempt>').checkpoint;
+    problems.push(`"checkpoint" must be the key of the run's checkpoint, ending in ${form}, got ${shown(checkpoint)}`);
   }
   if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) problems.push(`"sha256" must be 64 lower-case hex digits, got ${shown(sha256)}`);
   return problems;
-}
-
-/**
- * Calendar fields (year, month 1-12, day, hour, minute, second) read as UTC, and whether
- * they name a time that exists: Date rolls impossible fields over (February 30th into
- * March) rather than refusing them, so the time must give back the fields it was made of.
- * Date.UTC is not used: it maps years 0-99 to 1900-1999.
- */
-function utcFields(fields: number[], millisecond: number): { time: Date; exists: boolean } {
-  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = fields;
-  const time = new Date(0);
-  time.setUTCFullYear(year, month - 1, day);
-  time.setUTCHours(hour, minute, second, millisecond);
-  const exists =
-    time.getUTCFullYear() === year &&
-    time.getUTCMonth() === month - 1 &&
-    time.getUTCDate() === day &&
-    time.getUTCHours() === hour &&
-    time.getUTCMinutes() === minute &&
-    time.getUTCSeconds() === second;
-  return { time, exists };
 }

@@ -4,14 +4,15 @@ import { ExporterError } from './common/errors.ts';
 import { curateAfterExport, curateOnRequest, type CuratedRunSummary } from './curate/invoke.ts';
 import type { CurationSummary } from './curate/curate-run.ts';
 import { curationSettings } from './curate/settings.ts';
-import { abandonRequest, attemptOf, continuationRequest, curateRequest, parseTrigger, runIdOf, type Trigger } from './event.ts';
+import { invocationOf, runIdOf } from './common/run-id.ts';
+import { abandonRequest, continuationRequest, curateRequest, parseTrigger, type Trigger } from './event.ts';
 import { logger, metrics, recordRun } from './common/observability.ts';
 import { abandonRun, type AbandonRequest, type AbandonSummary } from './run/abandon.ts';
 import type { Continuation } from './run/checkpoint.ts';
 import { exportRun, resumeRun } from './run/export-run.ts';
 import type { RunServices } from './run/run-context.ts';
 import { createServices } from './runtime.ts';
-import { attemptId } from './storage/keys.ts';
+import { newAttempt } from './storage/layout.ts';
 
 // Built on the first invocation and kept while the context is warm: the token cache and
 // the clients live here. Built lazily so a configuration error fails the invocation with
@@ -54,8 +55,9 @@ export async function handler(event: unknown, context: Context): Promise<Handler
     if (curate !== undefined) {
       return await curateOnRequest(services, curation, { runId: curate, remainingMs: () => context.getRemainingTimeInMillis(), logger });
     }
-    const run = { attempt: attemptId(attemptOf(context.awsRequestId)), remainingMs: () => context.getRemainingTimeInMillis(), logger };
-    const runId = resume?.runId ?? runIdOf(trigger as Trigger, context.awsRequestId);
+    const invocation = invocationOf(context.awsRequestId);
+    const run = { attempt: newAttempt(invocation), remainingMs: () => context.getRemainingTimeInMillis(), logger };
+    const runId = resume?.runId ?? runIdOf(trigger as Trigger, invocation);
     logger.appendKeys({ runId });
     const summary = resume ? await resumeRun(services, resume, run) : await exportRun(services, trigger as Trigger, { ...run, runId });
     // A replayed schedule exported nothing new: counting it again would double the figures.

@@ -3,12 +3,12 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../common/config.ts';
 import { CurationError, DeadlineError, ErrorCode } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
+import { curatedKeys, manifestKey, manifestsPrefix, stateKeyOf, type CuratedKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { putJson, readJson, statusOf } from '../storage/s3-json.ts';
 import { CHANGE_COLUMNS, changeRows, type ChangeCounts } from './changes.ts';
 import { switchCurrent, type Switch } from './current-table.ts';
 import { BaseState, hasState, readState, StateWriter, stateEntry, type StateEntry } from './fleet-state.ts';
-import { curatedKeys, stateKeyOf, type CuratedKeys } from './keys.ts';
 import { ParquetFiles } from './parquet-files.ts';
 import { previousCommittedRun, type CommittedRun } from './previous-run.ts';
 import { rawBriefs } from './raw-briefs.ts';
@@ -49,14 +49,14 @@ export async function curateRun(services: { s3: S3Client; config: Config }, sett
   const { s3, config } = services;
   const { runId, logger } = request;
   const started = Date.now();
-  const manifest = (await readJson<Manifest>(s3, config.bucket, `${config.prefix}manifests/${runId}.json`))?.value;
+  const manifest = (await readJson<Manifest>(s3, config.bucket, manifestKey(config.prefix, runId)))?.value;
   if (!manifest) {
     throw new CurationError(
       ErrorCode.RUN_NOT_COMMITTED,
-      `Run ${runId} has no manifest under ${config.prefix}manifests/ in ${config.bucket}: it never committed, or its manifest expired. Only committed runs are curated`,
+      `Run ${runId} has no manifest under ${manifestsPrefix(config.prefix)} in ${config.bucket}: it never committed, or its manifest expired. Only committed runs are curated`,
     );
   }
-  const keys = curatedKeys(config.prefix, runId, new Date(manifest.runTime));
+  const keys = curatedKeys(config.prefix, runId);
   const summaryOf = async (record: CurationRecord, status: CurationSummary['status']): Promise<CurationSummary> => {
     const files = record.snapshotFiles.map(({ key }) => key);
     const current = await switchCurrent(s3, config.bucket, keys.currentKey, { runId, runTime: manifest.runTime }, files);

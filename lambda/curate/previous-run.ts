@@ -1,4 +1,6 @@
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { stampOf, stampOfRunId } from '../common/run-id.ts';
+import { manifestKey, manifestsPrefix, runIdOfManifestKey } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { readJson } from '../storage/s3-json.ts';
 
@@ -29,20 +31,20 @@ export async function previousCommittedRun(
   prefix: string,
   run: { runId: string; runTime: string },
 ): Promise<CommittedRun | undefined> {
-  const folder = `${prefix}manifests/`;
-  const second = run.runId.slice(0, 16);
+  const second = stampOfRunId(run.runId);
   for (const days of [...WINDOW_DAYS, Number.POSITIVE_INFINITY]) {
     const from = Number.isFinite(days) ? stampOf(new Date(Date.parse(run.runTime) - days * DAY_MS)) : undefined;
-    const ids = await runIdsBetween(s3, bucket, folder, from, second);
+    const ids = await runIdsBetween(s3, bucket, prefix, from, second);
     const earlier = ids.filter((id) => id !== run.runId);
-    const found = await newestBefore(s3, bucket, folder, earlier, run);
+    const found = await newestBefore(s3, bucket, prefix, earlier, run);
     if (found) return found;
   }
   return undefined;
 }
 
 /** Run ids of the manifests from the run time `from` (all when undefined) up to the second `until`, inclusive. */
-async function runIdsBetween(s3: S3Client, bucket: string, folder: string, from: string | undefined, until: string): Promise<string[]> {
+async function runIdsBetween(s3: S3Client, bucket: string, prefix: string, from: string | undefined, until: string): Promise<string[]> {
+  const folder = manifestsPrefix(prefix);
   const ids: string[] = [];
   let token: string | undefined;
   do {
@@ -55,9 +57,10 @@ async function runIdsBetween(s3: S3Client, bucket: string, folder: string, from:
       }),
     );
     for (const { Key } of page.Contents ?? []) {
-      const id = Key?.slice(folder.length).replace(/\.json$/, '') ?? '';
-      if (id.slice(0, 16) > until) return ids;
-      if (Key?.endsWith('.json')) ids.push(id);
+      const id = Key === undefined ? undefined : runIdOfManifestKey(prefix, Key);
+      if (id === undefined) continue;
+      if (stampOfRunId(id) > until) return ids;
+      ids.push(id);
     }
     token = page.IsTruncated ? page.NextContinuationToken : undefined;
   } while (token);
@@ -68,33 +71,26 @@ async function runIdsBetween(s3: S3Client, bucket: string, folder: string, from:
 async function newestBefore(
   s3: S3Client,
   bucket: string,
-  folder: string,
+  prefix: string,
   ids: string[],
   run: { runId: string; runTime: string },
 ): Promise<CommittedRun | undefined> {
-  const second = run.runId.slice(0, 16);
+  const second = stampOfRunId(run.runId);
   const read = async (id: string) => {
-    const manifest = (await readJson<Manifest>(s3, bucket, `${folder}${id}.json`))?.value;
+    const manifest = (await readJson<Manifest>(s3, bucket, manifestKey(prefix, id)))?.value;
     return manifest ? { runId: manifest.runId, runTime: manifest.runTime, manifest } : undefined;
   };
   const older = (candidate: CommittedRun) => (candidate.runTime !== run.runTime ? candidate.runTime < run.runTime : candidate.runId < run.runId);
   const newest = (candidates: CommittedRun[]) =>
     candidates.sort((a, b) => (a.runTime !== b.runTime ? (a.runTime < b.runTime ? -1 : 1) : a.runId < b.runId ? -1 : 1)).at(-1);
   // Runs of the same second as `run` may be older or newer: their manifests say.
-  const sameSecond = (await Promise.all(ids.filter((id) => id.slice(0, 16) === second).map(read))).filter((c): c is CommittedRun => c !== undefined);
+  const sameSecond = (await Promise.all(ids.filter((id) => stampOfRunId(id) === second).map(read))).filter((c): c is CommittedRun => c !== undefined);
   const tied = newest(sameSecond.filter(older));
   if (tied) return tied;
-  const before = ids.filter((id) => id.slice(0, 16) < second);
-  const last = before.at(-1)?.slice(0, 16);
+  const before = ids.filter((id) => stampOfRunId(id) < second);
+  const last = before.at(-1);
   if (last === undefined) return undefined;
-  const candidates = (await Promise.all(before.filter((id) => id.slice(0, 16) === last).map(read))).filter((c): c is CommittedRun => c !== undefined);
+  const lastSecond = stampOfRunId(last);
+  const candidates = (await Promise.all(before.filter((id) => stampOfRunId(id) === lastSecond).map(read))).filter((c): c is CommittedRun => c !== undefined);
   return newest(candidates);
-}
-
-/** A time as run ids start: 20261128T100000Z. */
-function stampOf(time: Date): string {
-  return time
-    .toISOString()
-    .replace(/\.\d{3}Z$/, 'Z')
-    .replace(/[-:]/g, '');
 }

@@ -2,10 +2,10 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { EventError } from '../common/errors.ts';
 import { liveAttempts, readMarkers, removeStrayFiles } from '../storage/attempts.ts';
 import { deleteCheckpoints, getCheckpoint } from '../storage/checkpoints.ts';
-import { runKeys } from '../storage/keys.ts';
+import { runKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { readJson } from '../storage/s3-json.ts';
-import { checkForeign, timeOfRunId, type Checkpoint, type Continuation } from './checkpoint.ts';
+import { checkForeign, type Checkpoint, type Continuation } from './checkpoint.ts';
 import { lineageCheckpoints, removeMarkers } from './lineage.ts';
 import type { RunServices } from './run-context.ts';
 
@@ -42,7 +42,7 @@ export async function abandonRun(services: RunServices, request: AbandonRequest,
   const { s3, config } = services;
   const { runId } = request;
   checkForeign(request, config);
-  const keys = runKeys(config.prefix, runId, timeOfRunId(runId), request.attempt);
+  const keys = runKeys(config.prefix, runId, request.attempt);
   if (await readJson<Manifest>(s3, config.bucket, keys.manifestKey)) {
     logger.info('Run already committed: nothing abandoned', { runId });
     return { status: 'already-committed', runId, removed: [], running: [], refused: [], checkpoints: 0 };
@@ -53,11 +53,11 @@ export async function abandonRun(services: RunServices, request: AbandonRequest,
   }
   // Without its checkpoint (gone, or never saved) only the attempt named is known to be this continuation's.
   const lineage = new Set(stored ? stored.value.slices.map(({ attempt }) => attempt) : [request.attempt]);
-  const others = (await readMarkers(s3, config.bucket, keys.attemptsPrefix)).filter(({ marker }) => marker.runId === runId && !lineage.has(marker.attempt));
+  const others = (await readMarkers(s3, config.bucket, keys.markersPrefix)).filter(({ marker }) => marker.runId === runId && !lineage.has(marker.attempt));
   const live = liveAttempts(others);
   const files = await removeStrayFiles(s3, config.bucket, keys, (attempt) => attempt !== undefined && (lineage.has(attempt) || !live.has(attempt)));
   const refused = [...files.refused];
-  if (files.refused.length === 0) refused.push(...(await removeMarkers(services, keys, [...lineage])));
+  if (files.refused.length === 0) refused.push(...(await removeMarkers(services, [...lineage])));
   const checkpoints = await deleteCheckpoints(s3, config.bucket, lineageCheckpoints(config.prefix, runId, [...lineage]));
   refused.push(...checkpoints.refused);
   const summary: AbandonSummary = { status: 'abandoned', runId, removed: files.deleted, running: [...live], refused, checkpoints: checkpoints.deleted.length };

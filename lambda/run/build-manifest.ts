@@ -1,6 +1,6 @@
 import type { Config } from '../common/config.ts';
 import type { Trigger } from '../event.ts';
-import type { RunKeys } from '../storage/keys.ts';
+import type { RunKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import type { StreamedSnapshot } from './stream-snapshot.ts';
 

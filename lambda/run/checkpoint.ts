@@ -2,8 +2,9 @@ import type { Config } from '../common/config.ts';
 import { EventError } from '../common/errors.ts';
 import type { Trigger } from '../event.ts';
 import { SETTLED_MS } from '../storage/attempts.ts';
-import { checkpointKeys, type KeySetEntry } from '../storage/checkpoints.ts';
+import type { KeySetEntry } from '../storage/checkpoints.ts';
 import type { DataFile } from '../storage/data-writer.ts';
+import { checkpointKeys } from '../storage/layout.ts';
 import type { ReaderCounts } from './fleet-reader.ts';
 import type { SweepSoFar } from './stream-snapshot.ts';
 import type { PreviousRun, VerificationProgress } from './verify-fleet.ts';
@@ -48,7 +49,7 @@ export interface SliceRecord {
 export interface Checkpoint {
   schemaVersion: 1;
   runId: string;
-  /** The invocation that saved it. */
+  /** The attempt that saved it. */
   attempt: string;
   bucket: string;
   prefix: string;
@@ -79,12 +80,6 @@ export interface Checkpoint {
  * them again before a later run can settle them.
  */
 export const RESUME_WITHIN_MS = SETTLED_MS - 10 * 60 * 1000;
-
-/** The time a run id names (its first 16 characters, `YYYYMMDDTHHMMSSZ`): enough for the run's keys, which use its date. */
-export function timeOfRunId(runId: string): Date {
-  const stamp = runId.slice(0, 16);
-  return new Date(`${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}Z`);
-}
 
 /** The trigger a checkpoint carries, as the run's first invocation parsed it. */
 export function triggerOf(checkpoint: Pick<Checkpoint, 'trigger'>): Trigger {

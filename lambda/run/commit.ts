@@ -2,10 +2,10 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { ErrorCode, StorageError } from '../common/errors.ts';
 import { liveAttempts, readMarkers, removeStrayFiles, settleAttempts, type MarkerObject } from '../storage/attempts.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
-import type { RunKeys } from '../storage/keys.ts';
+import type { RunKeys } from '../storage/layout.ts';
 import { commitManifest, manifestOwner, type Manifest } from '../storage/manifest.ts';
 import { advancePointer, pointerTo } from '../storage/pointer.ts';
-import type { Attempt } from './attempt.ts';
+import type { TrackedMarker } from './marker.ts';
 import type { RunServices } from './run-context.ts';
 import { discardQuietly } from './stream-snapshot.ts';
 import { summaryOf, type RunSummary } from './summary.ts';
@@ -13,7 +13,7 @@ import { summaryOf, type RunSummary } from './summary.ts';
 interface Commit {
   keys: RunKeys;
   manifest: Manifest;
-  attempt: Attempt;
+  marker: TrackedMarker;
   writer: DataWriter;
   startedAt: Date;
   logger: Logger;
@@ -46,14 +46,14 @@ export async function commitAndPublish(services: RunServices, commit: Commit): P
       manifestKey: keys.manifestKey,
       dataKeys: manifest.files.map(({ key }) => key),
     });
-    await commit.attempt.failed(writer, logger);
+    await commit.marker.failed(writer, logger);
     throw failure instanceof Error
       ? failure
       : new StorageError(ErrorCode.COMMIT_UNCERTAIN, `The manifest ${keys.manifestKey} exists but could not be read; this attempt's data files were kept`);
   }
   if (held.owner === 'nobody') {
     await discardQuietly(writer, runId, logger);
-    await commit.attempt.failed(writer, logger);
+    await commit.marker.failed(writer, logger);
     throw failure instanceof Error
       ? failure
       : new StorageError(ErrorCode.COMMIT_REFUSED, `S3 refused the manifest ${keys.manifestKey} as existing, yet it is not there; nothing was published`);
@@ -66,14 +66,14 @@ export async function commitAndPublish(services: RunServices, commit: Commit): P
       });
     }
     await discardQuietly(writer, runId, logger);
-    await commit.attempt.failed(writer, logger);
+    await commit.marker.failed(writer, logger);
     logger.warn("Another attempt committed this run first; removed this attempt's files and returned its summary", { runId });
     return summaryOf(held.manifest, { status: 'already-committed', keys, pointerMoved: false, tokenRequests: 0, startedAt });
   }
   if (failure) logger.warn('The manifest write reported a failure but landed; the run is committed', { runId });
-  const others = (await readMarkers(s3, config.bucket, keys.attemptsPrefix)).filter(({ marker }) => marker.attempt !== commit.attempt.attempt);
+  const others = (await readMarkers(s3, config.bucket, keys.markersPrefix)).filter(({ marker }) => marker.attempt !== commit.marker.attempt);
   await removeEarlierAttempts(services, commit, liveAttempts(others));
-  await commit.attempt.ended(logger);
+  await commit.marker.ended(logger);
   const pointerMoved = await advancePointer(s3, config.bucket, keys.latestKey, pointerTo(manifest, keys.manifestKey));
   if (!pointerMoved) logger.warn('A newer run already holds the latest pointer; left it there', { runId });
   await settleFailedAttempts(services, commit, others);
@@ -86,9 +86,9 @@ export async function commitAndPublish(services: RunServices, commit: Commit): P
  * writing are left alone; on a store that ignores conditional writes it may yet commit,
  * and its manifest must not name deleted files.
  */
-async function removeEarlierAttempts(services: RunServices, { keys, attempt, manifest, logger }: Commit, live: ReadonlySet<string>): Promise<void> {
+async function removeEarlierAttempts(services: RunServices, { keys, marker, manifest, logger }: Commit, live: ReadonlySet<string>): Promise<void> {
   const { s3, config } = services;
-  const stray = await removeStrayFiles(s3, config.bucket, keys, (owner) => owner !== attempt.attempt && (owner === undefined || !live.has(owner)));
+  const stray = await removeStrayFiles(s3, config.bucket, keys, (owner) => owner !== marker.attempt && (owner === undefined || !live.has(owner)));
   if (stray.deleted.length > 0)
     logger.warn('Removed data files an earlier, failed attempt of this run left', { runId: manifest.runId, stray: stray.deleted.length });
   if (stray.refused.length > 0) {

@@ -1,30 +1,21 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { DeadlineError, EventError } from '../common/errors.ts';
 import type { Trigger } from '../event.ts';
-import {
-  CheckpointMismatchError,
-  checkpointKeys,
-  deleteCheckpoints,
-  getCheckpoint,
-  getKeySet,
-  missingObjects,
-  putCheckpoint,
-  putKeySet,
-} from '../storage/checkpoints.ts';
+import { CheckpointMismatchError, deleteCheckpoints, getCheckpoint, getKeySet, missingObjects, putCheckpoint, putKeySet } from '../storage/checkpoints.ts';
 import { DataWriter } from '../storage/data-writer.ts';
 import { MalformedKeyIndexError } from '../storage/key-index.ts';
-import { runKeys, type RunKeys } from '../storage/keys.ts';
+import { checkpointKeys, runKeys, type RunKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { advancePointer, pointerTo } from '../storage/pointer.ts';
 import { readJson } from '../storage/s3-json.ts';
-import { trackAttempt, type Attempt } from './attempt.ts';
 import { buildManifest } from './build-manifest.ts';
-import { checkedCheckpoint, checkForeign, timeOfRunId, triggerOf, type Checkpoint, type Continuation, type SliceRecord } from './checkpoint.ts';
+import { checkedCheckpoint, checkForeign, triggerOf, type Checkpoint, type Continuation, type SliceRecord } from './checkpoint.ts';
 import { commitAndPublish } from './commit.ts';
 import { deadlineFor, pauseFor } from '../common/deadline.ts';
 import type { DeviceKey } from '../common/device-key.ts';
 import { FleetReader, type ReaderCounts } from './fleet-reader.ts';
 import { lineageCheckpoints, refreshMarkers, removeMarkers, settleAfterCommit } from './lineage.ts';
+import { trackMarker, type TrackedMarker } from './marker.ts';
 import { reportProgress } from './progress.ts';
 import type { RunOptions, RunServices } from './run-context.ts';
 import { discardQuietly, streamSnapshot, type EarlierWork, type PausedSnapshot } from './stream-snapshot.ts';
@@ -61,7 +52,7 @@ export async function exportRun(services: RunServices, trigger: Trigger, options
   const { config } = services;
   const { runId, attempt, logger } = options;
   const startedAt = new Date();
-  const keys = runKeys(config.prefix, runId, trigger.runTime, attempt);
+  const keys = runKeys(config.prefix, runId, attempt);
 
   const committed = await committedRun(services, keys, startedAt, logger);
   if (committed) return committed;
@@ -86,8 +77,7 @@ export async function resumeRun(services: RunServices, request: Continuation, op
   const { runId } = request;
   checkForeign(request, config);
   const startedAt = new Date();
-  // The run id names the run's date, which is all its keys need of its time.
-  const keys = runKeys(config.prefix, runId, timeOfRunId(runId), attempt);
+  const keys = runKeys(config.prefix, runId, attempt);
   const committed = await committedRun(services, keys, startedAt, logger);
   if (committed) {
     await releaseQuietly(services, keys, request, logger);
@@ -146,7 +136,7 @@ async function exportSlice(services: RunServices, slice: Slice, options: RunOpti
   const sliceStartedAt = new Date();
   const number = earlier.slices.length + 1;
 
-  const tracked = trackAttempt(services, keys, { runId, attempt, startedAt: sliceStartedAt });
+  const tracked = trackMarker(services, keys, { runId, attempt, startedAt: sliceStartedAt });
   await tracked.started();
   if (earlier.slices.length > 0) {
     // Refreshed before anything else, so that no run settles the files from here on; then
@@ -217,18 +207,18 @@ async function exportSlice(services: RunServices, slice: Slice, options: RunOpti
   const manifest = buildManifest({ runId, trigger: slice.trigger, config, keys, snapshot: outcome.done, startedAt: slice.startedAt, finishedAt: new Date() });
   const lineage = earlier.slices.map((earlierSlice) => earlierSlice.attempt);
   // The earlier invocations' markers guard files the manifest now lists: they go with this one's, once committed.
-  const committing: Attempt =
+  const committing: TrackedMarker =
     lineage.length === 0
       ? tracked
       : {
           ...tracked,
           async ended(log) {
             await tracked.ended(log);
-            const refused = await removeMarkers(services, keys, lineage);
+            const refused = await removeMarkers(services, lineage);
             if (refused.length > 0) log.warn("Could not remove the markers of the run's earlier invocations; a later run removes them", { runId, refused });
           },
         };
-  const summary = await commitAndPublish(services, { keys, manifest, attempt: committing, writer, startedAt: slice.startedAt, logger });
+  const summary = await commitAndPublish(services, { keys, manifest, marker: committing, writer, startedAt: slice.startedAt, logger });
   if (lineage.length > 0) {
     await settleAfterCommit(services, keys, { runId, prefix: config.prefix, lineage, committedHere: summary.status === 'committed', logger });
   }
@@ -243,7 +233,7 @@ async function exportSlice(services: RunServices, slice: Slice, options: RunOpti
 async function checkpointRun(
   services: RunServices,
   slice: Slice,
-  stopped: { paused: PausedSnapshot; reader: FleetReader; writer: DataWriter; tracked: Attempt; record: SliceRecord; logger: Logger },
+  stopped: { paused: PausedSnapshot; reader: FleetReader; writer: DataWriter; tracked: TrackedMarker; record: SliceRecord; logger: Logger },
 ): Promise<Continuation> {
   const { config, s3 } = services;
   const { runId, keys, earlier } = slice;

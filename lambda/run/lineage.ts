@@ -1,8 +1,8 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { markAttempt, removeStrayFiles } from '../storage/attempts.ts';
-import { checkpointKeys, deleteRunCheckpoints } from '../storage/checkpoints.ts';
+import { putMarker, removeStrayFiles } from '../storage/attempts.ts';
+import { deleteRunCheckpoints } from '../storage/checkpoints.ts';
 import { deleteObjects, type Refusal } from '../storage/deletes.ts';
-import type { RunKeys } from '../storage/keys.ts';
+import { checkpointKeys, markerKey, type RunKeys } from '../storage/layout.ts';
 import type { SliceRecord } from './checkpoint.ts';
 import type { RunServices } from './run-context.ts';
 
@@ -18,7 +18,7 @@ export async function refreshMarkers(services: RunServices, keys: RunKeys, runId
   const { s3, config } = services;
   await Promise.all(
     slices.map(({ attempt, startedAt }) =>
-      markAttempt(s3, config.bucket, markerKey(keys, attempt), {
+      putMarker(s3, config.bucket, markerKey(config.prefix, attempt), {
         runId,
         attempt,
         dataPrefix: keys.dataPrefix,
@@ -32,11 +32,11 @@ export async function refreshMarkers(services: RunServices, keys: RunKeys, runId
 }
 
 /** Removes the markers of earlier invocations once nothing of theirs is left to guard. */
-export async function removeMarkers(services: RunServices, keys: RunKeys, attempts: readonly string[]): Promise<Refusal[]> {
+export async function removeMarkers(services: RunServices, attempts: readonly string[]): Promise<Refusal[]> {
   const { refused } = await deleteObjects(
     services.s3,
     services.config.bucket,
-    attempts.map((attempt) => markerKey(keys, attempt)),
+    attempts.map((attempt) => markerKey(services.config.prefix, attempt)),
   );
   return refused;
 }
@@ -82,15 +82,11 @@ export async function releaseLineage(
     logger.error('S3 did not delete data files of an abandoned run; their markers stay for a later run to settle them', { runId, refused: files.refused });
     return files;
   }
-  const refused = await removeMarkers(services, keys, lineage);
+  const refused = await removeMarkers(services, lineage);
   return { deleted: files.deleted, refused };
 }
 
 /** The checkpoints the given invocations saved, each with its key sets. */
 export function lineageCheckpoints(prefix: string, runId: string, lineage: readonly string[]) {
   return lineage.map((attempt) => checkpointKeys(prefix, runId, attempt));
-}
-
-function markerKey(keys: RunKeys, attempt: string): string {
-  return `${keys.attemptsPrefix}${attempt}.json`;
 }

@@ -13,7 +13,7 @@ export interface RunServices {
 /** What sets one run apart from another. */
 export interface RunOptions {
   runId: string;
-  /** Unique to this invocation; names its data files and its attempt marker. */
+  /** Unique to this invocation; names its data files and its marker. */
   attempt: string;
   /** Milliseconds left before the Lambda's hard timeout. */
   remainingMs: () => number;

@@ -1,5 +1,5 @@
 import type { Trigger } from '../event.ts';
-import type { RunKeys } from '../storage/keys.ts';
+import type { RunKeys } from '../storage/layout.ts';
 import type { Manifest, RunCounts, Verification } from '../storage/manifest.ts';
 
 /** The handler's answer: what the run did and where its snapshot is. */

@@ -1,16 +1,16 @@
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { deleteObjects, type Refusal } from './deletes.ts';
-import { attemptOfDataKey, attemptOfIndexKey } from './keys.ts';
+import { attemptOfDataKey, attemptOfIndexKey } from './layout.ts';
 import type { Manifest } from './manifest.ts';
 import { putJson, readJson } from './s3-json.ts';
 
 /**
- * An attempt that is not known to be over, written before its first data file and removed
- * once its run is committed. It is how a later run finds what a failed or killed attempt
- * left: files deleted while their upload was still in flight can land afterwards, and an
- * invocation stopped at Lambda's hard timeout cleans up nothing.
+ * The marker of an attempt that is not known to be over, written before its first data
+ * file and removed once its run is committed. It is how a later run finds what a failed or
+ * killed attempt left: files deleted while their upload was still in flight can land
+ * afterwards, and an invocation stopped at Lambda's hard timeout cleans up nothing.
  */
-export interface AttemptMarker {
+export interface Marker {
   runId: string;
   attempt: string;
   dataPrefix: string;
@@ -34,23 +34,23 @@ export const LIVE_MS = 20 * 60 * 1000;
  */
 export const SETTLED_MS = 60 * 60 * 1000;
 
-export async function markAttempt(s3: S3Client, bucket: string, key: string, marker: AttemptMarker): Promise<void> {
+export async function putMarker(s3: S3Client, bucket: string, key: string, marker: Marker): Promise<void> {
   await putJson(s3, bucket, key, marker);
 }
 
 export interface MarkerObject {
   key: string;
   ageMs: number;
-  marker: AttemptMarker;
+  marker: Marker;
 }
 
-/** Every attempt marker under `prefix`, with its age. A few per failed run, so one listing page. */
+/** Every marker under `prefix`, with its age. A few per failed run, so one listing page. */
 export async function readMarkers(s3: S3Client, bucket: string, prefix: string, now = Date.now()): Promise<MarkerObject[]> {
   const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }));
   const markers: MarkerObject[] = [];
   for (const { Key, LastModified } of listed.Contents ?? []) {
     if (!Key) continue;
-    const read = await readJson<AttemptMarker>(s3, bucket, Key);
+    const read = await readJson<Marker>(s3, bucket, Key);
     if (read) markers.push({ key: Key, ageMs: now - (LastModified?.getTime() ?? now), marker: read.value });
   }
   return markers;

@@ -2,31 +2,8 @@ import { createHash } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { deleteObjects, type Refusal } from './deletes.ts';
 import { decodeKeyIndex, encodeKeyIndex, type KeyIndex, type KeySet } from './key-index.ts';
+import { checkpointsPrefix, type CheckpointKeys } from './layout.ts';
 import { statusOf } from './s3-json.ts';
-
-/**
- * Where a run that continues in another invocation leaves its state, under the prefix P:
- *   P checkpoints/<runId>/<attempt>.json          the checkpoint an invocation saved when it stopped
- *   P checkpoints/<runId>/<attempt>.seen.gz       the keys of every device written so far
- *   P checkpoints/<runId>/<attempt>.lookups.gz    the verification's lookups not yet made, if any
- * Outside the table location, like manifests and key indexes, so engines that read the
- * table never see them. Named by the invocation that saved them: one invocation retried
- * from the same checkpoint never overwrites what another saved.
- */
-export interface CheckpointKeys {
-  checkpoint: string;
-  seen: string;
-  lookups: string;
-}
-
-export function checkpointsPrefix(prefix: string, runId: string): string {
-  return `${prefix}checkpoints/${runId}/`;
-}
-
-export function checkpointKeys(prefix: string, runId: string, attempt: string): CheckpointKeys {
-  const base = `${checkpointsPrefix(prefix, runId)}${attempt}`;
-  return { checkpoint: `${base}.json`, seen: `${base}.seen.gz`, lookups: `${base}.lookups.gz` };
-}
 
 /** A stored set of device keys, as a checkpoint names it: where, how big, and its content hash. */
 export interface KeySetEntry {

@@ -3,10 +3,10 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventError } from '../../lambda/common/errors.ts';
 import { abandonRequest, continuationRequest, parseTrigger } from '../../lambda/event.ts';
-import { checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, timeOfRunId, type Checkpoint, type Continuation } from '../../lambda/run/checkpoint.ts';
+import { checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, type Checkpoint, type Continuation } from '../../lambda/run/checkpoint.ts';
 import { pauseFor, SliceEnd } from '../../lambda/common/deadline.ts';
 import { SETTLED_MS } from '../../lambda/storage/attempts.ts';
-import { CheckpointMismatchError, checkpointKeys, getKeySet, putCheckpoint, putKeySet, sha256 } from '../../lambda/storage/checkpoints.ts';
+import { CheckpointMismatchError, getKeySet, putCheckpoint, putKeySet, sha256 } from '../../lambda/storage/checkpoints.ts';
 import type { IndexKey } from '../../lambda/storage/key-index.ts';
 
 const RUN_ID = '20261128T100000Z';
@@ -78,6 +78,7 @@ describe('a continuation as an event', () => {
 
   it.each([
     ['runId', { runId: '2026-11-28' }, '"runId" must be a run id'],
+    ['runId whose time does not exist', { runId: '20261340T250000Z' }, '"runId" must be a run id such as 20261128T100000Z, got "20261340T250000Z"'],
     ['attempt', { attempt: '../../etc' }, '"attempt" must be 1 to 32 lower-case letters and digits'],
     ['bucket', { bucket: 'Not_A_Bucket' }, '"bucket" must be an S3 bucket name'],
     [
@@ -129,16 +130,6 @@ describe('the checkpoint a continuation names', () => {
     // An hour later and more: refused the same way.
     expect(messageOf(() => check(stored(checkpoint()), new Date(savedAt.getTime() + 3 * SETTLED_MS)))).toContain('180 minutes ago');
   });
-
-  it('names the run’s keys by the date in its run id', () => {
-    expect(timeOfRunId(RUN_ID).toISOString()).toBe('2026-11-28T10:00:00.000Z');
-    expect(timeOfRunId('20261128T101530Z-6bd1a0f2').toISOString()).toBe('2026-11-28T10:15:30.000Z');
-    expect(checkpointKeys('p/', RUN_ID, ATTEMPT)).toEqual({
-      checkpoint: `p/checkpoints/${RUN_ID}/${ATTEMPT}.json`,
-      seen: `p/checkpoints/${RUN_ID}/${ATTEMPT}.seen.gz`,
-      lookups: `p/checkpoints/${RUN_ID}/${ATTEMPT}.lookups.gz`,
-    });
-  });
 });
 
 describe('the abandon event', () => {
@@ -152,6 +143,9 @@ describe('the abandon event', () => {
       '"abandon" must be an object with exactly runId, attempt, bucket, checkpoint, sha256',
     );
     expect(messageOf(() => abandonRequest({ abandon: { ...request, sha256: 'no' } }))).toContain('"sha256" must be 64 lower-case hex digits');
+    expect(messageOf(() => abandonRequest({ abandon: { ...request, runId: '20261340T250000Z' } }))).toContain(
+      'The abandon event is malformed: "runId" must be a run id such as 20261128T100000Z, got "20261340T250000Z"',
+    );
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventError } from '../../lambda/common/errors.ts';
-import { EARLIEST_SCHEDULE_TIME, parseTrigger, runIdOf } from '../../lambda/event.ts';
+import { EARLIEST_SCHEDULE_TIME, parseTrigger } from '../../lambda/event.ts';
 
 const now = new Date('2026-11-28T10:15:30.123Z');
 
@@ -197,35 +197,6 @@ describe('parseTrigger, sizes of what an error echoes', () => {
         .join(', ')} in an on-demand event.`,
     );
     expect(message).not.toMatch(/and \d+ more/);
-  });
-});
-
-describe('runIdOf', () => {
-  it('gives a redelivered schedule the same id, whatever the request', () => {
-    const trigger = parseTrigger({ scheduledTime: '2026-11-28T10:00:00Z' }, now);
-    expect(runIdOf(trigger, 'aaaa')).toBe('20261128T100000Z');
-    expect(runIdOf(trigger, 'bbbb')).toBe('20261128T100000Z');
-  });
-
-  it('gives on-demand runs distinct, time-ordered ids', () => {
-    expect(runIdOf(parseTrigger({}, now), '6bd1a0f2-1b5e-4b51-9d9c-2f1d0d5ad2e1')).toBe('20261128T101530Z-6bd1a0f2');
-
-    // Attempts deliberately in the reverse of time order, so only the time can order the ids.
-    const requests = ['ffee0011-2233-4455-6677-8899aabbccdd', '6bd1a0f2-1b5e-4b51-9d9c-2f1d0d5ad2e1', '0a9c3e11-77d2-4c0e-a5d4-1f0c9e2b7a60'];
-    const times = ['2026-11-28T10:15:30.123Z', '2026-11-28T10:15:31Z', '2026-11-28T11:00:00Z', '2026-12-01T00:00:00Z', '2027-01-01T00:00:00Z'];
-    const idsAt = times.map((time) => requests.map((request) => runIdOf(parseTrigger({}, new Date(time)), request)));
-
-    // Operators starting runs in the same second still get their own ids.
-    expect(new Set(idsAt[0]).size).toBe(requests.length);
-    expect(new Set(idsAt.flat()).size).toBe(times.length * requests.length);
-    // Ids are compared as strings, the order S3 lists keys in.
-    let previous: string[] = [];
-    for (const ids of idsAt) {
-      for (const earlier of previous) {
-        for (const later of ids) expect(earlier < later, `${earlier} sorts before ${later}`).toBe(true);
-      }
-      previous = ids;
-    }
   });
 });
 

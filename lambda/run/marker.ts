@@ -1,12 +1,12 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { markAttempt, type AttemptMarker } from '../storage/attempts.ts';
+import { putMarker, type Marker } from '../storage/attempts.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deleteObjects } from '../storage/deletes.ts';
-import type { RunKeys } from '../storage/keys.ts';
+import type { RunKeys } from '../storage/layout.ts';
 import type { RunServices } from './run-context.ts';
 
 /** The life of this attempt's marker: written before any data, removed once nothing of it can be left over. */
-export interface Attempt {
+export interface TrackedMarker {
   readonly attempt: string;
   started(): Promise<void>;
   /** Its files are committed, or removed with nothing in flight: the marker goes. */
@@ -15,9 +15,9 @@ export interface Attempt {
   failed(writer: DataWriter, logger: Logger): Promise<void>;
 }
 
-export function trackAttempt(services: RunServices, keys: RunKeys, run: { runId: string; attempt: string; startedAt: Date }): Attempt {
+export function trackMarker(services: RunServices, keys: RunKeys, run: { runId: string; attempt: string; startedAt: Date }): TrackedMarker {
   const { s3, config } = services;
-  const marker: Omit<AttemptMarker, 'state'> = {
+  const marker: Omit<Marker, 'state'> = {
     runId: run.runId,
     attempt: run.attempt,
     dataPrefix: keys.dataPrefix,
@@ -31,11 +31,11 @@ export function trackAttempt(services: RunServices, keys: RunKeys, run: { runId:
   };
   return {
     attempt: run.attempt,
-    started: () => markAttempt(s3, config.bucket, keys.markerKey, { ...marker, state: 'running' }),
+    started: () => putMarker(s3, config.bucket, keys.markerKey, { ...marker, state: 'running' }),
     ended,
     async failed(writer, logger) {
       if (writer.leftNothing) return ended(logger);
-      await markAttempt(s3, config.bucket, keys.markerKey, { ...marker, state: 'failed' }).catch(() =>
+      await putMarker(s3, config.bucket, keys.markerKey, { ...marker, state: 'failed' }).catch(() =>
         logger.warn('Could not mark this attempt failed; a later run settles it once its marker is an hour old', { runId: run.runId }),
       );
     },
