@@ -3,13 +3,13 @@ import { loadConfig, unknownVariables } from './common/config.ts';
 import { ExporterError } from './common/errors.ts';
 import { curateAfterExport, curateOnRequest, type CuratedRunSummary } from './curate/invoke.ts';
 import type { CurationSummary } from './curate/curate-run.ts';
-import { curationSettings } from './curate/settings.ts';
-import { invocationOf, runIdOf } from './common/run-id.ts';
-import { abandonRequest, continuationRequest, curateRequest, parseTrigger, type Trigger } from './event.ts';
+import { curationSettings, type CurationSettings } from './curate/settings.ts';
 import { logger, metrics, recordRun } from './common/observability.ts';
-import { abandonRun, type AbandonRequest, type AbandonSummary } from './run/abandon.ts';
-import type { Continuation } from './run/checkpoint.ts';
-import { exportRun, resumeRun } from './run/export-run.ts';
+import type { AbandonRequest, Continuation } from './common/request-types.ts';
+import { invocationOf, runIdOf } from './common/run-id.ts';
+import { parseRequest } from './requests.ts';
+import { abandonRun, type AbandonSummary } from './run/abandon.ts';
+import { exportRun, resumeRun, type ExportAnswer } from './run/export-run.ts';
 import type { RunServices } from './run/run-context.ts';
 import { createServices } from './runtime.ts';
 import { newAttempt } from './storage/layout.ts';
@@ -42,33 +42,31 @@ export async function handler(event: unknown, context: Context): Promise<Handler
     if (services === undefined) {
       for (const { message, name, suggestion } of unknownVariables()) logger.warn(message, { variable: name, suggestion });
     }
-    const curate = curateRequest(event);
-    const resume = continuationRequest(event);
-    const abandon = abandonRequest(event);
-    const trigger = curate === undefined && resume === undefined && abandon === undefined ? parseTrigger(event, new Date()) : undefined;
+    const request = parseRequest(event, new Date());
     services ??= createServices(loadConfig(), logger);
-    if (abandon) {
-      logger.appendKeys({ runId: abandon.runId });
-      return await abandonRun(services, abandon, logger);
-    }
-    const curation = curationSettings();
-    if (curate !== undefined) {
-      return await curateOnRequest(services, curation, { runId: curate, remainingMs: () => context.getRemainingTimeInMillis(), logger });
-    }
+    const remainingMs = () => context.getRemainingTimeInMillis();
     const invocation = invocationOf(context.awsRequestId);
-    const run = { attempt: newAttempt(invocation), remainingMs: () => context.getRemainingTimeInMillis(), logger };
-    const runId = resume?.runId ?? runIdOf(trigger as Trigger, invocation);
-    logger.appendKeys({ runId });
-    const summary = resume ? await resumeRun(services, resume, run) : await exportRun(services, trigger as Trigger, { ...run, runId });
-    // A replayed schedule exported nothing new: counting it again would double the figures.
-    if (summary.status === 'committed') {
-      recordRun(summary);
-      metrics.publishStoredMetrics();
+    switch (request.kind) {
+      case 'abandon':
+        logger.appendKeys({ runId: request.abandon.runId });
+        return await abandonRun(services, request.abandon, logger);
+      case 'curate':
+        return await curateOnRequest(services, curationSettings(), { runId: request.runId, remainingMs, logger });
+      case 'continuation': {
+        const curation = curationSettings();
+        logger.appendKeys({ runId: request.continuation.runId });
+        const answer = await resumeRun(services, request.continuation, { attempt: newAttempt(invocation), remainingMs, logger });
+        return await afterExport(services, curation, answer, remainingMs);
+      }
+      case 'schedule':
+      case 'on-demand': {
+        const curation = curationSettings();
+        const runId = runIdOf(request, invocation);
+        logger.appendKeys({ runId });
+        const answer = await exportRun(services, request, { runId, attempt: newAttempt(invocation), remainingMs, logger });
+        return await afterExport(services, curation, answer, remainingMs);
+      }
     }
-    // A run that goes on in another invocation has nothing committed to curate yet.
-    if (summary.status === 'continue') return summary;
-    logger.info('Run finished', { summary });
-    return await curateAfterExport(services, curation, summary, { remainingMs: () => context.getRemainingTimeInMillis(), logger });
   } catch (error) {
     logger.error('Run failed', {
       error: error instanceof Error ? error.message : String(error),
@@ -79,4 +77,17 @@ export async function handler(event: unknown, context: Context): Promise<Handler
   } finally {
     logger.removeKeys(['runId']);
   }
+}
+
+/** What an export invocation answers: a committed run counted and curated, or the continuation as it is. */
+async function afterExport(services: RunServices, curation: CurationSettings, answer: ExportAnswer, remainingMs: () => number): Promise<HandlerAnswer> {
+  // A replayed schedule exported nothing new: counting it again would double the figures.
+  if (answer.status === 'committed') {
+    recordRun(answer);
+    metrics.publishStoredMetrics();
+  }
+  // A run that goes on in another invocation has nothing committed to curate yet.
+  if (answer.status === 'continue') return answer;
+  logger.info('Run finished', { summary: answer });
+  return await curateAfterExport(services, curation, answer, { remainingMs, logger });
 }

@@ -1,16 +1,14 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { EventError } from '../common/errors.ts';
+import type { AbandonRequest } from '../common/request-types.ts';
 import { liveAttempts, readMarkers, removeStrayFiles } from '../storage/attempts.ts';
 import { deleteCheckpoints, getCheckpoint } from '../storage/checkpoints.ts';
 import { runKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { readJson } from '../storage/s3-json.ts';
-import { checkForeign, type Checkpoint, type Continuation } from './checkpoint.ts';
+import { checkForeign, type Checkpoint } from './checkpoint.ts';
 import { lineageCheckpoints, removeMarkers } from './lineage.ts';
 import type { RunServices } from './run-context.ts';
-
-/** `{"abandon": {...}}`: the run and the checkpoint its last continuation named. */
-export type AbandonRequest = Pick<Continuation, 'runId' | 'attempt' | 'bucket' | 'checkpoint' | 'sha256'>;
 
 /** What an abandon did. */
 export interface AbandonSummary {

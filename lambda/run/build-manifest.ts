@@ -1,5 +1,5 @@
 import type { Config } from '../common/config.ts';
-import type { Trigger } from '../event.ts';
+import type { Trigger } from '../common/request-types.ts';
 import type { RunKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import type { StreamedSnapshot } from './stream-snapshot.ts';

@@ -1,6 +1,6 @@
 import type { Config } from '../common/config.ts';
 import { EventError } from '../common/errors.ts';
-import type { Trigger } from '../event.ts';
+import type { Continuation, Trigger } from '../common/request-types.ts';
 import { SETTLED_MS } from '../storage/attempts.ts';
 import type { KeySetEntry } from '../storage/checkpoints.ts';
 import type { DataFile } from '../storage/data-writer.ts';
@@ -8,35 +8,6 @@ import { checkpointKeys } from '../storage/layout.ts';
 import type { ReaderCounts } from './fleet-reader.ts';
 import type { SweepSoFar } from './stream-snapshot.ts';
 import type { PreviousRun, VerificationProgress } from './verify-fleet.ts';
-
-/**
- * What an export answers when it stopped before its end to go on in another invocation:
- * small (its state is in the checkpoint it names, not here), so that a state machine can
- * carry it whatever the fleet. Invoking the function with exactly this object resumes the
- * run where it stopped.
- */
-export interface Continuation {
-  status: 'continue';
-  runId: string;
-  /** The invocation that stopped, and saved the checkpoint. */
-  attempt: string;
-  bucket: string;
-  /** The checkpoint's key: `<prefix>checkpoints/<runId>/<attempt>.json`. */
-  checkpoint: string;
-  /** SHA-256 of the checkpoint's bytes, hex: a resume refuses any other checkpoint. */
-  sha256: string;
-  /** Invocations the run has had so far. */
-  slice: number;
-  /** `sweep` while the device list is read, `verification` once it is checked against the previous run. */
-  phase: 'sweep' | 'verification';
-  /** Devices and pages written so far, and the time the invocations took. */
-  devices: number;
-  pages: number;
-  elapsedMs: number;
-}
-
-/** The fields of a Continuation, in order: an event with exactly these is a continuation. */
-export const CONTINUATION_FIELDS = ['status', 'runId', 'attempt', 'bucket', 'checkpoint', 'sha256', 'slice', 'phase', 'devices', 'pages', 'elapsedMs'] as const;
 
 /** One invocation of a continued run: its attempt names its data files and its marker. */
 export interface SliceRecord {

@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { DeadlineError, EventError } from '../common/errors.ts';
-import type { Trigger } from '../event.ts';
+import type { Continuation, Trigger } from '../common/request-types.ts';
 import { CheckpointMismatchError, deleteCheckpoints, getCheckpoint, getKeySet, missingObjects, putCheckpoint, putKeySet } from '../storage/checkpoints.ts';
 import { DataWriter } from '../storage/data-writer.ts';
 import { MalformedKeyIndexError } from '../storage/key-index.ts';
@@ -9,7 +9,7 @@ import type { Manifest } from '../storage/manifest.ts';
 import { advancePointer, pointerTo } from '../storage/pointer.ts';
 import { readJson } from '../storage/s3-json.ts';
 import { buildManifest } from './build-manifest.ts';
-import { checkedCheckpoint, checkForeign, triggerOf, type Checkpoint, type Continuation, type SliceRecord } from './checkpoint.ts';
+import { checkedCheckpoint, checkForeign, triggerOf, type Checkpoint, type SliceRecord } from './checkpoint.ts';
 import { commitAndPublish } from './commit.ts';
 import { deadlineFor, pauseFor } from '../common/deadline.ts';
 import type { DeviceKey } from '../common/device-key.ts';

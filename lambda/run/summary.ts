@@ -1,4 +1,4 @@
-import type { Trigger } from '../event.ts';
+import type { Trigger } from '../common/request-types.ts';
 import type { RunKeys } from '../storage/layout.ts';
 import type { Manifest, RunCounts, Verification } from '../storage/manifest.ts';
 

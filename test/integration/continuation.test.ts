@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import type { Context } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { Continuation } from '../../lambda/run/checkpoint.ts';
+import type { Continuation } from '../../lambda/common/request-types.ts';
 import type { Manifest } from '../../lambda/storage/manifest.ts';
 import { describeError, exporter, freshPrefix, objects, reset, useHarness, type Harness } from '../faults/harness.ts';
 import { captureOutput, lambdaContext } from '../support/lambda.ts';

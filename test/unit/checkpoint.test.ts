@@ -2,8 +2,9 @@ import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EventError } from '../../lambda/common/errors.ts';
-import { abandonRequest, continuationRequest, parseTrigger } from '../../lambda/event.ts';
-import { checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, type Checkpoint, type Continuation } from '../../lambda/run/checkpoint.ts';
+import type { Continuation } from '../../lambda/common/request-types.ts';
+import { parseRequest } from '../../lambda/requests.ts';
+import { checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, type Checkpoint } from '../../lambda/run/checkpoint.ts';
 import { pauseFor, SliceEnd } from '../../lambda/common/deadline.ts';
 import { SETTLED_MS } from '../../lambda/storage/attempts.ts';
 import { CheckpointMismatchError, getKeySet, putCheckpoint, putKeySet, sha256 } from '../../lambda/storage/checkpoints.ts';
@@ -61,19 +62,20 @@ const messageOf = (fn: () => unknown): string => {
 
 describe('a continuation as an event', () => {
   it('is the answer itself, exactly, and no other event is taken for one', () => {
-    expect(continuationRequest(continuation())).toEqual(continuation());
-    expect(continuationRequest({})).toBeUndefined();
-    expect(continuationRequest({ scheduledTime: '2026-11-28T10:00:00Z' })).toBeUndefined();
-    expect(continuationRequest({ status: 'committed', runId: RUN_ID })).toBeUndefined();
-    expect(continuationRequest(null)).toBeUndefined();
-    // Not an on-demand event either: parseTrigger names the fields it does not know.
-    expect(() => parseTrigger({ status: 'committed' }, new Date())).toThrow('Unknown field "status"');
+    const now = new Date();
+    expect(parseRequest(continuation(), now)).toEqual({ kind: 'continuation', continuation: continuation() });
+    expect(parseRequest({}, now)).toEqual({ kind: 'on-demand', runTime: now });
+    expect(parseRequest({ scheduledTime: '2026-11-28T10:00:00Z' }, now)).toEqual({ kind: 'schedule', runTime: new Date('2026-11-28T10:00:00Z') });
+    expect(parseRequest(null, now)).toEqual({ kind: 'on-demand', runTime: now });
+    // Not an on-demand event either: the trigger's parse names the fields it does not know.
+    expect(() => parseRequest({ status: 'committed', runId: RUN_ID }, now)).toThrow('Unknown fields "status", "runId" in an on-demand event');
+    expect(() => parseRequest({ status: 'committed' }, now)).toThrow('Unknown field "status"');
   });
 
   it('names the fields missing from it and those it should not have', () => {
     const { sha256: _dropped, ...partial } = continuation();
-    expect(messageOf(() => continuationRequest(partial))).toContain('missing: sha256');
-    expect(messageOf(() => continuationRequest({ ...continuation(), bucketName: 'x' }))).toContain('unexpected: bucketName');
+    expect(messageOf(() => parseRequest(partial, new Date()))).toContain('missing: sha256');
+    expect(messageOf(() => parseRequest({ ...continuation(), bucketName: 'x' }, new Date()))).toContain('unexpected: bucketName');
   });
 
   it.each([
@@ -91,7 +93,7 @@ describe('a continuation as an event', () => {
     ['phase', { phase: 'commit' }, '"phase" must be "sweep" or "verification"'],
     ['devices', { devices: -1 }, '"devices" must be a whole number from 0'],
   ] as const)('refuses a malformed %s', (_what, overrides, expected) => {
-    const message = messageOf(() => continuationRequest(continuation(overrides)));
+    const message = messageOf(() => parseRequest(continuation(overrides), new Date()));
     expect(message).toContain(expected);
     expect(message.length).toBeLessThan(600);
   });
@@ -136,14 +138,15 @@ describe('the abandon event', () => {
   const request = { runId: RUN_ID, attempt: ATTEMPT, bucket: CONFIG.bucket, checkpoint: CHECKPOINT_KEY, sha256: 'ab'.repeat(32) };
 
   it('names the run and its last checkpoint, exactly as its continuation did', () => {
-    expect(abandonRequest({ abandon: request })).toEqual(request);
-    expect(abandonRequest({ curate: RUN_ID })).toBeUndefined();
-    expect(messageOf(() => abandonRequest({ abandon: request, force: true }))).toContain('unexpected: force');
-    expect(messageOf(() => abandonRequest({ abandon: { runId: RUN_ID } }))).toContain(
+    const now = new Date();
+    expect(parseRequest({ abandon: request }, now)).toEqual({ kind: 'abandon', abandon: request });
+    expect(parseRequest({ curate: RUN_ID }, now)).toEqual({ kind: 'curate', runId: RUN_ID });
+    expect(messageOf(() => parseRequest({ abandon: request, force: true }, now))).toContain('unexpected: force');
+    expect(messageOf(() => parseRequest({ abandon: { runId: RUN_ID } }, now))).toContain(
       '"abandon" must be an object with exactly runId, attempt, bucket, checkpoint, sha256',
     );
-    expect(messageOf(() => abandonRequest({ abandon: { ...request, sha256: 'no' } }))).toContain('"sha256" must be 64 lower-case hex digits');
-    expect(messageOf(() => abandonRequest({ abandon: { ...request, runId: '20261340T250000Z' } }))).toContain(
+    expect(messageOf(() => parseRequest({ abandon: { ...request, sha256: 'no' } }, now))).toContain('"sha256" must be 64 lower-case hex digits');
+    expect(messageOf(() => parseRequest({ abandon: { ...request, runId: '20261340T250000Z' } }, now))).toContain(
       'The abandon event is malformed: "runId" must be a run id such as 20261128T100000Z, got "20261340T250000Z"',
     );
   });

@@ -1,14 +1,18 @@
 import { utcFields } from './common/calendar.ts';
 import { EventError } from './common/errors.ts';
+import { ABANDON_FIELDS, CONTINUATION_FIELDS, type AbandonRequest, type Continuation, type Trigger } from './common/request-types.ts';
 import { parseRunId } from './common/run-id.ts';
-import type { AbandonRequest } from './run/abandon.ts';
-import { CONTINUATION_FIELDS, type Continuation } from './run/checkpoint.ts';
 import { checkpointKeys } from './storage/layout.ts';
 
-/** What started a run, reduced to what the run needs. */
-export type Trigger = { kind: 'schedule'; runTime: Date } | { kind: 'on-demand'; runTime: Date; label?: string };
+/**
+ * Every request the function accepts: a trigger (a schedule's or an operator's) starts a
+ * run; a continuation goes on with one; `{"curate": "<runId>"}` curates a committed run;
+ * `{"abandon": {...}}` gives up a continued one.
+ */
+export type Request =
+  Trigger | { kind: 'continuation'; continuation: Continuation } | { kind: 'curate'; runId: string } | { kind: 'abandon'; abandon: AbandonRequest };
 
-export const ON_DEMAND_FIELDS = ['label'] as const;
+const ON_DEMAND_FIELDS = ['label'] as const;
 const LABEL = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const CLASSIC_SCHEDULE_FIELDS = new Set(['version', 'id', 'detail-type', 'source', 'account', 'time', 'region', 'resources', 'detail']);
 
@@ -40,13 +44,27 @@ const ECHO_CHARACTERS = 64;
 const ECHO_NAMES = 10;
 
 /**
+ * The request an event is, checked as strictly as its kind asks; EventError, before any
+ * request is made, for anything else. The kind is decided once, by the field that names it
+ * (`curate`, `"status": "continue"`, `abandon`, in that order); an event with none of them
+ * is a trigger.
+ */
+export function parseRequest(event: unknown, now: Date): Request {
+  if (event === null || typeof event !== 'object' || Array.isArray(event)) return parseTrigger(event, now);
+  const fields = event as Record<string, unknown>;
+  if ('curate' in fields) return { kind: 'curate', runId: parseCurate(fields) };
+  if (fields.status === 'continue') return { kind: 'continuation', continuation: parseContinuation(fields) };
+  if ('abandon' in fields) return { kind: 'abandon', abandon: parseAbandon(fields) };
+  return parseTrigger(fields, now);
+}
+
+/**
  * Accepts, and nothing else:
  * - EventBridge Scheduler's payload `{ "scheduledTime": "<ISO time>" }`;
  * - a classic EventBridge scheduled rule event (`"detail-type": "Scheduled Event"`, `time`);
  * - an on-demand `{}` or `{ "label": "<1-64 of A-Za-z0-9._->" }`.
- * Anything else is rejected before any request is made.
  */
-export function parseTrigger(event: unknown, now: Date): Trigger {
+function parseTrigger(event: unknown, now: Date): Trigger {
   if (event === null || event === undefined) return { kind: 'on-demand', runTime: now };
   if (typeof event !== 'object' || Array.isArray(event)) {
     throw new EventError(`The event must be a JSON object, got ${Array.isArray(event) ? 'an array' : typeof event}. ${usage()}`);
@@ -164,14 +182,13 @@ function isRunId(value: unknown): value is string {
 }
 
 /**
- * The run a `{"curate": "<runId>"}` event asks to curate; undefined for any other event.
- * Read as strictly as a schedule: `curate` is the only field, and its value a run id.
+ * The run a `{"curate": "<runId>"}` event asks to curate. Read as strictly as a schedule:
+ * `curate` is the only field, and its value a run id.
  */
-export function curateRequest(event: unknown): string | undefined {
-  if (event === null || typeof event !== 'object' || Array.isArray(event) || !('curate' in event)) return undefined;
-  const extra = Object.keys(event).filter((name) => name !== 'curate');
+function parseCurate(fields: Record<string, unknown>): string {
+  const extra = Object.keys(fields).filter((name) => name !== 'curate');
   if (extra.length > 0) throw new EventError(`A curate event carries only "curate"; unexpected: ${names(extra, bare)}. ${usage()}`);
-  const { curate } = event;
+  const { curate } = fields;
   if (!isRunId(curate)) {
     throw new EventError(
       `"curate" must be a run id such as 20261128T100000Z (a schedule's) or 20261128T101530Z-6bd1a0f2 (an on-demand run's), ` +
@@ -183,13 +200,11 @@ export function curateRequest(event: unknown): string | undefined {
 
 /**
  * The run a continuation asks to resume: exactly the object an export answered with
- * `"status": "continue"` (run/checkpoint.ts), passed back as the event; undefined for any
- * other event. Only its form is checked here. That it is this deployment's, unaltered and
- * recent is checked against the checkpoint it names before anything else is done.
+ * `"status": "continue"`, passed back as the event. Only its form is checked here. That it
+ * is this deployment's, unaltered and recent is checked against the checkpoint it names
+ * (run/checkpoint.ts) before anything else is done.
  */
-export function continuationRequest(event: unknown): Continuation | undefined {
-  if (event === null || typeof event !== 'object' || Array.isArray(event) || (event as { status?: unknown }).status !== 'continue') return undefined;
-  const fields = event as Record<string, unknown>;
+function parseContinuation(fields: Record<string, unknown>): Continuation {
   const expected: readonly string[] = CONTINUATION_FIELDS;
   const extra = Object.keys(fields).filter((name) => !expected.includes(name));
   const missing = expected.filter((name) => !(name in fields));
@@ -209,16 +224,12 @@ export function continuationRequest(event: unknown): Continuation | undefined {
   return fields as unknown as Continuation;
 }
 
-/** The fields of `{"abandon": {...}}`: a continuation's, naming the run and its last checkpoint. */
-export const ABANDON_FIELDS = ['runId', 'attempt', 'bucket', 'checkpoint', 'sha256'] as const;
-
 /**
  * The run an `{"abandon": {runId, attempt, bucket, checkpoint, sha256}}` event gives up
- * (run/abandon.ts: what it removes); undefined for any other event. The fields are the
- * continuation's it was last given, and are read as strictly.
+ * (run/abandon.ts: what it removes). The fields are the continuation's it was last given,
+ * and are read as strictly.
  */
-export function abandonRequest(event: unknown): AbandonRequest | undefined {
-  if (event === null || typeof event !== 'object' || Array.isArray(event) || !('abandon' in event)) return undefined;
+function parseAbandon(event: Record<string, unknown>): AbandonRequest {
   const extra = Object.keys(event).filter((name) => name !== 'abandon');
   if (extra.length > 0) throw new EventError(`An abandon event carries only "abandon"; unexpected: ${names(extra, bare)}.`);
   const { abandon } = event;

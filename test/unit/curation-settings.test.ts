@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { loadCurationSettings } from '../../lambda/curate/settings.ts';
+import { ConfigError } from '../../lambda/common/errors.ts';
+
+describe('loadCurationSettings', () => {
+  it('compares configuration and state by default, and curates inline with 300 s left', () => {
+    expect(loadCurationSettings({})).toEqual({
+      changeFields: ['healthState', 'name', 'model', 'networkSubscription', 'appServersRoutingProfile', 'alarmLevel'],
+      inlineMinRemainingSeconds: 300,
+    });
+    expect(loadCurationSettings({ CURATE_CHANGE_FIELDS: ' healthState , nwAddress,customerData ', CURATE_INLINE_MIN_REMAINING_SECONDS: '900' })).toEqual({
+      changeFields: ['healthState', 'nwAddress', 'customerData'],
+      inlineMinRemainingSeconds: 900,
+    });
+  });
+
+  it.each([
+    [
+      { CURATE_CHANGE_FIELDS: 'healthState,lastUpTimestamp,lastRSSI' },
+      'CURATE_CHANGE_FIELDS must not name telemetry, which changes with every uplink: remove lastUpTimestamp, lastRSSI',
+    ],
+    [{ CURATE_CHANGE_FIELDS: 'model.commercialName' }, 'CURATE_CHANGE_FIELDS must be a comma-separated list of top-level brief field names'],
+    [{ CURATE_CHANGE_FIELDS: 'name,,healthState' }, 'CURATE_CHANGE_FIELDS must be a comma-separated list'],
+    [{ CURATE_CHANGE_FIELDS: 'name,name' }, 'CURATE_CHANGE_FIELDS names a field twice'],
+    [{ CURATE_INLINE_MIN_REMAINING_SECONDS: '901' }, 'CURATE_INLINE_MIN_REMAINING_SECONDS must be an integer from 0 to 900'],
+    [{ CURATE_INLINE_MIN_REMAINING_SECONDS: 'soon' }, 'CURATE_INLINE_MIN_REMAINING_SECONDS must be an integer from 0 to 900'],
+  ])('refuses %j', (env, message) => {
+    expect(() => loadCurationSettings(env)).toThrow(ConfigError);
+    expect(() => loadCurationSettings(env)).toThrow(message);
+  });
+});
