@@ -15,7 +15,7 @@ import { Monitoring } from './monitoring.ts';
 import { Orchestration } from './orchestration.ts';
 import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
 import { SendOnlyQueueDestination } from './send-only-queue-destination.ts';
-import { DEFAULTS } from '../lambda/common/config.ts';
+import { DEFAULTS } from '../lambda/common/env.ts';
 import { FOLDERS, POINTER } from '../lambda/storage/layout.ts';
 import { functionEnvironmentOf, METRICS_NAMESPACE, SERVICE_NAME, type ExporterSettings } from './settings.ts';
 

@@ -1,12 +1,13 @@
 // The stack's inputs, apart from the stack: infra/app.ts reads and rejects a bad context
 // before any construct exists, and tests check the rules without synthesizing.
 import type { Construct } from 'constructs';
-import { DEFAULTS, closestVariable, loadConfig } from '../lambda/common/config.ts';
-import { CURATE_DEFAULTS, loadCurationSettings } from '../lambda/curate/settings.ts';
+import { loadConfig } from '../lambda/common/config.ts';
+import { closestVariable, DEFAULTS, VARIABLE_NAMES, VARIABLES } from '../lambda/common/env.ts';
+import { loadCurationSettings } from '../lambda/curate/settings.ts';
 import { ConfigError } from '../lambda/common/errors.ts';
 
-export const SERVICE_NAME = 'thingpark-exporter';
-export const METRICS_NAMESPACE = 'ThingParkExporter';
+export const SERVICE_NAME = DEFAULTS.POWERTOOLS_SERVICE_NAME;
+export const METRICS_NAMESPACE = DEFAULTS.POWERTOOLS_METRICS_NAMESPACE;
 
 /** What an operator may choose at deploy time (`cdk deploy -c name=value`). */
 export interface ExporterSettings {
@@ -24,7 +25,7 @@ export interface ExporterSettings {
   /** Customer-managed key of the SecureString; absent for the AWS-managed `aws/ssm` key. */
   kmsKeyArn?: string;
   glueDatabaseName: string;
-  /** Overrides of the function's tuning variables (names from lambda/common/config.ts). */
+  /** Overrides of the function's tuning variables (names from lambda/common/env.ts). */
   functionEnvironment: Record<string, string>;
 }
 
@@ -37,13 +38,8 @@ export const CONTEXT_DEFAULTS = {
   glueDatabaseName: 'thingpark',
 } as const;
 
-/** Variables an operator may override through `functionEnvironment`; the stack owns the rest. */
-export const TUNABLE_VARIABLES: readonly string[] = [
-  'THINGPARK_TOKEN_URL',
-  'POWERTOOLS_LOG_LEVEL',
-  ...Object.keys(DEFAULTS).filter((name) => name !== 'SNAPSHOT_PREFIX'),
-  ...Object.keys(CURATE_DEFAULTS),
-];
+/** Variables an operator may override through `functionEnvironment`; the stack sets the rest (functionEnvironmentOf). */
+export const TUNABLE_VARIABLES: readonly string[] = VARIABLE_NAMES.filter((name) => !('setByStack' in VARIABLES[name]));
 
 // Two alarm periods must fit in CloudWatch's 7-day evaluation limit.
 const MAX_PERIOD_MINUTES = (7 * 24 * 60) / 2;
@@ -51,6 +47,53 @@ const MAX_PERIOD_MINUTES = (7 * 24 * 60) / 2;
 /** Reads and validates the context; every problem is reported at once, at synth time. */
 export function settingsFromContext(scope: Construct): ExporterSettings {
   const problems: string[] = [];
+  const context = contextReader(scope, problems);
+  const { scheduleExpression, schedulePeriodMinutes } = scheduleOf(context, problems);
+
+  const snapshotPrefix = context.asText(context.get('snapshotPrefix') ?? CONTEXT_DEFAULTS.snapshotPrefix);
+  if (snapshotPrefix !== '' && (!/^[A-Za-z0-9!_.*'()/-]+$/.test(snapshotPrefix) || !snapshotPrefix.endsWith('/') || snapshotPrefix.startsWith('/'))) {
+    problems.push(`snapshotPrefix must be empty or a safe key prefix ending in "/" (not starting with it), got "${snapshotPrefix}"`);
+  }
+
+  const alarmEmail = context.optionalText('alarmEmail');
+  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+    problems.push(`alarmEmail must be an e-mail address, got "${alarmEmail}"`);
+  }
+
+  const kmsKeyArn = context.optionalText('kmsKeyArn');
+  if (kmsKeyArn !== undefined && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(kmsKeyArn)) {
+    problems.push(`kmsKeyArn must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias cannot authorise kms:Decrypt), got "${kmsKeyArn}"`);
+  }
+
+  const glueDatabaseName = context.text('glueDatabaseName');
+  if (!/^[a-z0-9_]{1,255}$/.test(glueDatabaseName)) {
+    problems.push(`glueDatabaseName must be lower-case letters, digits and underscores, got "${glueDatabaseName}"`);
+  }
+
+  const functionEnvironment = environmentOverrides(context.get('functionEnvironment'), problems);
+
+  const settings: ExporterSettings = {
+    thingparkBaseUrl: context.text('thingparkBaseUrl'),
+    clientIdParameterName: parameterName(context, 'clientIdParameterName'),
+    clientSecretParameterName: parameterName(context, 'clientSecretParameterName'),
+    snapshotPrefix,
+    scheduleExpression,
+    schedulePeriodMinutes,
+    alarmEmail,
+    snapshotExpirationDays: context.positiveInteger('snapshotExpirationDays', 36_500),
+    kmsKeyArn,
+    glueDatabaseName,
+    functionEnvironment,
+  };
+  problems.push(...functionProblems(settings, problems));
+  if (problems.length > 0) throw new Error(`Invalid context for the exporter stack:\n- ${problems.join('\n- ')}`);
+  return settings;
+}
+
+type ContextReader = ReturnType<typeof contextReader>;
+
+/** The context's values: an absent one is its default, a value of the wrong kind a problem. */
+function contextReader(scope: Construct, problems: string[]) {
   const get = (name: string): unknown => scope.node.tryGetContext(name);
   // cdk.json may hold any JSON value: an object shows as JSON in a problem, not as "[object Object]".
   const asText = (value: unknown): string => (typeof value === 'string' ? value : JSON.stringify(value));
@@ -74,16 +117,20 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
     }
     return value;
   };
+  return { get, asText, text, optionalText, positiveInteger, problems };
+}
 
-  const parameterName = (name: 'clientIdParameterName' | 'clientSecretParameterName'): string => {
-    const value = text(name);
-    if (!/^\/?[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(value)) {
-      problems.push(`${name} must be an SSM parameter name such as /thingpark-exporter/client-id, got "${value}"`);
-    }
-    return value;
-  };
+function parameterName(context: ContextReader, name: 'clientIdParameterName' | 'clientSecretParameterName'): string {
+  const value = context.text(name);
+  if (!/^\/?[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(value)) {
+    context.problems.push(`${name} must be an SSM parameter name such as /thingpark-exporter/client-id, got "${value}"`);
+  }
+  return value;
+}
 
-  const scheduleExpression = text('scheduleExpression');
+/** The schedule, and the period the no-success alarm waits two of: given, or derived from a rate. */
+function scheduleOf(context: ContextReader, problems: string[]): Pick<ExporterSettings, 'scheduleExpression' | 'schedulePeriodMinutes'> {
+  const scheduleExpression = context.text('scheduleExpression');
   const derived = periodOfRate(scheduleExpression);
   if (!/^(rate|cron)\(.+\)$/.test(scheduleExpression)) {
     problems.push(`scheduleExpression must be rate(...) or cron(...), got "${scheduleExpression}"`);
@@ -97,7 +144,7 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
     const problem = cronProblem(scheduleExpression);
     if (problem) problems.push(problem);
   }
-  const given = positiveInteger('schedulePeriodMinutes', MAX_PERIOD_MINUTES);
+  const given = context.positiveInteger('schedulePeriodMinutes', MAX_PERIOD_MINUTES);
   const schedulePeriodMinutes = given ?? derived ?? 0;
   if (schedulePeriodMinutes === 0 && scheduleExpression.startsWith('cron(')) {
     problems.push('schedulePeriodMinutes is required with a cron() schedule (the longest gap between two runs)');
@@ -108,54 +155,23 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
         `periods within CloudWatch's 7 days, so at most ${MAX_PERIOD_MINUTES} minutes: use a shorter rate`,
     );
   }
+  return { scheduleExpression, schedulePeriodMinutes };
+}
 
-  const snapshotPrefix = asText(get('snapshotPrefix') ?? CONTEXT_DEFAULTS.snapshotPrefix);
-  if (snapshotPrefix !== '' && (!/^[A-Za-z0-9!_.*'()/-]+$/.test(snapshotPrefix) || !snapshotPrefix.endsWith('/') || snapshotPrefix.startsWith('/'))) {
-    problems.push(`snapshotPrefix must be empty or a safe key prefix ending in "/" (not starting with it), got "${snapshotPrefix}"`);
-  }
-
-  const alarmEmail = optionalText('alarmEmail');
-  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
-    problems.push(`alarmEmail must be an e-mail address, got "${alarmEmail}"`);
-  }
-
-  const kmsKeyArn = optionalText('kmsKeyArn');
-  if (kmsKeyArn !== undefined && !/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/.test(kmsKeyArn)) {
-    problems.push(`kmsKeyArn must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>; an alias cannot authorise kms:Decrypt), got "${kmsKeyArn}"`);
-  }
-
-  const glueDatabaseName = text('glueDatabaseName');
-  if (!/^[a-z0-9_]{1,255}$/.test(glueDatabaseName)) {
-    problems.push(`glueDatabaseName must be lower-case letters, digits and underscores, got "${glueDatabaseName}"`);
-  }
-
-  const functionEnvironment = environmentOverrides(get('functionEnvironment'), problems);
-
-  const settings: ExporterSettings = {
-    thingparkBaseUrl: text('thingparkBaseUrl'),
-    clientIdParameterName: parameterName('clientIdParameterName'),
-    clientSecretParameterName: parameterName('clientSecretParameterName'),
-    snapshotPrefix,
-    scheduleExpression,
-    schedulePeriodMinutes,
-    alarmEmail,
-    snapshotExpirationDays: positiveInteger('snapshotExpirationDays', 36_500),
-    kmsKeyArn,
-    glueDatabaseName,
-    functionEnvironment,
-  };
-
-  // The function validates its environment on every cold start; running the same check
-  // here turns a bad context value into a failed synth instead of a failed first run.
+/**
+ * The function's own problems with the environment the stack gives it. The function
+ * validates its environment on every cold start; running the same check here turns a bad
+ * context value into a failed synth instead of a failed first run.
+ */
+function functionProblems(settings: ExporterSettings, reported: readonly string[]): string[] {
   try {
     loadConfig({ ...functionEnvironmentOf(settings, 'bucket-known-at-deploy-time') });
     loadCurationSettings(settings.functionEnvironment);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    problems.push(...inContextTerms(error.problems, settings, problems));
+    return inContextTerms(error.problems, settings, reported);
   }
-  if (problems.length > 0) throw new Error(`Invalid context for the exporter stack:\n- ${problems.join('\n- ')}`);
-  return settings;
+  return [];
 }
 
 /** The context key each variable the stack derives from it; the others come from functionEnvironment. */

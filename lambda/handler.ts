@@ -1,5 +1,6 @@
 import type { Context } from 'aws-lambda';
-import { loadConfig, unknownVariables } from './common/config.ts';
+import { loadConfig } from './common/config.ts';
+import { unknownVariables } from './common/env.ts';
 import { ExporterError } from './common/errors.ts';
 import { curateAfterExport, curateOnRequest, type CuratedRunSummary } from './curate/invoke.ts';
 import type { CurationSummary } from './curate/curate-run.ts';

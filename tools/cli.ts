@@ -4,7 +4,7 @@
  * running the handler in this process, and a run's summary as lines.
  */
 import type { Context } from 'aws-lambda';
-import { unknownVariables } from '../lambda/common/config.ts';
+import { unknownVariables } from '../lambda/common/env.ts';
 import type { RunSummary } from '../lambda/run/summary.ts';
 
 /**

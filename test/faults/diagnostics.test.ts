@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { RetryBudget, TransientError, retrying, type RetryNotice } from '../../lambda/common/retry.ts';
 import { systemCode } from '../../lambda/common/redact.ts';
-import { closestVariable, unknownVariables } from '../../lambda/common/config.ts';
+import { closestVariable, unknownVariables } from '../../lambda/common/env.ts';
 import { expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, reset, useHarness } from './harness.ts';
 import { closedPort } from '../../tools/stand-ins/standins.ts';
 

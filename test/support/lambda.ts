@@ -1,21 +1,26 @@
 import type { Context } from 'aws-lambda';
 import { vi } from 'vitest';
-import { VARIABLES } from '../../lambda/common/config.ts';
+import { VARIABLE_FAMILIES, VARIABLE_NAMES } from '../../lambda/common/env.ts';
 
 type Handler = typeof import('../../lambda/handler.ts').handler;
 
+/** Every variable the exporter reads by name: the registry of lambda/common/env.ts. */
+export const EXPORTER_VARIABLES: ReadonlySet<string> = new Set(VARIABLE_NAMES);
+
 /**
- * Every variable lambda/common/config.ts reads by name: its DEFAULTS, and those it requires or
- * derives when absent.
+ * Families read by others: Powertools reads more of its own than the registry lists, and the
+ * AWS SDK reads AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>.
  */
-export const CONFIG_VARIABLES: ReadonlySet<string> = new Set(VARIABLES);
+export const FOREIGN_PREFIXES = ['POWERTOOLS_', 'AWS_ENDPOINT_URL'];
 
-/** Families read by Powertools, by the AWS SDK (AWS_ENDPOINT_URL and AWS_ENDPOINT_URL_<SERVICE>) and by curation (lambda/curate/settings.ts). */
-const VARIABLE_PREFIXES = ['POWERTOOLS_', 'AWS_ENDPOINT_URL', 'CURATE_'];
-
-/** Whether the exporter reads this variable: a cold start clears every one of them. */
+/**
+ * Whether a cold start clears this variable: every one the exporter reads, those of the
+ * families read by others, and any other name of the exporter's own families (a misspelt
+ * one would be warned about by every later cold start).
+ */
 export function isExporterVariable(name: string): boolean {
-  return CONFIG_VARIABLES.has(name) || VARIABLE_PREFIXES.some((prefix) => name.startsWith(prefix));
+  const upper = name.toUpperCase();
+  return EXPORTER_VARIABLES.has(name) || [...FOREIGN_PREFIXES, ...VARIABLE_FAMILIES].some((prefix) => upper.startsWith(prefix));
 }
 
 /**

@@ -9,9 +9,16 @@ const npmExport = (env: Record<string, string>) => runTool('npm', ['run', '--sil
 
 describe('npm run export: the real export', () => {
   it('refuses to start without its configuration, naming each missing variable and the one a typo meant', async () => {
-    const run = await npmExport({ THINGPARK_BASEURL: 'https://community.thingpark.io', SNAPSHOT_BUCKET: 'my-snapshot-bucket' });
+    const run = await npmExport({
+      THINGPARK_BASEURL: 'https://community.thingpark.io',
+      SNAPSHOT_BUCKET: 'my-snapshot-bucket',
+      CURATE_INLNE_MIN_REMAINING_SECONDS: '0',
+    });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain('THINGPARK_BASEURL is not a variable the exporter reads, so it is ignored: did you mean THINGPARK_BASE_URL?');
+    expect(run.stderr).toContain(
+      'CURATE_INLNE_MIN_REMAINING_SECONDS is not a variable the exporter reads, so it is ignored: did you mean CURATE_INLINE_MIN_REMAINING_SECONDS?',
+    );
     expect(run.stderr).toContain('npm run export runs a real export and cannot start (npm start is the local demo):');
     for (const name of ['THINGPARK_BASE_URL', 'THINGPARK_CLIENT_ID_PARAM', 'THINGPARK_CLIENT_SECRET_PARAM']) {
       expect(run.stderr).toContain(`  - ${name} is required`);

@@ -1,12 +1,13 @@
 import { spawn } from 'node:child_process';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { VARIABLE_FAMILIES } from '../../lambda/common/env.ts';
 
 export const ROOT = resolve(fileURLToPath(import.meta.url), '../../..');
 export const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 
-/** Name families a user's shell might hold that would change what a tool does. */
-const SCRUBBED = [/^THINGPARK_/i, /^SNAPSHOT_/i, /^RUN_/i, /^TOKEN_/i, /^POWERTOOLS_/, /^AWS_/, /^DEMO_/];
+/** Name families a user's shell might hold that would change what a tool does: the exporter's own, and those of the libraries and tools. */
+const SCRUBBED = [...VARIABLE_FAMILIES.map((family) => new RegExp(`^${family}`, 'i')), /^POWERTOOLS_/, /^AWS_/, /^DEMO_/];
 
 export interface ToolRun {
   code: number | null;

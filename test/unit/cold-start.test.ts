@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../lambda/common/config.ts';
-import { CONFIG_VARIABLES, coldStart, isExporterVariable } from '../support/lambda.ts';
+import { coldStart, EXPORTER_VARIABLES, FOREIGN_PREFIXES, isExporterVariable } from '../support/lambda.ts';
 
 const REQUIRED = {
   THINGPARK_BASE_URL: 'https://community.thingpark.io',
@@ -24,10 +24,11 @@ afterEach(() => {
 describe('coldStart', () => {
   it("leaves nothing of one cold start's environment, nor of the shell's, to the next", async () => {
     const first: Record<string, string> = {
-      ...Object.fromEntries([...CONFIG_VARIABLES].map((name) => [name, `first-${name}`])),
+      ...Object.fromEntries([...EXPORTER_VARIABLES].map((name) => [name, `first-${name}`])),
       POWERTOOLS_LOG_LEVEL: 'DEBUG',
       POWERTOOLS_SERVICE_NAME: 'first-service',
       POWERTOOLS_METRICS_DISABLED: 'false',
+      CURATE_INLNE_MIN_REMAINING_SECONDS: '0',
       AWS_ENDPOINT_URL: 'http://127.0.0.1:1',
       AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:2',
     };
@@ -35,6 +36,7 @@ describe('coldStart', () => {
     for (const [name, value] of Object.entries(first)) expect(process.env[name], name).toBe(value);
     // Set outside any cold start, as an exported shell variable would be.
     process.env.THINGPARK_CONCURRENCY = '64';
+    process.env.CURATE_CHANGE_FIELDS = 'name';
     process.env.AWS_ENDPOINT_URL_SSM = 'http://127.0.0.1:3';
 
     await coldStart(REQUIRED);
@@ -45,18 +47,25 @@ describe('coldStart', () => {
     expect(plain(loadConfig(process.env))).toEqual(plain(loadConfig(REQUIRED)));
   });
 
-  it("clears every variable the exporter's code reads by name", async () => {
-    // Quoted names (required(...), integer(...)) and env.NAME in config.ts; process.env.NAME anywhere.
-    const config = await readFile(new URL('../../lambda/common/config.ts', import.meta.url), 'utf8');
-    const read = [...config.matchAll(/'([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)'|\benv\.([A-Z][A-Z0-9_]+)/g)].map(([, quoted, field]) => quoted ?? field);
+  it("clears every variable the exporter's code reads, and reads each through the registry or by a name it lists", async () => {
     const lambda = fileURLToPath(new URL('../../lambda/', import.meta.url));
+    const byName: string[] = [];
+    const byVariableName: string[] = [];
     for (const file of await readdir(lambda, { recursive: true })) {
       if (!file.endsWith('.ts')) continue;
       const source = await readFile(join(lambda, file), 'utf8');
-      read.push(...[...source.matchAll(/process\.env\.([A-Z][A-Z0-9_]+)/g)].map(([, name]) => name as string));
+      // env.NAME, env['NAME'] and process.env.NAME, whatever the object is called.
+      byName.push(
+        ...[...source.matchAll(/\benv(?:\.([A-Z][A-Z0-9_]+)|\[['"]([A-Z][A-Z0-9_]+)['"]\])/g)].map(([, dotted, quoted]) => (dotted ?? quoted) as string),
+      );
+      // env[name]: a name held in a variable, which only the registry's readers may look up.
+      if (/\benv\[(?!['"])/.test(source)) byVariableName.push(file);
     }
-    expect(read).toContain('THINGPARK_BASE_URL');
-    expect(read).toContain('POWERTOOLS_SERVICE_NAME');
-    expect([...new Set(read)].filter((name) => !isExporterVariable(name as string))).toEqual([]);
+    expect(byVariableName).toEqual([join('common', 'env.ts')]);
+    expect(byName).toContain('POWERTOOLS_SERVICE_NAME');
+    const listed = (name: string) => EXPORTER_VARIABLES.has(name) || FOREIGN_PREFIXES.some((prefix) => name.startsWith(prefix));
+    expect([...new Set(byName)].filter((name) => !listed(name))).toEqual([]);
+    expect([...EXPORTER_VARIABLES].filter((name) => !isExporterVariable(name))).toEqual([]);
+    expect(EXPORTER_VARIABLES).toContain('CURATE_INLINE_MIN_REMAINING_SECONDS');
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, loadConfig, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/common/config.ts';
+import { loadConfig, MAX_CONCURRENCY_TIMES_PAGE_SIZE } from '../../lambda/common/config.ts';
+import { DEFAULTS } from '../../lambda/common/env.ts';
 import { ConfigError } from '../../lambda/common/errors.ts';
 
 const minimal = {

@@ -30,7 +30,7 @@ import { inspect } from 'node:util';
 import { createGunzip } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
-import { DEFAULTS } from '../../lambda/common/config.ts';
+import { DEFAULTS } from '../../lambda/common/env.ts';
 import type { HandlerAnswer } from '../../lambda/handler.ts';
 import { getKeySet, putKeySet, type KeySetEntry } from '../../lambda/storage/checkpoints.ts';
 import type { IndexKey } from '../../lambda/storage/key-index.ts';

@@ -13,6 +13,7 @@ import { rm, writeFile } from 'node:fs/promises';
 import { devNull } from 'node:os';
 import { relative, resolve } from 'node:path';
 import { loadConfig } from '../../lambda/common/config.ts';
+import type { VariableName } from '../../lambda/common/env.ts';
 import { ConfigError } from '../../lambda/common/errors.ts';
 import { duckdbQuery } from '../inspect/duckdb.ts';
 import { downloadFiles, getJson, listKeys, testS3 } from '../inspect/snapshot.ts';
@@ -30,7 +31,7 @@ const shownDir = relative(process.cwd(), outDir);
  * but the token URL, auth method and prefix; a shell's value of those would send the demo's
  * credentials to a real token endpoint, or file its output elsewhere.
  */
-const TARGET_VARIABLES = [
+const TARGET_VARIABLES: readonly VariableName[] = [
   'THINGPARK_BASE_URL',
   'THINGPARK_TOKEN_URL',
   'THINGPARK_TOKEN_AUTH',
