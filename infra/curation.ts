@@ -1,17 +1,17 @@
 import { CfnElement, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as athena from 'aws-cdk-lib/aws-athena';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
-import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
 import { CHANGE_COLUMNS } from '../lambda/curate/changes.ts';
 import type { ColumnSpec } from '../lambda/curate/columns.ts';
 import { CURATED_FOLDERS, CURRENT_SYMLINK, FOLDERS } from '../lambda/storage/layout.ts';
 import { SNAPSHOT_COLUMNS } from '../lambda/curate/snapshot-rows.ts';
 import { DAILY_PARTITIONS } from './analytics.ts';
+import { onAnyOccurrence } from './monitoring/alarms.ts';
+import type { Monitoring } from './monitoring/monitoring.ts';
 
 export interface CurationProps {
   bucket: s3.Bucket;
@@ -23,10 +23,8 @@ export interface CurationProps {
   workGroup: athena.CfnWorkGroup;
   /** The function's role: curation runs in the exporter function. */
   role: iam.Role;
-  dashboard: cloudwatch.Dashboard;
-  topic: sns.ITopic;
-  serviceName: string;
-  metricsNamespace: string;
+  /** Where curation's alarm and figures go, beside the export's. */
+  monitoring: Monitoring;
 }
 
 /** How long a run's comparison state is kept: the next run reads it; past that a backfill reads raw files. */
@@ -47,11 +45,36 @@ export class Curation extends Construct {
 
   constructor(scope: Construct, id: string, props: CurationProps) {
     super(scope, id);
-    const { bucket, prefix, database } = props;
+    const { bucket, prefix } = props;
+    this.tables = this.declareTables(props);
+
+    this.namedQueries = Object.entries(namedQueries(props.databaseName)).map(
+      ([name, { description, sql }], index) =>
+        new athena.CfnNamedQuery(this, `Query${index}`, {
+          name,
+          description,
+          database: props.databaseName,
+          workGroup: props.workGroup.name,
+          queryString: sql,
+        }),
+    );
+    // The queries name the workgroup, which must exist first.
+    for (const query of this.namedQueries) query.node.addDependency(props.workGroup);
+
+    this.grantCuration(props);
+    this.enforceConditionalWrites(props);
+    // The state is only read by the next run; a backfill older than this reads raw files.
+    bucket.addLifecycleRule({ id: 'expire-curated-state', prefix: `${prefix}${CURATED_FOLDERS.state}`, expiration: Duration.days(STATE_EXPIRATION_DAYS) });
+
+    this.failedAlarm = this.watch(props.monitoring);
+  }
+
+  /** The analyst's tables over the curated folders, and over the manifests and curation records. */
+  private declareTables({ bucket, prefix, database }: CurationProps): Curation['tables'] {
     const storage = glue.S3TableStorage.fromBucket(bucket);
     const common = { database, storage, hasEncryptedData: false };
 
-    this.tables = {
+    return {
       deviceSnapshots: new glue.S3Table(this, 'DeviceSnapshotsTable', {
         ...common,
         ...DAILY_PARTITIONS,
@@ -101,56 +124,32 @@ export class Curation extends Construct {
         columns: CURATED_RUN_COLUMNS,
       }),
     };
+  }
 
-    this.namedQueries = Object.entries(namedQueries(props.databaseName)).map(
-      ([name, { description, sql }], index) =>
-        new athena.CfnNamedQuery(this, `Query${index}`, {
-          name,
-          description,
-          database: props.databaseName,
-          workGroup: props.workGroup.name,
-          queryString: sql,
-        }),
+  /**
+   * An alarm when curation fails, and added/removed/changed on the dashboard. Failures
+   * only: a curation skipped for lack of time is expected at the end of a long, continued
+   * run, and the state machine curates that run in an invocation of its own.
+   */
+  private watch(monitoring: Monitoring): cloudwatch.Alarm {
+    const failedAlarm = monitoring.addAlarm(
+      onAnyOccurrence(
+        this,
+        'CurationFailedAlarm',
+        monitoring.metric('curationFailed', 'Sum', Duration.minutes(5)),
+        'A run committed but its curation failed: the curated tables lag. The "Curation failed" log line gives the event that curates it.',
+      ),
     );
-    // The queries name the workgroup, which must exist first.
-    for (const query of this.namedQueries) query.node.addDependency(props.workGroup);
-
-    this.grantCuration(props);
-    this.enforceConditionalWrites(props);
-    // The state is only read by the next run; a backfill older than this reads raw files.
-    bucket.addLifecycleRule({ id: 'expire-curated-state', prefix: `${prefix}${CURATED_FOLDERS.state}`, expiration: Duration.days(STATE_EXPIRATION_DAYS) });
-
-    const metric = (metricName: string, period = Duration.hours(1)) =>
-      new cloudwatch.Metric({
-        namespace: props.metricsNamespace,
-        metricName,
-        dimensionsMap: { service: props.serviceName },
-        statistic: 'Sum',
-        period,
-      });
-    const fiveMinutes = Duration.minutes(5);
-    // Failures only: a curation skipped for lack of time is expected at the end of a long,
-    // continued run, and the state machine curates that run in an invocation of its own.
-    this.failedAlarm = new cloudwatch.Alarm(this, 'CurationFailedAlarm', {
-      alarmDescription: 'A run committed but its curation failed: the curated tables lag. The "Curation failed" log line gives the event that curates it.',
-      metric: metric('curationFailed', fiveMinutes),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    const action = new SnsAction(props.topic);
-    this.failedAlarm.addAlarmAction(action);
-    this.failedAlarm.addOkAction(action);
-
-    props.dashboard.addWidgets(
+    const perRun = (metricName: string) => monitoring.metric(metricName, 'Sum', Duration.hours(1));
+    monitoring.addWidgets(
       new cloudwatch.GraphWidget({
         title: 'Fleet changes per run (curated)',
-        left: [metric('devicesAdded'), metric('devicesRemoved'), metric('devicesChanged')],
-        right: [metric('curationFailed'), metric('curationSkipped')],
+        left: [perRun('devicesAdded'), perRun('devicesRemoved'), perRun('devicesChanged')],
+        right: [perRun('curationFailed'), perRun('curationSkipped')],
         width: 24,
       }),
     );
+    return failedAlarm;
   }
 
   /**

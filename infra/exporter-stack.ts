@@ -11,7 +11,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { Analytics } from './analytics.ts';
 import { Curation } from './curation.ts';
-import { Monitoring } from './monitoring.ts';
+import { Monitoring } from './monitoring/monitoring.ts';
 import { Orchestration } from './orchestration.ts';
 import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
 import { SendOnlyQueueDestination } from './send-only-queue-destination.ts';
@@ -47,9 +47,57 @@ export class ExporterStack extends Stack {
     super(scope, id, props);
     const { settings } = props;
     const prefix = settings.snapshotPrefix;
-    const schedulePeriod = Duration.minutes(settings.schedulePeriodMinutes);
 
-    this.bucket = new s3.Bucket(this, 'SnapshotBucket', {
+    this.bucket = this.snapshotBucket(settings);
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    const { fn, role } = this.exporterFunction(settings, this.bucket, this.deadLetterQueue);
+    this.function = fn;
+    this.grantSnapshotAccess(role, prefix);
+    this.grantCredentials(role, settings);
+    this.enforceConditionalWrites(prefix);
+    ({ scheduleGroup: this.scheduleGroup, orchestration: this.orchestration, schedule: this.schedule } = this.scheduleRuns(settings, fn, this.deadLetterQueue));
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      function: this.function,
+      deadLetterQueue: this.deadLetterQueue,
+      functionTimeout: FUNCTION_TIMEOUT,
+      deadlineMargin: Duration.seconds(Number(settings.functionEnvironment.RUN_DEADLINE_MARGIN_SECONDS ?? DEFAULTS.RUN_DEADLINE_MARGIN_SECONDS)),
+      stateMachine: this.orchestration.stateMachine,
+      schedulePeriod: Duration.minutes(settings.schedulePeriodMinutes),
+      serviceName: SERVICE_NAME,
+      metricsNamespace: METRICS_NAMESPACE,
+      alarmEmail: settings.alarmEmail,
+    });
+
+    this.analytics = new Analytics(this, 'Analytics', {
+      bucket: this.bucket,
+      tablePrefix: `${prefix}${FOLDERS.table}`,
+      databaseName: settings.glueDatabaseName,
+    });
+
+    this.curation = new Curation(this, 'Curation', {
+      bucket: this.bucket,
+      prefix,
+      database: this.analytics.database,
+      databaseName: settings.glueDatabaseName,
+      workGroup: this.analytics.workGroup,
+      role,
+      monitoring: this.monitoring,
+    });
+
+    this.acknowledgeFindings(role, prefix);
+    this.addOutputs();
+  }
+
+  /** The snapshots: private, encrypted, versioned and kept; checkpoints, and snapshots when asked, expire. */
+  private snapshotBucket(settings: ExporterSettings): s3.Bucket {
+    const prefix = settings.snapshotPrefix;
+    return new s3.Bucket(this, 'SnapshotBucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       encryption: s3.BucketEncryption.S3_MANAGED,
       enforceSSL: true,
@@ -74,13 +122,10 @@ export class ExporterStack extends Stack {
             }))),
       ],
     });
+  }
 
-    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
-    });
-
+  /** The function, with a role and a log group of its own. */
+  private exporterFunction(settings: ExporterSettings, bucket: s3.IBucket, deadLetterQueue: sqs.IQueue): { fn: NodejsFunction; role: iam.Role } {
     const logGroup = new logs.LogGroup(this, 'FunctionLogs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
@@ -94,7 +139,7 @@ export class ExporterStack extends Stack {
     });
     logGroup.grantWrite(role);
 
-    this.function = new NodejsFunction(this, 'Function', {
+    const fn = new NodejsFunction(this, 'Function', {
       entry: `${REPO_ROOT}lambda/handler.ts`,
       handler: 'handler',
       projectRoot: REPO_ROOT,
@@ -108,12 +153,12 @@ export class ExporterStack extends Stack {
       logGroup,
       description: 'Exports the ThingPark device fleet to S3 as a snapshot',
       environment: {
-        ...functionEnvironmentOf(settings, this.bucket.bucketName),
+        ...functionEnvironmentOf(settings, bucket.bucketName),
         NODE_OPTIONS,
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
-      onFailure: new SendOnlyQueueDestination(this.deadLetterQueue),
+      onFailure: new SendOnlyQueueDestination(deadLetterQueue),
       bundling: {
         format: OutputFormat.ESM,
         bundleAwsSDK: true,
@@ -127,78 +172,49 @@ export class ExporterStack extends Stack {
         banner: "import { createRequire } from 'module'; const require = createRequire(import.meta.url);",
       },
     });
+    return { fn, role };
+  }
 
-    this.grantSnapshotAccess(role, prefix);
-    this.grantCredentials(role, settings);
-    this.enforceConditionalWrites(prefix);
-
+  /** The schedule, and the state machine it starts: a run over as many invocations as it takes. */
+  private scheduleRuns(
+    settings: ExporterSettings,
+    fn: lambda.IFunction,
+    deadLetterQueue: sqs.IQueue,
+  ): Pick<ExporterStack, 'scheduleGroup' | 'orchestration' | 'schedule'> {
     // A group of its own, so that the role below serves this schedule and not every
     // schedule of the account's default group. Its generated name is the same on every
     // deploy: a retained group would block creating the stack again.
-    this.scheduleGroup = new ScheduleGroup(this, 'ScheduleGroup', { removalPolicy: RemovalPolicy.DESTROY });
+    const scheduleGroup = new ScheduleGroup(this, 'ScheduleGroup', { removalPolicy: RemovalPolicy.DESTROY });
     // Scheduler states the schedule group as the source; AWS documents that the condition
     // cannot name a single schedule.
     const schedulerRole = new iam.Role(this, 'SchedulerRole', {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com').withConditions({
-        StringEquals: { 'aws:SourceAccount': this.account, 'aws:SourceArn': this.scheduleGroup.scheduleGroupArn },
+        StringEquals: { 'aws:SourceAccount': this.account, 'aws:SourceArn': scheduleGroup.scheduleGroupArn },
       }),
       description: 'thingpark-exporter: EventBridge Scheduler starts the export state machine',
     });
     // A run takes as many invocations as it needs (lambda/run/export-run.ts); the state
     // machine invokes the function until the run is committed. The function can still be
     // invoked directly, for fleets that fit one invocation.
-    this.orchestration = new Orchestration(this, 'Orchestration', { function: this.function, functionTimeout: FUNCTION_TIMEOUT });
-    this.schedule = new Schedule(this, 'Schedule', {
-      scheduleGroup: this.scheduleGroup,
+    const orchestration = new Orchestration(this, 'Orchestration', { function: fn, functionTimeout: FUNCTION_TIMEOUT });
+    const schedule = new Schedule(this, 'Schedule', {
+      scheduleGroup,
       schedule: ScheduleExpression.expression(settings.scheduleExpression),
       description: 'Starts a thingpark-exporter run',
-      target: new StepFunctionsStartExecution(this.orchestration.stateMachine, {
+      target: new StepFunctionsStartExecution(orchestration.stateMachine, {
         role: schedulerRole,
         input: ScheduleTargetInput.fromObject({ scheduledTime: ContextAttribute.scheduledTime }),
         // Scheduler retries only failed deliveries; a late or repeated delivery is harmless
         // because a run's id is its scheduled time.
         retryAttempts: 3,
         maxEventAge: Duration.hours(1),
-        deadLetterQueue: this.deadLetterQueue,
+        deadLetterQueue,
       }),
     });
     // The schedule names its group by the group's literal name, not a reference: without
     // this, CloudFormation may create the schedule before its group.
-    this.schedule.node.addDependency(this.scheduleGroup);
-
-    this.monitoring = new Monitoring(this, 'Monitoring', {
-      function: this.function,
-      deadLetterQueue: this.deadLetterQueue,
-      functionTimeout: FUNCTION_TIMEOUT,
-      deadlineMargin: Duration.seconds(Number(settings.functionEnvironment.RUN_DEADLINE_MARGIN_SECONDS ?? DEFAULTS.RUN_DEADLINE_MARGIN_SECONDS)),
-      stateMachine: this.orchestration.stateMachine,
-      schedulePeriod,
-      serviceName: SERVICE_NAME,
-      metricsNamespace: METRICS_NAMESPACE,
-      alarmEmail: settings.alarmEmail,
-    });
-
-    this.analytics = new Analytics(this, 'Analytics', {
-      bucket: this.bucket,
-      tablePrefix: `${prefix}${FOLDERS.table}`,
-      databaseName: settings.glueDatabaseName,
-    });
-
-    this.curation = new Curation(this, 'Curation', {
-      bucket: this.bucket,
-      prefix,
-      database: this.analytics.database,
-      databaseName: settings.glueDatabaseName,
-      workGroup: this.analytics.workGroup,
-      role,
-      dashboard: this.monitoring.dashboard,
-      topic: this.monitoring.topic,
-      serviceName: SERVICE_NAME,
-      metricsNamespace: METRICS_NAMESPACE,
-    });
-
-    this.acknowledgeFindings(role, prefix);
-    this.addOutputs();
+    schedule.node.addDependency(scheduleGroup);
+    return { scheduleGroup, orchestration, schedule };
   }
 
   /**

@@ -38,26 +38,44 @@ export class Orchestration extends Construct {
 
   constructor(scope: Construct, id: string, props: OrchestrationProps) {
     super(scope, id);
-    const fn = props.function;
-    const invoke = (name: string, payload: sfn.TaskInput, extra: Partial<tasks.LambdaInvokeProps> = {}) => {
-      const task = new tasks.LambdaInvoke(this, name, {
-        lambdaFunction: fn,
-        payload,
-        // The retries below replace the default ones, with TooManyRequestsException added.
-        retryOnServiceExceptions: false,
-        taskTimeout: sfn.Timeout.duration(props.functionTimeout.plus(Duration.minutes(1))),
-        ...extra,
-      });
-      task.addRetry({
-        errors: LAMBDA_TRANSIENT_ERRORS,
-        interval: Duration.seconds(2),
-        backoffRate: 2,
-        maxDelay: Duration.minutes(1),
-        maxAttempts: 25,
-      });
-      return task;
-    };
+    const invoke = invoker(this, props);
+    const removal = this.removalOnFailure(invoke);
 
+    const exportSlice = invoke('Export', sfn.TaskInput.fromJsonPathAt('$'), {
+      comment: 'One invocation of the export: from the schedule, or from where the previous one stopped',
+      outputPath: '$.Payload',
+    });
+    exportSlice.addRetry({ errors: NOT_RETRIED_ERRORS, maxAttempts: 0 });
+    // As Lambda retries a failed asynchronous invocation: twice, a minute and two apart.
+    exportSlice.addRetry({ errors: [sfn.Errors.ALL], interval: Duration.minutes(1), backoffRate: 2, maxAttempts: 2 });
+    exportSlice.addCatch(removal, { resultPath: '$.failure' });
+
+    const curated = this.curationUnlessDone(invoke);
+    const more = new sfn.Choice(this, 'Continue?', { comment: 'A run that stopped to go on answers "status": "continue": invoked again with that answer' })
+      .when(sfn.Condition.and(sfn.Condition.isPresent('$.status'), sfn.Condition.stringEquals('$.status', 'continue')), exportSlice)
+      .otherwise(curated);
+    exportSlice.next(more);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      comment: 'thingpark-exporter: one export, over as many invocations as it takes, then its curation',
+      definitionBody: sfn.DefinitionBody.fromChainable(exportSlice),
+      // A run of ten million devices at the platform's fair use takes about six hours.
+      timeout: Duration.hours(24),
+      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
+    });
+    this.acknowledgeFindings(props.function);
+  }
+
+  /**
+   * Where a failed export goes: once the failed invocation was given a continuation, its
+   * partial data is removed first; then the execution fails with the invocation's error.
+   */
+  private removalOnFailure(invoke: Invoke): sfn.Choice {
     const failed = new sfn.Fail(this, 'ExportFailed', {
       comment: "The invocation's error, as the function reported it",
       errorPath: '$.failure.Error',
@@ -82,21 +100,15 @@ export class Orchestration extends Construct {
     );
     abandon.addCatch(failed, { resultPath: '$.abandonFailure' });
     abandon.next(failed);
-    const checkpointed = new sfn.Choice(this, 'Checkpointed?', {
+    return new sfn.Choice(this, 'Checkpointed?', {
       comment: 'Whether the failed invocation was given a continuation: then there is partial data to remove',
     })
       .when(sfn.Condition.and(sfn.Condition.isPresent('$.status'), sfn.Condition.stringEquals('$.status', 'continue')), abandon)
       .otherwise(failed);
+  }
 
-    const exportSlice = invoke('Export', sfn.TaskInput.fromJsonPathAt('$'), {
-      comment: 'One invocation of the export: from the schedule, or from where the previous one stopped',
-      outputPath: '$.Payload',
-    });
-    exportSlice.addRetry({ errors: NOT_RETRIED_ERRORS, maxAttempts: 0 });
-    // As Lambda retries a failed asynchronous invocation: twice, a minute and two apart.
-    exportSlice.addRetry({ errors: [sfn.Errors.ALL], interval: Duration.minutes(1), backoffRate: 2, maxAttempts: 2 });
-    exportSlice.addCatch(checkpointed, { resultPath: '$.failure' });
-
+  /** Where a finished export goes: done, or curated first when its invocation skipped or failed curation. */
+  private curationUnlessDone(invoke: Invoke): sfn.Choice {
     const curate = invoke('Curate', sfn.TaskInput.fromObject({ curate: sfn.JsonPath.stringAt('$.runId') }), {
       comment: 'Curates the committed run, which its export invocation had no time left to do, or failed to',
       resultSelector: { 'status.$': '$.Payload.status', 'summary.$': '$.Payload' },
@@ -113,7 +125,7 @@ export class Orchestration extends Construct {
     );
     const done = new sfn.Succeed(this, 'Done');
     curate.next(done);
-    const curated = new sfn.Choice(this, 'Curated?', {
+    return new sfn.Choice(this, 'Curated?', {
       comment: "An export's invocation curates the run when it has time left; when it had not, or failed to, this does",
     })
       .when(
@@ -124,24 +136,6 @@ export class Orchestration extends Construct {
         curate,
       )
       .otherwise(done);
-    const more = new sfn.Choice(this, 'Continue?', { comment: 'A run that stopped to go on answers "status": "continue": invoked again with that answer' })
-      .when(sfn.Condition.and(sfn.Condition.isPresent('$.status'), sfn.Condition.stringEquals('$.status', 'continue')), exportSlice)
-      .otherwise(curated);
-    exportSlice.next(more);
-
-    this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: logs.RetentionDays.ONE_MONTH,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      stateMachineType: sfn.StateMachineType.STANDARD,
-      comment: 'thingpark-exporter: one export, over as many invocations as it takes, then its curation',
-      definitionBody: sfn.DefinitionBody.fromChainable(exportSlice),
-      // A run of ten million devices at the platform's fair use takes about six hours.
-      timeout: Duration.hours(24),
-      logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
-    });
-    this.acknowledgeFindings(fn);
   }
 
   private acknowledgeFindings(fn: lambda.IFunction): void {
@@ -164,4 +158,28 @@ export class Orchestration extends Construct {
       },
     );
   }
+}
+
+type Invoke = (name: string, payload: sfn.TaskInput, extra?: Partial<tasks.LambdaInvokeProps>) => tasks.LambdaInvoke;
+
+/** A task that invokes the function, retried on the Lambda service's own errors. */
+function invoker(scope: Construct, props: OrchestrationProps): Invoke {
+  return (name, payload, extra = {}) => {
+    const task = new tasks.LambdaInvoke(scope, name, {
+      lambdaFunction: props.function,
+      payload,
+      // The retries below replace the default ones, with TooManyRequestsException added.
+      retryOnServiceExceptions: false,
+      taskTimeout: sfn.Timeout.duration(props.functionTimeout.plus(Duration.minutes(1))),
+      ...extra,
+    });
+    task.addRetry({
+      errors: LAMBDA_TRANSIENT_ERRORS,
+      interval: Duration.seconds(2),
+      backoffRate: 2,
+      maxDelay: Duration.minutes(1),
+      maxAttempts: 25,
+    });
+    return task;
+  };
 }
