@@ -40,6 +40,12 @@ export function synthesize(context: Record<string, unknown>, bundle: boolean): S
 }
 
 /**
+ * Each test file runs in a process of its own, whose first synthesis also loads the modules
+ * of aws-cdk-lib it uses: several times the seconds of a synthesis alone.
+ */
+const SYNTHESIS_TIMEOUT_MS = 120_000;
+
+/**
  * The stack synthesized once, before the tests of the file (or describe) that calls this:
  * the object returned is filled in then. The function is bundled only when `bundle` is set,
  * as `cdk synth` does; no other assertion depends on the bundle.
@@ -48,7 +54,7 @@ export function synthesizeOnce(context: Record<string, unknown>, bundle = false)
   const synthesized = {} as Synthesized;
   beforeAll(() => {
     Object.assign(synthesized, synthesize(context, bundle));
-  });
+  }, SYNTHESIS_TIMEOUT_MS);
   return synthesized;
 }
 
