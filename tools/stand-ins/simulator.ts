@@ -1,16 +1,32 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeCursor, placeOf, readQuery, selectPage, type ListQuery, type OffsetCap, type View } from './device-list.ts';
+import { applyChange, type FleetChange } from './fleet-changes.ts';
 import { LiveFleet, type Brief, type Fleet } from './fleet.ts';
+import type { Identifiers } from './identifiers.ts';
+import { pageBody, RenderedBriefs, type Envelope } from './rendered-briefs.ts';
 import { TOKEN_PATH, TokenServer, type TokenServerOptions } from './token-server.ts';
 
 export const DEVICES_PATH = '/thingpark/wireless/rest/subscriptions/mine/devices';
 
 /** One device-list request as the simulator saw it, for fault rules to match on. */
 export interface DeviceRequest {
+  mode: 'offset' | 'cursor';
+  /**
+   * Offset paging: the page index asked for (the first page's when none is named). Cursor
+   * paging: the index the page would have in offset paging (where its cursor stands in the
+   * sweep's order and filter, in pages, from `pageIndexBase`): 2 is a sweep's third page.
+   */
   pageIndex: number;
+  /** The page size asked for. */
   pageSize: number;
-  /** 1 for the first request of this page index, 2 for its first retry, ... */
+  /** Cursor paging: the cursor named; absent on a cursor sweep's first page. */
+  pageAfter?: string;
+  sort?: string;
+  /** The `devEUI` prefixes as sent. */
+  devEUI: string[];
+  /** 1 for the first request of this page (page index, or sort, filter and cursor), 2 for its first retry, ... */
   attempt: number;
   /** The bearer token presented, for rules that echo it back (a proxy's debug page). */
   bearer: string;
@@ -25,30 +41,20 @@ export interface LookupRequest {
   bearer: string;
 }
 
-/**
- * A change to the fleet while it is read, applied once, at the moment it names: devices
- * deleted (`remove`) or added (`add`), one or the other, at a place (`at`):
- * - `'served'`: just before the furthest position any page has reached so far, among
- *   devices already read (ahead of the paging's cursor, in list order). Deleting K there
- *   shifts the rest back, and the K devices that cross the page boundary are never served;
- *   adding K shifts them forward, and K devices are served twice. With one page in flight
- *   at a time (THINGPARK_CONCURRENCY=1) the count is exact.
- * - `'unserved'`: at the end of the list, which no page has reached (behind the cursor):
- *   a deleted device is never read, an added one is read like any other.
- * - a number: that position in the list as it is then.
- * Deleted and added briefs are recorded in `stats.removed` and `stats.added`.
- */
-export interface FleetChange {
-  /** Right after the device-list page with this index has been answered (the first time). */
-  afterPage?: number;
-  /** Or right before the n-th single-device request is answered (1 for the first). */
-  beforeLookup?: number;
-  /** Deletes this many devices ... */
-  remove?: number;
-  /** ... or adds this many new generated devices, or these briefs. */
-  add?: number | Brief[];
-  at: 'served' | 'unserved' | number;
+/** A device-list request as `stats.recent` keeps it: how a client paged, for tests to assert. */
+export interface ListRequestRecord {
+  /** The paging mode it was read in; absent when its parameters were refused. */
+  mode?: 'offset' | 'cursor';
+  pageIndex?: number;
+  pageSize?: number;
+  pageAfter?: string;
+  sort?: string;
+  devEUI: string[];
+  /** The status answered (a fault's included); absent while in flight or when the connection was dropped. */
+  status?: number;
 }
+
+export type { FleetChange, OffsetCap };
 
 /** What a fault rule makes the simulator do instead of (or before) answering normally. */
 export interface Fault {
@@ -73,12 +79,27 @@ export interface RateLimit {
 
 export interface SimulatorOptions {
   fleet: Fleet;
-  /** The page index the platform counts from; undocumented, so both are played. */
+  /** How a generated fleet's EUIs are made (tools/stand-ins/identifiers.ts). */
+  identifiers: Identifiers;
+  /** The page index of the first page: 1 in the spec, 0 in older deployments. */
   pageIndexBase: 0 | 1;
-  /** Larger page sizes are clamped to this, as a server with a cap would. */
+  /** With base 1, page 0 is refused with 400 (the spec's minimum is 1) or read as page 1 (older deployments). */
+  pageZero: 'refuse' | 'first';
+  /** Page sizes are clamped to `[minPageSize, maxPageSize]`, as a server with a system-wide range would. */
+  minPageSize: number;
   maxPageSize: number;
-  /** Some deployments add a `count` to each page. */
+  /** Offset paging cannot reach past this position; none by default. */
+  offsetCap?: OffsetCap;
+  /** Cursor paging (`pageAfter`, `cursors.last`); off = an older deployment: EUI sort sorts, no cursors, `pageAfter` ignored. */
+  cursorMode: boolean;
+  /** The `devEUI` prefix filter; off = ignored: every device matches. */
+  devEUIFilter: boolean;
+  /** `count` (the devices matching the filter) on each page. */
   includeCount: boolean;
+  /** `now` as an ISO 8601 date-time (the spec) or epoch ms (older deployments). */
+  nowFormat: 'iso' | 'epoch';
+  /** Generated briefs carry a `ref` (older deployments) or not (the 7.3 brief). */
+  briefRef: boolean;
   /** Added to every answer of the device API: pages and single devices. */
   latencyMs: number;
   /** Applies to pages and single devices alike, from one bucket. */
@@ -104,8 +125,15 @@ export interface SimulatorOptions {
 export interface SimulatorStats {
   /** Device API requests: pages and single devices. */
   requests: number;
-  /** Requests per page index asked for. */
+  /** Device-list requests whose parameters were accepted, by paging mode. */
+  offsetRequests: number;
+  cursorRequests: number;
+  /** Device-list requests answered 400: parameters refused, or past the offset cap. */
+  refusedRequests: number;
+  /** Offset requests per page index asked for. */
   byPage: Map<number, number>;
+  /** The last RECENT_REQUESTS device-list requests, oldest first. */
+  recent: ListRequestRecord[];
   /** Single-device requests, in all and per id asked for. */
   lookups: number;
   byDevice: Map<string, number>;
@@ -123,6 +151,9 @@ export interface SimulatorStats {
   lastAt: number;
 }
 
+/** How many device-list requests `stats.recent` keeps. */
+export const RECENT_REQUESTS = 1000;
+
 export interface Platform {
   url: string;
   options: SimulatorOptions;
@@ -133,59 +164,76 @@ export interface Platform {
   /** The fleet as it is now, to delete devices from or add devices to between runs. */
   fleet(): LiveFleet;
   /**
-   * Renders every page of `pageSize` now, once, and from then on answers those pages with
-   * the same bytes instead of rendering each answer: the benchmark's platform then costs
-   * next to nothing, and the same for every client (its `now` is the time of rendering).
-   * Kept across resets to the same fleet; dropped when the fleet changes.
+   * Renders every brief once, and builds the fleet's EUI order: from then on pages of any
+   * mode, order or filter are put together from those bytes instead of rendered per request,
+   * so the benchmark's platform costs next to nothing, and the same for every client.
+   * Offset pages of `pageSize` in the default order are answered as if rendered now, once:
+   * with the time of rendering as their `now`, while the fleet has not changed. Kept across
+   * resets to the same fleet.
    */
   prerender(pageSize: number): void;
   close(): Promise<void>;
 }
 
-const DEFAULTS: SimulatorOptions = {
+/** ThingPark's device list as the 7.3 spec describes it (docs/thingpark-api.md). */
+export const SPEC_7_3: Readonly<SimulatorOptions> = {
   fleet: 2500,
-  pageIndexBase: 0,
+  identifiers: 'skewed',
+  pageIndexBase: 1,
+  pageZero: 'refuse',
+  minPageSize: 1,
   maxPageSize: 5000,
-  includeCount: false,
+  cursorMode: true,
+  devEUIFilter: true,
+  includeCount: true,
+  nowFormat: 'iso',
+  briefRef: false,
   latencyMs: 0,
   changes: [],
   missingDevice: 404,
 };
 
+/** What the simulator played before it followed the spec: pages from 0, no count, `now` in epoch ms, briefs with `ref`. */
+export const LEGACY: Readonly<SimulatorOptions> = {
+  ...SPEC_7_3,
+  identifiers: 'one-oui',
+  pageIndexBase: 0,
+  pageZero: 'first',
+  includeCount: false,
+  nowFormat: 'epoch',
+  briefRef: true,
+};
+
+// The defaults switch to SPEC_7_3 when the exporter reads the list the spec's way.
+const DEFAULTS = LEGACY;
+
 /**
  * The ThingPark platform on 127.0.0.1: the device list as docs/thingpark-api.md describes it
- * (`{ briefs, more, now }`, pageIndex/pageSize, Bearer tokens), the single-device route
- * (`.../devices/{ref}` or `.../devices/e{EUI}`) and the Keycloak token endpoint on its
- * documented path, on one host like the real thing. The fleet can change while it is read
- * (`changes`). Every undocumented behaviour is an option; options can be changed while it
- * runs.
+ * (offset and cursor paging, `sort`, the `devEUI` filter, Bearer tokens), the single-device
+ * route (`.../devices/e{EUI}`, or `.../devices/{ref}` where briefs carry one) and the
+ * Keycloak token endpoint on its documented path, on one host like the real thing. The fleet
+ * can change while it is read (`changes`). Every behaviour a deployment may differ in is an
+ * option; options can be changed while it runs.
  */
 export async function startPlatform(options: Partial<SimulatorOptions> = {}, token: Partial<TokenServerOptions> = {}): Promise<Platform> {
   const settings: SimulatorOptions = { ...DEFAULTS, ...options };
-  const stats: SimulatorStats = {
-    requests: 0,
-    byPage: new Map(),
-    lookups: 0,
-    byDevice: new Map(),
-    removed: [],
-    added: [],
-    rejected: 0,
-    unauthorized: 0,
-    inFlight: 0,
-    maxInFlight: 0,
-    tokens: new Set(),
-    firstAt: 0,
-    lastAt: 0,
-  };
+  const stats = freshStats();
   const bucket = { level: 0, at: 0 };
-  // The fleet as it is now, made afresh when `fleet` is set to another one.
-  let fleet = new LiveFleet(settings.fleet);
-  const live = (): LiveFleet => (fleet.source === settings.fleet ? fleet : (fleet = new LiveFleet(settings.fleet)));
+  // The fleet as it is now, made afresh when the fleet or the shape of its briefs is set to another.
+  let fleet = new LiveFleet(settings.fleet, shapeOf(settings));
+  const live = (): LiveFleet => {
+    const { identifiers, ref } = shapeOf(settings);
+    if (fleet.source !== settings.fleet || fleet.shape.identifiers !== identifiers || fleet.shape.ref !== ref)
+      fleet = new LiveFleet(settings.fleet, { identifiers, ref });
+    return fleet;
+  };
   let applied = new WeakSet<FleetChange>();
-  // The furthest position any page has reached: where 'served' changes go.
-  let servedEnd = 0;
-  // Page bodies rendered by `prerender`, for this fleet as it was made, by position.
-  let rendered: { fleet: Fleet; includeCount: boolean; size: number; bodies: { body: Buffer; briefs: number }[] } | undefined;
+  // The furthest place pages have reached, per order and filter: where 'served' changes go.
+  let reached = new Map<string, number | string>();
+  let lastView: View = { order: 'creation', prefixes: [] };
+  // Attempts per cursor page (sort, filter and cursor), as `byPage` counts offset pages.
+  let cursorAttempts = new Map<string, number>();
+  let rendered: { briefs: RenderedBriefs; size: number; at: number } | undefined;
 
   const server: Server = createServer((req, res) => {
     if (req.url?.startsWith('/users-auth/')) {
@@ -240,50 +288,122 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
       json(res, status, { code: status, message: 'Too many requests' }, headers);
       return;
     }
-    if (single !== '') {
-      await serveDevice(req, res, single, bearer);
+    if (single !== '') await serveDevice(req, res, single, bearer);
+    else await serveList(req, res, requestUrl.searchParams, bearer);
+  }
+
+  /** `GET .../devices`: one page of the list, offset or cursor, or 400 for parameters it cannot read. */
+  async function serveList(req: IncomingMessage, res: ServerResponse, params: URLSearchParams, bearer: string): Promise<void> {
+    const record = remember(params);
+    res.on('finish', () => {
+      record.status = res.statusCode;
+    });
+    const query = readQuery(params, settings);
+    if ('refused' in query) {
+      stats.refusedRequests += 1;
+      json(res, 400, { code: 400, message: query.refused });
       return;
     }
-
-    const pageIndex = Number(requestUrl.searchParams.get('pageIndex') ?? settings.pageIndexBase);
-    const pageSize = Number(requestUrl.searchParams.get('pageSize') ?? 100);
-    if (!Number.isInteger(pageIndex) || !Number.isInteger(pageSize) || pageIndex < 0 || pageSize < 1) {
-      json(res, 400, { code: 400, message: 'Invalid paging parameters' });
-      return;
-    }
-    const attempt = (stats.byPage.get(pageIndex) ?? 0) + 1;
-    stats.byPage.set(pageIndex, attempt);
-
-    if (await answeredByFault(settings.fault?.({ pageIndex, pageSize, attempt, bearer }), req, res)) return;
+    const { paging } = query;
+    record.mode = paging.mode;
+    if (paging.mode === 'offset') stats.offsetRequests += 1;
+    else stats.cursorRequests += 1;
+    const request = stats.offsetRequests + stats.cursorRequests;
+    const attempt = countAttempt(query);
+    const fault = settings.fault?.({
+      mode: paging.mode,
+      pageIndex:
+        paging.mode === 'offset'
+          ? paging.pageIndex
+          : settings.pageIndexBase + Math.floor((paging.after === undefined ? 0 : placeOf(live(), query.view, paging.after)) / query.size),
+      ...(paging.mode === 'cursor' && paging.pageAfter !== undefined ? { pageAfter: paging.pageAfter } : {}),
+      pageSize: query.askedSize,
+      ...(query.sort === undefined ? {} : { sort: query.sort }),
+      devEUI: query.devEUI,
+      attempt,
+      bearer,
+    });
+    if (await answeredByFault(fault, req, res)) return;
     if (settings.latencyMs > 0) await sleep(settings.latencyMs);
 
-    const size = Math.min(pageSize, settings.maxPageSize);
-    // A server counting from 1 reads page 0 as page 1: the first page twice, as documented.
-    const position = Math.max(0, pageIndex - settings.pageIndexBase);
-    const start = position * size;
-    const ready = rendered?.size === size && rendered.fleet === settings.fleet && rendered.includeCount === settings.includeCount && !settings.revise;
-    const page = (ready ? rendered?.bodies[position] : undefined) ?? renderPage(start, size);
-    servedEnd = Math.max(servedEnd, start + page.briefs);
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(page.body) });
-    res.end(page.body);
-    applyChanges((change) => change.afterPage === pageIndex);
+    const page = selectPage(live(), query, settings.offsetCap);
+    if ('refused' in page) {
+      stats.refusedRequests += 1;
+      json(res, 400, { code: 400, message: page.refused });
+      return;
+    }
+    send(res, bodyOf(query, page));
+    noteReached(query.view, page.ids, page.start);
+    lastView = query.view;
+    applyChanges(
+      (change) => (paging.mode === 'offset' && change.afterPage === paging.pageIndex) || (change.afterRequest !== undefined && change.afterRequest <= request),
+      query.view,
+    );
   }
 
-  /** The page of `size` devices from `start` of the fleet as it is now: its JSON, and how many briefs it holds. */
-  function renderPage(start: number, size: number): { body: string | Buffer; briefs: number } {
-    const total = live().size;
-    const revise = settings.revise;
-    const briefs = revise
-      ? live()
-          .slice(start, start + size)
-          .map(revise)
-      : live().slice(start, start + size);
-    const page: Record<string, unknown> = { briefs, more: start + briefs.length < total, now: Date.now() };
-    if (settings.includeCount) page.count = total;
-    return { body: JSON.stringify(page), briefs: briefs.length };
+  function remember(params: URLSearchParams): ListRequestRecord {
+    const number = (name: string) => (params.has(name) ? { [name]: Number(params.get(name)) } : {});
+    const text = (name: string) => (params.has(name) ? { [name]: params.get(name) ?? '' } : {});
+    const record: ListRequestRecord = { ...number('pageIndex'), ...number('pageSize'), ...text('pageAfter'), ...text('sort'), devEUI: params.getAll('devEUI') };
+    stats.recent.push(record);
+    if (stats.recent.length > RECENT_REQUESTS) stats.recent.shift();
+    return record;
   }
 
-  /** `GET .../devices/{id}`: the device by ref or by `e` + EUI, or the not-found answer. */
+  /** The attempt this request is at: per page index for offset pages, per sort, filter and cursor for cursor pages. */
+  function countAttempt({ paging, sort, devEUI }: ListQuery): number {
+    if (paging.mode === 'offset') {
+      const attempt = (stats.byPage.get(paging.pageIndex) ?? 0) + 1;
+      stats.byPage.set(paging.pageIndex, attempt);
+      return attempt;
+    }
+    const key = JSON.stringify([sort, devEUI, paging.pageAfter]);
+    const attempt = (cursorAttempts.get(key) ?? 0) + 1;
+    cursorAttempts.set(key, attempt);
+    return attempt;
+  }
+
+  /** A page's body: from prerendered bytes where there are some for this fleet, rendered now otherwise. */
+  function bodyOf(query: ListQuery, page: { ids: number[]; more: boolean; count: number }): Buffer[] {
+    const current = live();
+    const prepared = settings.revise ? undefined : rendered;
+    const usable = prepared?.briefs.fits(current) === true;
+    // Offset pages of the prerendered size in the default order keep the time of rendering, as if rendered then.
+    const asRendered =
+      usable &&
+      prepared.size === query.size &&
+      current.version === 0 &&
+      query.paging.mode === 'offset' &&
+      query.view.order === 'creation' &&
+      query.view.prefixes.length === 0;
+    const at = asRendered ? prepared.at : Date.now();
+    const envelope: Envelope = { more: page.more, now: settings.nowFormat === 'iso' ? new Date(at).toISOString() : at };
+    if (settings.includeCount) envelope.count = page.count;
+    const last = page.ids.at(-1);
+    if (settings.cursorMode && query.view.order !== 'creation' && page.more && last !== undefined)
+      envelope.cursors = { last: encodeCursor(current.euiOf(last)) };
+    const revise = settings.revise ?? ((brief: Brief) => brief);
+    const slices = usable
+      ? prepared.briefs.slices(page.ids, current)
+      : page.ids.length === 0
+        ? []
+        : [Buffer.from(JSON.stringify(page.ids.map((id) => revise(current.brief(id)))).slice(1, -1))];
+    return pageBody(slices, envelope);
+  }
+
+  function noteReached(view: View, ids: readonly number[], start: number): void {
+    const key = JSON.stringify(view);
+    const before = reached.get(key);
+    const last = ids.at(-1);
+    if (view.order === 'creation') reached.set(key, Math.max(typeof before === 'number' ? before : 0, start + ids.length));
+    else if (last !== undefined) {
+      const eui = live().euiOf(last);
+      const further = before === undefined || (view.order === 'asc' ? eui > before : eui < before);
+      if (further) reached.set(key, eui);
+    }
+  }
+
+  /** `GET .../devices/{id}`: the device by `e` + EUI, or by ref where briefs carry one, or the not-found answer. */
   async function serveDevice(req: IncomingMessage, res: ServerResponse, id: string, bearer: string): Promise<void> {
     stats.lookups += 1;
     const lookup = stats.lookups;
@@ -291,7 +411,7 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
     stats.byDevice.set(id, attempt);
     if (await answeredByFault(settings.lookupFault?.({ id, attempt, bearer }), req, res)) return;
     if (settings.latencyMs > 0) await sleep(settings.latencyMs);
-    applyChanges((change) => change.beforeLookup === lookup);
+    applyChanges((change) => change.beforeLookup === lookup, lastView);
     const found = live().find(id);
     const brief = found && settings.revise ? settings.revise(found) : found;
     if (brief) json(res, 200, brief);
@@ -313,16 +433,13 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
     return false;
   }
 
-  function applyChanges(due: (change: FleetChange) => boolean): void {
+  function applyChanges(due: (change: FleetChange) => boolean, view: View): void {
     for (const change of settings.changes) {
       if (applied.has(change) || !due(change)) continue;
       applied.add(change);
-      rendered = undefined;
-      const current = live();
-      const count = change.remove ?? (typeof change.add === 'number' ? change.add : (change.add?.length ?? 0));
-      const at = change.at === 'served' ? Math.max(0, servedEnd - count) : change.at === 'unserved' ? current.size - (change.remove ?? 0) : change.at;
-      if (change.remove !== undefined) stats.removed.push(...current.remove(at, change.remove));
-      if (change.add !== undefined) stats.added.push(...current.insert(at, change.add));
+      const { removed, added } = applyChange(live(), change, view, reached.get(JSON.stringify(view)));
+      stats.removed.push(...removed);
+      stats.added.push(...added);
     }
   }
 
@@ -343,30 +460,21 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
     reset(overrides = {}) {
       for (const name of Object.keys(settings) as (keyof SimulatorOptions)[]) delete settings[name];
       Object.assign(settings, DEFAULTS, overrides);
-      Object.assign(stats, { requests: 0, lookups: 0, removed: [], added: [], rejected: 0, unauthorized: 0, maxInFlight: 0, firstAt: 0, lastAt: 0 });
-      stats.byPage.clear();
-      stats.byDevice.clear();
-      fleet = new LiveFleet(settings.fleet);
+      Object.assign(stats, freshStats(), { tokens: stats.tokens, inFlight: stats.inFlight });
+      fleet = new LiveFleet(settings.fleet, shapeOf(settings));
       applied = new WeakSet();
-      servedEnd = 0;
+      reached = new Map();
+      lastView = { order: 'creation', prefixes: [] };
+      cursorAttempts = new Map();
       Object.assign(tokens, { grants: 0, requests: 0, fault: undefined, lifetimeSeconds: token.lifetimeSeconds ?? 300 });
       return platform;
     },
-    fleet: () => {
-      // Whoever takes the fleet may change it: bodies rendered from it before would be stale.
-      rendered = undefined;
-      return live();
-    },
+    fleet: live,
     prerender(pageSize) {
-      const size = Math.min(pageSize, settings.maxPageSize);
-      const { fleet: source, includeCount } = settings;
-      if (rendered?.fleet === source && rendered.size === size && rendered.includeCount === includeCount) return;
-      const bodies: { body: Buffer; briefs: number }[] = [];
-      for (let start = 0; start < live().size; start += size) {
-        const page = renderPage(start, size);
-        bodies.push({ body: Buffer.from(page.body), briefs: page.briefs });
-      }
-      rendered = { fleet: source, includeCount, size, bodies };
+      const current = live();
+      const briefs = rendered?.briefs.fits(current) ? rendered.briefs : new RenderedBriefs(current);
+      current.euiIndex();
+      rendered = { briefs, size: Math.min(Math.max(pageSize, settings.minPageSize), settings.maxPageSize), at: Date.now() };
     },
     close: () =>
       new Promise<void>((resolve) => {
@@ -375,6 +483,40 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
       }),
   };
   return platform;
+}
+
+function shapeOf(settings: SimulatorOptions): { identifiers: Identifiers; ref: boolean } {
+  return { identifiers: settings.identifiers, ref: settings.briefRef };
+}
+
+function freshStats(): SimulatorStats {
+  return {
+    requests: 0,
+    offsetRequests: 0,
+    cursorRequests: 0,
+    refusedRequests: 0,
+    byPage: new Map(),
+    recent: [],
+    lookups: 0,
+    byDevice: new Map(),
+    removed: [],
+    added: [],
+    rejected: 0,
+    unauthorized: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    tokens: new Set(),
+    firstAt: 0,
+    lastAt: 0,
+  };
+}
+
+function send(res: ServerResponse, body: readonly Buffer[]): void {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.reduce((sum, part) => sum + part.length, 0) });
+  res.cork();
+  for (const part of body) res.write(part);
+  res.end();
+  res.uncork();
 }
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
