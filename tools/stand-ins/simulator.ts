@@ -310,19 +310,7 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
     else stats.cursorRequests += 1;
     const request = stats.offsetRequests + stats.cursorRequests;
     const attempt = countAttempt(query);
-    const fault = settings.fault?.({
-      mode: paging.mode,
-      pageIndex:
-        paging.mode === 'offset'
-          ? paging.pageIndex
-          : settings.pageIndexBase + Math.floor((paging.after === undefined ? 0 : placeOf(live(), query.view, paging.after)) / query.size),
-      ...(paging.mode === 'cursor' && paging.pageAfter !== undefined ? { pageAfter: paging.pageAfter } : {}),
-      pageSize: query.askedSize,
-      ...(query.sort === undefined ? {} : { sort: query.sort }),
-      devEUI: query.devEUI,
-      attempt,
-      bearer,
-    });
+    const fault = settings.fault?.(deviceRequest(query, attempt, bearer));
     if (await answeredByFault(fault, req, res)) return;
     if (settings.latencyMs > 0) await sleep(settings.latencyMs);
 
@@ -339,6 +327,23 @@ export async function startPlatform(options: Partial<SimulatorOptions> = {}, tok
       (change) => (paging.mode === 'offset' && change.afterPage === paging.pageIndex) || (change.afterRequest !== undefined && change.afterRequest <= request),
       query.view,
     );
+  }
+
+  /** The request as fault rules see it. */
+  function deviceRequest({ paging, view, size, askedSize, sort, devEUI }: ListQuery, attempt: number, bearer: string): DeviceRequest {
+    if (paging.mode === 'offset')
+      return { mode: 'offset', pageIndex: paging.pageIndex, pageSize: askedSize, ...(sort === undefined ? {} : { sort }), devEUI, attempt, bearer };
+    const place = paging.after === undefined ? 0 : placeOf(live(), view, paging.after);
+    return {
+      mode: 'cursor',
+      pageIndex: settings.pageIndexBase + Math.floor(place / size),
+      ...(paging.pageAfter === undefined ? {} : { pageAfter: paging.pageAfter }),
+      pageSize: askedSize,
+      ...(sort === undefined ? {} : { sort }),
+      devEUI,
+      attempt,
+      bearer,
+    };
   }
 
   function remember(params: URLSearchParams): ListRequestRecord {
