@@ -149,8 +149,8 @@ export function selectPage(fleet: LiveFleet, query: ListQuery, cap: OffsetCap | 
 
 /** How many devices a view holds now: the platform's `count`. */
 export function viewLength(fleet: LiveFleet, view: View): number {
-  if (view.order !== 'creation') return ranges(fleet, view).reduce((sum, [from, to]) => sum + to - from, 0);
-  return view.prefixes.length === 0 ? fleet.size : fleet.matching(view.prefixes).length;
+  if (view.prefixes.length === 0) return fleet.size;
+  return ranges(fleet, view).reduce((sum, [from, to]) => sum + to - from, 0);
 }
 
 /** The ids at places `[start, end)` of a view, in its order. */
