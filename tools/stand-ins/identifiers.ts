@@ -1,7 +1,7 @@
 /**
  * The EUIs of a generated fleet. Each is a pure function of the device's index: two runs,
- * or two processes, agree, no two indexes share an EUI, and a million of them cost well
- * under a second.
+ * or two processes, agree, no two indexes share an EUI, and a million of them take about a
+ * second to make.
  *
  * - `'one-oui'`: `70B3D5` and the index, one vendor's dense block (what the simulator made
  *   before identifiers were an option).
