@@ -72,16 +72,17 @@ export class PlatformError extends ExporterError {
   }
 }
 
-/** A device page was not the documented `{ briefs: [...], more }` object. */
+/** A device page was not the documented `{ briefs: [...], more, count, now }` object. */
 export class MalformedPageError extends ExporterError {
   override readonly name = 'MalformedPageError';
   readonly code = ErrorCode.PAGE_MALFORMED;
   constructor(
-    readonly pageIndex: number,
+    /** How messages name the page: `page 3`, or a cursor sweep's `page 2 of range 70B3D5 (asc)`. */
+    readonly page: string,
     problem: string,
     excerpt: string,
   ) {
-    super(`Page ${pageIndex} is malformed: ${problem}. Body starts with: ${JSON.stringify(excerpt)}`);
+    super(`${page.charAt(0).toUpperCase()}${page.slice(1)} is malformed: ${problem}. Body starts with: ${JSON.stringify(excerpt)}`);
   }
 }
 

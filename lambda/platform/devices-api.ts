@@ -14,8 +14,24 @@ export interface DevicePage {
   briefs: Brief[];
   /** False on the last page; undefined where a deployment leaves it out. */
   more: boolean | undefined;
-  /** The fleet's size as the platform counted it for this page, where a deployment sends it. */
+  /** The devices matching the request's filter as the platform counted them for this page (the spec requires it; older deployments may leave it out). */
   count?: number;
+  /** `cursors.last`: what `pageAfter` takes to read on, in cursor mode, while `more` is true. */
+  cursor?: string;
+}
+
+/**
+ * One request of the device list. Offset mode names a page (`pageIndex`); cursor mode sorts
+ * by EUI and reads on from the previous page's cursor (`pageAfter`), the first page of a
+ * sweep having neither. `prefixes` filter by EUI prefix (`devEUI`, repeatable: their union).
+ */
+export interface ListQuery {
+  pageIndex?: number;
+  order?: 'asc' | 'desc';
+  after?: string;
+  prefixes?: readonly string[];
+  /** Instead of the configured page size: a request that wants only the page's `count`. */
+  pageSize?: number;
 }
 
 /** Counters the run summary reports; shared by every request of a run. */
@@ -40,13 +56,29 @@ export interface PageSource {
  * timeout, retried on transient failures, re-authorised once on a 401, and validated.
  */
 export function pageFetcher(source: PageSource): (index: number, signal: AbortSignal) => Promise<DevicePage> {
+  const list = listFetcher(source);
+  return (index, signal) => list({ pageIndex: index }, { priority: index, name: `page ${index}` }, signal);
+}
+
+/** As `pageFetcher`, for any request of the list: offset or cursor, filtered or not. */
+export function listFetcher(source: PageSource): (query: ListQuery, target: Target, signal: AbortSignal) => Promise<DevicePage> {
   const root = devicesUrl(source);
-  return (index, signal) =>
+  return (query, target, signal) =>
     source.retry(async (attemptSignal) => {
-      const url = `${root}?pageIndex=${index}&pageSize=${source.pageSize}`;
-      const answer = await authorisedGet(source, url, { priority: index, name: `page ${index}` }, attemptSignal);
-      return parsePage(index, answer.body, answer.contentType, answer.token);
+      const answer = await authorisedGet(source, `${root}?${listParameters(query, source.pageSize)}`, target, attemptSignal);
+      return parsePage(query.pageIndex ?? 0, answer.body, answer.contentType, answer.token, target.name);
     }, signal);
+}
+
+/** The query string of a list request. URLSearchParams encodes the cursor (it ends in `=`) as the spec asks. */
+export function listParameters(query: ListQuery, pageSize: number): string {
+  const parameters = new URLSearchParams();
+  if (query.pageIndex !== undefined) parameters.set('pageIndex', String(query.pageIndex));
+  parameters.set('pageSize', String(query.pageSize ?? pageSize));
+  if (query.order) parameters.set('sort', `EUI,${query.order}`);
+  if (query.after !== undefined) parameters.set('pageAfter', query.after);
+  for (const prefix of query.prefixes ?? []) parameters.append('devEUI', prefix);
+  return parameters.toString();
 }
 
 /** The device list's URL on the configured platform. */
@@ -148,26 +180,26 @@ async function send(source: PageSource, url: string, target: Target, signal: Abo
 }
 
 /**
- * The documented shape `{ briefs: [...], more, now }`; anything else is a malformed page.
- * Only a JSON answer is quoted, and with the token masked (see common/redact.ts): a proxy's
- * error page may echo the request headers.
+ * The documented shape `{ briefs: [...], more, count, now, cursors? }`; anything else is a
+ * malformed page. Only a JSON answer is quoted, and with the token masked (see
+ * common/redact.ts): a proxy's error page may echo the request headers.
  */
-export function parsePage(index: number, body: string, contentType: string, token?: string): DevicePage {
+export function parsePage(index: number, body: string, contentType: string, token?: string, name = `page ${index}`): DevicePage {
   const secrets = token ? [token] : [];
   const malformed = (problem: string) =>
     isJsonMediaType(contentType)
-      ? new MalformedPageError(index, problem, excerpt(body, secrets))
-      : new MalformedPageError(index, `${problem} (${unquoted(body, contentType, secrets)})`, '');
+      ? new MalformedPageError(name, problem, excerpt(body, secrets))
+      : new MalformedPageError(name, `${problem} (${unquoted(body, contentType, secrets)})`, '');
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new MalformedPageError(index, `not JSON (content-type "${headerValue(contentType, secrets)}"), ${characters(body.length)}, not quoted`, '');
+    throw new MalformedPageError(name, `not JSON (content-type "${headerValue(contentType, secrets)}"), ${characters(body.length)}, not quoted`, '');
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw malformed('expected an object with "briefs"');
   }
-  const { briefs, more } = parsed as { briefs?: unknown; more?: unknown };
+  const { briefs, more, cursors } = parsed as { briefs?: unknown; more?: unknown; cursors?: unknown };
   if (!Array.isArray(briefs)) {
     throw malformed('"briefs" is missing or not an array');
   }
@@ -179,9 +211,26 @@ export function parsePage(index: number, body: string, contentType: string, toke
       throw malformed('a brief is not an object');
     }
   }
-  // Informative only (see docs/thingpark-api.md): a count of another type is left out, not refused.
+  const cursor = cursorOf(cursors);
+  if (cursor === null) throw malformed('"cursors" is not an object whose "last" is a string');
+  // Checked where it decides something (the ranges' completeness); a count of another type is left out, not refused.
   const { count } = parsed as { count?: unknown };
-  return { index, briefs: briefs as Brief[], more, ...(typeof count === 'number' ? { count } : {}) };
+  return {
+    index,
+    briefs: briefs as Brief[],
+    more,
+    ...(typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? { count } : {}),
+    ...(cursor === undefined ? {} : { cursor }),
+  };
+}
+
+/** `cursors.last`, undefined where there is none, null where `cursors` is not what the spec describes. */
+function cursorOf(cursors: unknown): string | undefined | null {
+  if (cursors === undefined || cursors === null) return undefined;
+  if (typeof cursors !== 'object' || Array.isArray(cursors)) return null;
+  const { last } = cursors as { last?: unknown };
+  if (last === undefined) return undefined;
+  return typeof last === 'string' && last.length > 0 && last.length <= 4096 ? last : null;
 }
 
 /** An error body for a message: a masked excerpt of a JSON answer, or what the answer was. */

@@ -1,0 +1,202 @@
+import { describe, expect, it } from 'vitest';
+import type { Brief, DevicePage, ListQuery } from '../../lambda/platform/devices-api.ts';
+import { CursorSweep, freshCursorState, type CursorState } from '../../lambda/platform/cursor-sweep.ts';
+
+/**
+ * The device list's cursor mode over a fixed list of EUIs, as plain values: enough to
+ * check the sweep's arithmetic (ranges, meeting ends, counts) without a server. The
+ * simulator plays the same protocol over HTTP for the integration tests.
+ */
+interface ListBehaviour {
+  ignoreFilter?: boolean;
+  noCursors?: boolean;
+  /** Devices a filtered request leaves out (a range that ends early). */
+  hideFromFiltered?: (eui: string) => boolean;
+  /** Called before each answer: the list may change under the sweep. */
+  beforeAnswer?: (query: ListQuery, list: string[]) => void;
+}
+
+function cursorList(euis: string[], pageSize: number, behaviour: ListBehaviour = {}) {
+  const list = [...euis].sort();
+  const queries: ListQuery[] = [];
+  const fetch = (query: ListQuery): Promise<DevicePage> => {
+    queries.push(query);
+    behaviour.beforeAnswer?.(query, list);
+    const prefixes = behaviour.ignoreFilter ? [] : (query.prefixes ?? []);
+    const filtered = prefixes.length > 0;
+    let matching = list.filter((eui) => prefixes.length === 0 || prefixes.some((prefix) => eui.startsWith(prefix)));
+    if (filtered && behaviour.hideFromFiltered) matching = matching.filter((eui) => !behaviour.hideFromFiltered?.(eui));
+    if (query.order === 'desc') matching.reverse();
+    const after = query.after === undefined ? undefined : (JSON.parse(Buffer.from(query.after, 'base64').toString()) as { EUI: string }).EUI;
+    const start = after === undefined ? 0 : matching.findIndex((eui) => (query.order === 'desc' ? eui < after : eui > after));
+    const size = query.pageSize ?? pageSize;
+    const page = start < 0 ? [] : matching.slice(start, start + size);
+    const more = start >= 0 && start + size < matching.length;
+    const last = page.at(-1);
+    return Promise.resolve({
+      index: 0,
+      briefs: page.map((EUI): Brief => ({ EUI })),
+      more,
+      count: matching.length,
+      ...(more && !behaviour.noCursors && last ? { cursor: Buffer.from(JSON.stringify({ EUI: last })).toString('base64') } : {}),
+    });
+  };
+  return { list, queries, fetch };
+}
+
+async function sweepAll(
+  euis: string[],
+  options: { pageSize?: number; sweeps?: number; behaviour?: ListBehaviour; state?: CursorState; pause?: AbortSignal } = {},
+) {
+  const pageSize = options.pageSize ?? 10;
+  const platform = cursorList(euis, pageSize, options.behaviour);
+  const taken: string[] = [];
+  const seen = new Set<string>();
+  const state = options.state ?? freshCursorState();
+  const sweep = new CursorSweep(
+    {
+      fetch: platform.fetch,
+      take: (briefs, again) => {
+        for (const { EUI } of briefs as { EUI: string }[]) {
+          if (again && seen.has(EUI)) continue;
+          seen.add(EUI);
+          taken.push(EUI);
+        }
+        return Promise.resolve();
+      },
+      pageSize,
+      sweeps: options.sweeps ?? 8,
+    },
+    state,
+    new AbortController().signal,
+    options.pause,
+  );
+  const outcome = await sweep.run();
+  return { outcome, taken, state, queries: platform.queries, list: platform.list };
+}
+
+const hex = (n: number, digits = 16) => n.toString(16).toUpperCase().padStart(digits, '0');
+/** The i-th of a sequence of distinct values spread evenly over `digits` hex digits (a multiplicative hash). */
+const spread = (i: number, digits: number) => ((BigInt(i + 1) * 0x9e3779b97f4a7c15n) % 16n ** BigInt(digits)).toString(16).toUpperCase().padStart(digits, '0');
+/** 95 % under one OUI, the rest DevEUIs spread over the space and IMEIs. */
+function skewedFleet(size: number): string[] {
+  return Array.from({ length: size }, (_, i) => {
+    if (i % 100 < 95) return `70B3D5${spread(i, 10)}`;
+    if (i % 100 < 99) return spread(i, 16);
+    return String(350000000000000 + i * 104729).padStart(15, '0');
+  });
+}
+
+function duplicatesOf(values: string[]): string[] {
+  return values.filter((value, index) => values.indexOf(value) !== index);
+}
+
+describe('CursorSweep', () => {
+  it('reads a small fleet from both ends in two requests, each device once', async () => {
+    const euis = Array.from({ length: 15 }, (_, i) => hex(i));
+    const { outcome, taken, queries, state } = await sweepAll(euis);
+    expect(outcome).toBe('complete');
+    expect([...taken].sort()).toEqual([...euis].sort());
+    expect(queries).toHaveLength(2);
+    expect(state).toMatchObject({ mode: 'ranges', pages: 2, wasted: 0 });
+  });
+
+  it('splits a skewed fleet with mixed identifiers into ranges and reads every device exactly once', async () => {
+    const euis = skewedFleet(5000);
+    const { outcome, taken, state, queries } = await sweepAll(euis, { pageSize: 50, sweeps: 16 });
+    expect(outcome).toBe('complete');
+    expect(duplicatesOf(taken)).toEqual([]);
+    expect(taken).toHaveLength(euis.length);
+    expect(state.fallback).toBeUndefined();
+    // The OUI's range is split past its six shared digits, not one digit per round.
+    const prefixes = state.ranges.map((range) => range.prefix);
+    expect(prefixes.filter((prefix) => prefix.startsWith('70B3D5')).length).toBeGreaterThan(1);
+    const asked = new Set(queries.flatMap((query) => query.prefixes ?? []));
+    expect(['70B3', '70B3D'].filter((prefix) => asked.has(prefix))).toEqual([]);
+    // Disjoint ranges: no prefix is the start of another.
+    expect(prefixes.filter((prefix) => prefixes.some((other) => other !== prefix && other.startsWith(prefix)))).toEqual([]);
+    // Requests: the fleet's pages, plus the probes of the ranges that were split.
+    const pages = Math.ceil(euis.length / 50);
+    expect(queries.length).toBeLessThan(pages * 1.5);
+  });
+
+  it('answers no-cursor-mode on the first probe of a platform without cursors, having taken nothing', async () => {
+    const { outcome, taken } = await sweepAll(
+      Array.from({ length: 30 }, (_, i) => hex(i)),
+      { behaviour: { noCursors: true } },
+    );
+    expect(outcome).toBe('no-cursor-mode');
+    expect(taken).toEqual([]);
+  });
+
+  it('falls back to one unfiltered sweep when the platform ignores the filter, and still takes each device once', async () => {
+    const euis = skewedFleet(2000);
+    const { outcome, taken, state } = await sweepAll(euis, { pageSize: 20, sweeps: 16, behaviour: { ignoreFilter: true } });
+    expect(outcome).toBe('complete');
+    expect(state).toMatchObject({ mode: 'single', fallback: 'filter-ignored' });
+    expect(duplicatesOf(taken)).toEqual([]);
+    expect(taken).toHaveLength(euis.length);
+  });
+
+  it('falls back when a range ends short of its count', async () => {
+    const euis = skewedFleet(2000);
+    const hidden = euis[1234] as string;
+    const { taken, state } = await sweepAll(euis, { pageSize: 20, sweeps: 16, behaviour: { hideFromFiltered: (eui) => eui === hidden } });
+    expect(state.fallback).toMatch(/range-short|fleet-short/);
+    expect(taken).toContain(hidden);
+    expect(taken).toHaveLength(euis.length);
+  });
+
+  it('falls back when devices sit outside every range (an EUI that is not hex)', async () => {
+    const euis = [...skewedFleet(1000), '70B3D5:0000000001', '70B3D5@0000000002'];
+    const { taken, state } = await sweepAll(euis, { pageSize: 10, sweeps: 16 });
+    expect(state.fallback).toBe('fleet-short');
+    expect(taken).toEqual(expect.arrayContaining(['70B3D5:0000000001', '70B3D5@0000000002']));
+    expect(taken).toHaveLength(euis.length);
+  });
+
+  it('skips no device when devices are deleted mid-sweep, and needs no fallback', async () => {
+    const euis = skewedFleet(3000);
+    let requests = 0;
+    const deleted: string[] = [];
+    const { taken, state } = await sweepAll(euis, {
+      pageSize: 25,
+      sweeps: 16,
+      behaviour: {
+        beforeAnswer: (_query, list) => {
+          requests += 1;
+          // Every 10th request deletes a device somewhere in the list.
+          if (requests % 10 === 0) deleted.push(...list.splice((requests * 37) % list.length, 1));
+        },
+      },
+    });
+    expect(state.fallback).toBeUndefined();
+    const survivors = euis.filter((eui) => !deleted.includes(eui));
+    expect(survivors.filter((eui) => !taken.includes(eui))).toEqual([]);
+    expect(duplicatesOf(taken)).toEqual([]);
+  });
+
+  it('pauses at a page boundary and resumes from its state to the same result', async () => {
+    const euis = skewedFleet(3000);
+    const pause = new AbortController();
+    let answered = 0;
+    const first = await sweepAll(euis, {
+      pageSize: 25,
+      sweeps: 16,
+      pause: pause.signal,
+      behaviour: {
+        beforeAnswer: () => {
+          answered += 1;
+          if (answered === 40) pause.abort();
+        },
+      },
+    });
+    expect(first.outcome).toBe('paused');
+    const state = JSON.parse(JSON.stringify(first.state)) as CursorState;
+    const second = await sweepAll(euis, { pageSize: 25, sweeps: 16, state });
+    expect(second.outcome).toBe('complete');
+    const all = [...first.taken, ...second.taken];
+    expect(duplicatesOf(all)).toEqual([]);
+    expect([...all].sort()).toEqual([...euis].sort());
+  });
+});
