@@ -86,7 +86,8 @@ const PROBE_PRIORITY = Number.MIN_SAFE_INTEGER;
 export class CursorSweep {
   readonly #lock: { chain: Promise<void> } = { chain: Promise.resolve() };
   readonly #running = new Set<Promise<void>>();
-  #failure: unknown;
+  /** The first failure of any sweep; the others are stopped by it. */
+  #failure: Error | undefined;
   /** Aborted to stop every sweep at once: the ranges were given up, or there is no cursor mode. */
   #halt = new AbortController();
   #signal: AbortSignal;
@@ -134,7 +135,7 @@ export class CursorSweep {
     while (this.#running.size > 0) await Promise.race(this.#running);
     // The run's own abort (its deadline, a failure elsewhere) is thrown as it came, an error or the signal's reason.
     this.outer.throwIfAborted();
-    if (this.#failure !== undefined) throw this.#failure instanceof Error ? this.#failure : new Error(String(this.#failure));
+    if (this.#failure !== undefined) throw this.#failure;
   }
 
   #complete(): boolean {
@@ -146,7 +147,7 @@ export class CursorSweep {
       .catch((error: unknown) => {
         // Stopped on purpose (paused, or every sweep halted): not a failure. The run's own abort is, and is thrown by #readAll.
         if (this.#stopped(error)) return;
-        this.#failure ??= error;
+        this.#failure ??= error instanceof Error ? error : new Error(`A sweep failed: ${typeof error}`);
         this.#halt.abort(error);
       })
       .finally(() => this.#running.delete(running));
