@@ -12,7 +12,10 @@ export interface Config {
   bucket: string;
   prefix: string;
   pageSize: number;
-  firstPageIndex: number;
+  /** Where offset paging starts; undefined: learned from the platform (devices-api.ts `firstPageIndex`). */
+  firstPageIndex?: number;
+  /** `auto`: cursor mode where the platform has it, offsets where not; `offset`: offsets always. */
+  paging: 'auto' | 'offset';
   concurrency: number;
   maxConcurrency: number;
   requestTimeoutMs: number;
@@ -57,7 +60,9 @@ export function loadConfig(env: Env = process.env): Config {
     bucket: readText(env, 'SNAPSHOT_BUCKET', problems),
     prefix,
     pageSize: readInteger(env, 'THINGPARK_PAGE_SIZE', problems),
-    firstPageIndex: readInteger(env, 'THINGPARK_FIRST_PAGE_INDEX', problems),
+    // Unset: learned from the platform, which the spec says counts from 1 and older deployments from 0.
+    ...(isGiven(env, 'THINGPARK_FIRST_PAGE_INDEX') ? { firstPageIndex: readInteger(env, 'THINGPARK_FIRST_PAGE_INDEX', problems) } : {}),
+    paging: readChoice(env, 'THINGPARK_PAGING', problems),
     concurrency: readInteger(env, 'THINGPARK_CONCURRENCY', problems),
     maxConcurrency: readInteger(env, 'THINGPARK_MAX_CONCURRENCY', problems),
     requestTimeoutMs: readInteger(env, 'THINGPARK_REQUEST_TIMEOUT_MS', problems),

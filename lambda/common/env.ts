@@ -45,6 +45,8 @@ export const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
 /**
  * The variables, in the order docs/configuration.md lists them. Defaults, each chosen for a
  * reason:
+ * - paging auto: cursor mode, which the spec says skips no device, wherever the platform
+ *   has it; offsets (capped, and verified against the previous run) only where it has not.
  * - page size 1000: what Actility's public code uses; larger pages mean fewer requests
  *   against the fair-use budget, and the maximum is not documented, so we stay at a size
  *   seen to work.
@@ -109,7 +111,18 @@ export const VARIABLES = {
     setByStack: true,
   },
   THINGPARK_PAGE_SIZE: { family: 'paging', meaning: 'devices per page', check: integer(1, 100_000), default: 1000 },
-  THINGPARK_FIRST_PAGE_INDEX: { family: 'paging', meaning: 'the index of the first page', check: integer(0, 1), default: 0 },
+  THINGPARK_PAGING: {
+    family: 'paging',
+    meaning: 'cursor mode where the platform has it (auto), or offsets always',
+    check: { kind: 'choice', values: ['auto', 'offset'] },
+    default: 'auto',
+  },
+  THINGPARK_FIRST_PAGE_INDEX: {
+    family: 'paging',
+    meaning: 'offset paging: the index of the first page',
+    check: integer(0, 1, 'or unset, to learn it from the platform'),
+    derived: 'learned from the platform',
+  },
   THINGPARK_CONCURRENCY: { family: 'paging', meaning: 'page requests in flight at the start of a run', check: integer(1, 64), default: 4 },
   THINGPARK_MAX_CONCURRENCY: { family: 'paging', meaning: 'the most page requests in flight the window may grow to', check: integer(1, 64), default: 32 },
   THINGPARK_REQUEST_TIMEOUT_MS: { family: 'platform', meaning: 'timeout of one HTTP request', check: integer(100, 900_000), default: 30_000 },
@@ -187,10 +200,12 @@ export function readText(env: Env, name: NameOf<'text' | 'url' | 'field-list'>, 
   return typeof entry.default === 'string' ? entry.default : '';
 }
 
+/** An integer variable in its range; its default when blank (0 for one without: read those only when given). */
 export function readInteger(env: Env, name: NameOf<'integer'>, problems: Problems): number {
-  const { check, default: fallback } = VARIABLES[name];
+  const entry = VARIABLES[name];
+  const { check } = entry;
   const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return fallback;
+  if (raw === undefined || raw === '') return 'default' in entry ? entry.default : 0;
   const value = Number(raw);
   if (!Number.isInteger(value) || value < check.min || value > check.max) {
     const note = 'note' in check && check.note ? ` (${check.note})` : '';

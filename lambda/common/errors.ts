@@ -14,6 +14,8 @@ export const ErrorCode = {
   CLIENT_REJECTED: 'CLIENT_REJECTED',
   PLATFORM_ERROR: 'PLATFORM_ERROR',
   PAGE_MALFORMED: 'PAGE_MALFORMED',
+  OFFSET_LIMIT: 'OFFSET_LIMIT',
+  LIST_ENDED_EARLY: 'LIST_ENDED_EARLY',
   DEADLINE_NEAR: 'DEADLINE_NEAR',
   RETRY_BUDGET_SPENT: 'RETRY_BUDGET_SPENT',
   COMMIT_UNCERTAIN: 'COMMIT_UNCERTAIN',
@@ -83,6 +85,21 @@ export class MalformedPageError extends ExporterError {
     excerpt: string,
   ) {
     super(`${page.charAt(0).toUpperCase()}${page.slice(1)} is malformed: ${problem}. Body starts with: ${JSON.stringify(excerpt)}`);
+  }
+}
+
+/**
+ * Offset paging did not reach every device the platform counted, so the run is not
+ * committed. The code says how: the platform refused a page past its offset limit
+ * (`OFFSET_LIMIT`), or the list ended short of its count (`LIST_ENDED_EARLY`).
+ */
+export class ListIncompleteError extends ExporterError {
+  override readonly name = 'ListIncompleteError';
+  constructor(
+    readonly code: typeof ErrorCode.OFFSET_LIMIT | typeof ErrorCode.LIST_ENDED_EARLY,
+    message: string,
+  ) {
+    super(message);
   }
 }
 

@@ -1,4 +1,5 @@
 import { MalformedPageError } from '../common/errors.ts';
+import type { Fallback } from '../common/paging.ts';
 import type { Brief, DevicePage, ListQuery, Target } from './devices-api.ts';
 import { childPrefixes, euiOf, rangePagesTarget, shortfall, worthSplitting } from './eui-ranges.ts';
 
@@ -24,13 +25,6 @@ export interface RangeState {
   /** The platform's count for the range on its first page, and on its latest. */
   counts: number[];
 }
-
-/**
- * Why a run gave up its ranges for one unfiltered sweep: a brief outside its range's
- * prefix (the platform ignored the filter), EUIs out of the order asked for, a range that
- * ended short of its count, or ranges that add up to less than the fleet's count.
- */
-export type Fallback = 'filter-ignored' | 'order-broken' | 'range-short' | 'fleet-short';
 
 /** Where a cursor read stands: all a continued run needs to go on (see checkpoints). */
 export interface CursorState {

@@ -81,6 +81,21 @@ export function listParameters(query: ListQuery, pageSize: number): string {
   return parameters.toString();
 }
 
+/**
+ * The page offset paging starts at. The spec says 1, and a platform may refuse page 0 with
+ * 400; older deployments counted from 0. Page 0 is asked for (one device): refused, pages
+ * start at 1; answered, at 0, which loses nothing on a platform that reads 0 as 1 (its
+ * first page comes twice, and the second copy is dropped as a duplicate).
+ */
+export async function firstPageIndex(source: PageSource, signal: AbortSignal): Promise<number> {
+  const url = `${devicesUrl(source)}?${listParameters({ pageIndex: 0, pageSize: 1 }, source.pageSize)}`;
+  const answer = await source.retry(
+    (attemptSignal) => authorisedGet(source, url, { priority: 0, name: 'page 0', reads: (status) => status === 400 }, attemptSignal),
+    signal,
+  );
+  return answer.status === 400 ? 1 : 0;
+}
+
 /** The device list's URL on the configured platform. */
 export function devicesUrl(source: Pick<PageSource, 'baseUrl'>): string {
   return source.baseUrl.href.replace(/\/+$/, '') + DEVICES_PATH;

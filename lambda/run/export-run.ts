@@ -18,7 +18,7 @@ import { lineageCheckpoints, refreshMarkers, removeMarkers, settleAfterCommit } 
 import { trackMarker, type TrackedMarker } from './marker.ts';
 import { reportProgress } from './progress.ts';
 import type { RunOptions, RunServices } from './run-context.ts';
-import { discardQuietly, streamSnapshot, type EarlierWork, type PausedSnapshot } from './stream-snapshot.ts';
+import { discardQuietly, streamSnapshot, sweepFinished, type EarlierWork, type PausedSnapshot } from './stream-snapshot.ts';
 import { summaryOf, type RunSummary } from './summary.ts';
 import { FleetVerification, previousRun, previousRunAgain, type PreviousRun } from './verify-fleet.ts';
 
@@ -61,7 +61,7 @@ export async function exportRun(services: RunServices, trigger: Trigger, options
   const previous = previousRun(services, keys.latestKey, logger);
   void previous.catch(() => undefined);
   logger.info('Run started', { runId, trigger: trigger.kind, runTime: trigger.runTime.toISOString() });
-  const earlier = { files: [], sweep: { pages: 0, wasted: 0, written: 0, next: config.firstPageIndex }, tokenRequests: 0, slices: [] };
+  const earlier = { files: [], sweep: { pages: 0, wasted: 0, written: 0 }, tokenRequests: 0, slices: [] };
   return exportSlice(services, { runId, trigger, startedAt, keys, previous, earlier }, options);
 }
 
@@ -164,7 +164,7 @@ async function exportSlice(services: RunServices, slice: Slice, options: RunOpti
       devices: reader.seen.size + reader.unkeyed,
       pages: reader.pages,
       window: reader.window,
-      phase: earlier.sweep.next === undefined ? 'verification' : 'sweep',
+      phase: sweepFinished(earlier.sweep) ? 'verification' : 'sweep',
     }),
     { runId, slice: number, logger },
   );
@@ -305,7 +305,7 @@ async function checkpointRun(
     checkpoint: where.checkpoint,
     sha256,
     slice: slices.length,
-    phase: paused.sweep.next === undefined ? 'verification' : 'sweep',
+    phase: sweepFinished(paused.sweep) ? 'verification' : 'sweep',
     devices: files.reduce((sum, file) => sum + file.devices, 0),
     pages: reader.pages,
     elapsedMs: slices.reduce((sum, { durationMs }) => sum + durationMs, 0),

@@ -1,8 +1,10 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
+import { ListIncompleteError, PlatformError } from '../common/errors.ts';
 import { RetryBudget, logRetries, retrying } from '../common/retry.ts';
 import { AdaptiveWindow } from '../platform/adaptive-window.ts';
 import { deviceFetcher } from '../platform/device-lookup.ts';
-import { pageFetcher, type Brief, type DevicePage, type PageSource, type RequestStats } from '../platform/devices-api.ts';
+import { CursorSweep, type CursorOutcome, type CursorState } from '../platform/cursor-sweep.ts';
+import { firstPageIndex, listFetcher, pageFetcher, type Brief, type DevicePage, type PageSource, type RequestStats } from '../platform/devices-api.ts';
 import { isLast, orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
@@ -50,6 +52,7 @@ export class FleetReader {
   readonly #window: AdaptiveWindow;
   readonly #fetchPage: (index: number, signal: AbortSignal) => Promise<DevicePage>;
   readonly #lookup: (id: string, signal: AbortSignal) => Promise<Brief | undefined>;
+  readonly #source: PageSource;
   readonly #runField: string;
 
   constructor(
@@ -76,6 +79,7 @@ export class FleetReader {
       window: this.#window,
       stats: this.requests,
     };
+    this.#source = source;
     this.#fetchPage = pageFetcher(source);
     this.#lookup = deviceFetcher(source);
     this.#runField = `,"exportRunId":${JSON.stringify(run.runId)}}`;
@@ -92,9 +96,9 @@ export class FleetReader {
    * is finished, fetches ahead of it are cancelled (counted as wasted), and `next` says
    * which page to read on. A pass that reaches the list's end is complete, paused or not.
    */
-  async sweep(signal: AbortSignal, again = false, { from, pause }: { from?: number; pause?: AbortSignal } = {}): Promise<Sweep> {
+  async sweep(signal: AbortSignal, again: boolean, { from, pause }: { from: number; pause?: AbortSignal }): Promise<Sweep> {
     const sweep: Sweep = { pages: 0, wasted: 0, written: 0 };
-    let next = from ?? this.services.config.firstPageIndex;
+    let next = from;
     const pages = orderedPages(this.#fetchPage, {
       firstIndex: next,
       window: this.#window,
@@ -119,11 +123,49 @@ export class FleetReader {
         }
       }
     } catch (error) {
+      if (pastOffsetLimit(error, sweep)) {
+        throw new ListIncompleteError(
+          'OFFSET_LIMIT',
+          `The platform refused page ${next} (HTTP 400) after ${sweep.pages} pages, while it counted ${sweep.lastCount ?? 'more'} devices: ` +
+            'it limits how far offset paging goes (the spec says the page index and the devices it reaches are limited system-wide). ' +
+            'A platform with cursor mode is read without that limit (THINGPARK_PAGING=auto).',
+        );
+      }
       // Paused while waiting for a page: it was not written, so it is where the pass goes on.
       if (!pause?.aborted || signal.aborted || !isAbort(error, pause)) throw error;
       sweep.next = next;
     }
     return sweep;
+  }
+
+  /**
+   * Reads the list in cursor mode over EUI ranges (platform/cursor-sweep.ts), from `state`
+   * (a continued run's) or from the start; every state change is made in `state`, so that
+   * a paused read can be saved as it stands.
+   */
+  async cursorSweep(signal: AbortSignal, state: CursorState, pause?: AbortSignal): Promise<CursorOutcome> {
+    const { config } = this.services;
+    const sweep = new CursorSweep(
+      {
+        fetch: listFetcher(this.#source),
+        take: async (briefs, again) => {
+          for (const brief of briefs) await this.#admit(brief, deviceKey(brief), again);
+          if (briefs.length > 0) this.pages += 1;
+        },
+        pageSize: config.pageSize,
+        sweeps: config.maxConcurrency,
+      },
+      state,
+      signal,
+      pause,
+    );
+    return sweep.run();
+  }
+
+  /** The page offset paging starts at, where the configuration leaves it to be learned. */
+  firstPageIndex(signal: AbortSignal): Promise<number> {
+    const configured = this.services.config.firstPageIndex;
+    return configured === undefined ? firstPageIndex(this.#source, signal) : Promise.resolve(configured);
   }
 
   /** Requests allowed on the wire now, for progress reports. */
@@ -158,6 +200,11 @@ export class FleetReader {
 function withRunId(brief: Brief, runField: string): string {
   const json = JSON.stringify(brief);
   return json.length === 2 ? `{${runField.slice(1)}` : json.slice(0, -1) + runField;
+}
+
+/** A 400 for a page past the first, while the platform counted more devices than were read: its offset limit. */
+function pastOffsetLimit(error: unknown, sweep: Sweep): boolean {
+  return error instanceof PlatformError && error.status === 400 && sweep.pages > 0 && (sweep.lastCount === undefined || sweep.written < sweep.lastCount);
 }
 
 /**

@@ -4,24 +4,45 @@ import type { DataFile, DataWriter } from '../storage/data-writer.ts';
 import { writeKeyIndex, type KeyIndexEntry } from '../storage/key-index.ts';
 import type { RunCounts } from '../storage/manifest.ts';
 import type { Deadline } from '../common/deadline.ts';
+import { ListIncompleteError } from '../common/errors.ts';
+import type { Fallback, Paging } from '../common/paging.ts';
+import { freshCursorState, type CursorState } from '../platform/cursor-sweep.ts';
+import { shortfall } from '../platform/eui-ranges.ts';
 import type { FleetReader, Sweep } from './fleet-reader.ts';
 import type { RunServices } from './run-context.ts';
 import { FleetVerification, type PreviousRun, type Verified } from './verify-fleet.ts';
 
 /** The fleet, written and verified: its files, its key index, and what the run counted. */
 export interface StreamedSnapshot extends Pick<Verified, 'verification' | 'comparedWith'> {
+  /** How the list was read (see common/paging.ts), and where offset paging started. */
+  source: { paging: Paging; firstPageIndex?: number };
+  fallback?: Fallback;
   files: DataFile[];
   index: KeyIndexEntry;
   counts: RunCounts;
 }
 
 /**
- * The run's first sweep so far, over every invocation of a continued run: `next` is the
- * page it goes on from while it is unfinished, and `requests` the requests made by the time
- * it was complete (the run's page requests).
+ * The run's reading of the list so far, over every invocation of a continued run: how it
+ * reads (`paging`, decided by the platform's first answer), where it goes on from (the
+ * ranges' cursors, or `next`, the next page of an offset sweep), and once `finished`,
+ * `requests`: the requests made by then (the run's page requests).
  */
 export interface SweepSoFar extends Sweep {
+  paging?: Paging;
+  cursor?: CursorState;
+  /** The page offset paging started at: configured, or learned from the platform. */
+  firstPageIndex?: number;
+  /** A finished cursor read: how many EUI ranges it read, and why it fell back to one sweep, if it did. */
+  ranges?: number;
+  fallback?: Fallback;
+  finished?: boolean;
   requests?: number;
+}
+
+/** Whether the run's reading of the list is over (what follows is verification, then the commit). */
+export function sweepFinished(sweep: SweepSoFar): boolean {
+  return sweep.finished === true;
 }
 
 /** Where a run stands when its invocation's time is up: files complete, and what is left. */
@@ -40,6 +61,66 @@ export interface EarlierWork {
   sweep: SweepSoFar;
   verification?: FleetVerification;
   tokenRequests: number;
+}
+
+const NOT_NEEDED: Verified = { verification: 'not-needed', recovered: 0, removed: 0, unresolved: 0, verificationRequests: 0 };
+
+/**
+ * Reads the list, or goes on reading it, into the reader: in cursor mode unless the
+ * configuration asks for offsets or the platform has no cursor mode, in which case it
+ * pages by offset from the page it starts at (learned). Updates `sweep` as it goes.
+ */
+async function readList(
+  reader: FleetReader,
+  sweep: SweepSoFar,
+  how: { signal: AbortSignal; pause?: AbortSignal; paging: 'auto' | Paging },
+): Promise<'paused' | 'done'> {
+  const { signal, pause } = how;
+  if (sweep.paging === undefined && how.paging === 'offset') sweep.paging = 'offset';
+  if (sweep.paging !== 'offset') {
+    sweep.paging = 'cursor';
+    sweep.cursor ??= freshCursorState();
+    const outcome = await reader.cursorSweep(signal, sweep.cursor, pause);
+    if (outcome === 'paused') return 'paused';
+    if (outcome === 'complete') {
+      const { pages, wasted, ranges, fallback } = sweep.cursor;
+      Object.assign(sweep, { pages, wasted, written: reader.seen.size + reader.unkeyed, ranges: ranges.length, finished: true });
+      if (fallback !== undefined) sweep.fallback = fallback;
+      delete sweep.cursor;
+      return 'done';
+    }
+    sweep.paging = 'offset';
+    sweep.wasted += sweep.cursor.wasted + 2;
+    delete sweep.cursor;
+  }
+  sweep.firstPageIndex ??= await reader.firstPageIndex(signal);
+  const part = await reader.sweep(signal, false, { from: sweep.next ?? sweep.firstPageIndex, pause });
+  sweep.pages += part.pages;
+  sweep.wasted += part.wasted;
+  sweep.written += part.written;
+  sweep.firstCount ??= part.firstCount;
+  if (part.lastCount !== undefined) sweep.lastCount = part.lastCount;
+  sweep.next = part.next;
+  if (part.next !== undefined) return 'paused';
+  sweep.finished = true;
+  return 'done';
+}
+
+/**
+ * An offset read that ends short of what the platform counted lost devices: offset paging
+ * is capped (the spec: the page index and the devices it reaches are limited system-wide),
+ * or the list ended early. Such a run must not commit as complete.
+ */
+function checkOffsetRead(reader: FleetReader, sweep: SweepSoFar): void {
+  const read = reader.seen.size + reader.unkeyed;
+  const missing = shortfall(read, [sweep.firstCount, sweep.lastCount]);
+  if (missing === 0) return;
+  throw new ListIncompleteError(
+    'LIST_ENDED_EARLY',
+    `Offset paging ended after ${read} devices (${sweep.pages} pages) while the platform counted ${Math.min(sweep.firstCount ?? read, sweep.lastCount ?? read)}: ` +
+      `${missing} devices were not reached. The platform limits how far offset paging goes; a platform with cursor mode is read without that limit ` +
+      '(THINGPARK_PAGING=auto).',
+  );
 }
 
 /** How long a failed run lets its cancelled fetches wind down before it reports. */
@@ -76,30 +157,32 @@ export async function streamSnapshot(
   // Updated in place as the sweep goes, so that progress reports can tell the phase.
   const sweep = earlier.sweep;
   let verification = earlier.verification;
+  const { paging } = config;
 
   // Stops the paging when the run fails elsewhere (the writer), as the deadline does.
   const stop = new AbortController();
   const signal = AbortSignal.any([deadline.signal, stop.signal]);
   const produce = async () => {
-    if (sweep.next !== undefined) {
-      const part = await reader.sweep(signal, false, { from: sweep.next, pause });
-      sweep.pages += part.pages;
-      sweep.wasted += part.wasted;
-      sweep.written += part.written;
-      sweep.firstCount ??= part.firstCount;
-      if (part.lastCount !== undefined) sweep.lastCount = part.lastCount;
-      sweep.next = part.next;
-      if (part.next !== undefined) return { paused: true as const };
+    if (!sweepFinished(sweep)) {
+      const read = await readList(reader, sweep, { signal, pause, paging });
+      if (read === 'paused') return { paused: true as const };
       sweep.requests = reader.requests.requests;
     }
-    const previous = await run.previous;
-    verification ??= FleetVerification.start(previous, reader.seen, { sweep, firstPageIndex: config.firstPageIndex, logger, runId });
-    const verified = await verification.run(reader, previous, { sweep, signal, pause, logger, runId });
+    const verified = await verify();
     if (!verified) return { paused: true as const };
+    if (sweep.paging === 'offset') checkOffsetRead(reader, sweep);
     const files = await writer.close();
     writer.adopt(run.indexKey);
     const index = await writeKeyIndex(s3, config.bucket, run.indexKey, reader.seen);
     return { paused: false as const, verified, files, index };
+  };
+  // Cursor mode skips no device: only an offset read is compared with the previous run.
+  const verify = async (): Promise<Verified | undefined> => {
+    if (sweep.paging === 'cursor') return NOT_NEEDED;
+    const previous = await run.previous;
+    const firstPageIndex = sweep.firstPageIndex ?? 0;
+    verification ??= FleetVerification.start(previous, reader.seen, { sweep, firstPageIndex, logger, runId });
+    return verification.run(reader, previous, { sweep, signal, pause, logger, runId });
   };
 
   let produced: Awaited<ReturnType<typeof produce>>;
@@ -125,6 +208,8 @@ export async function streamSnapshot(
   const allFiles = [...earlier.files, ...files];
   return {
     done: {
+      source: { paging: sweep.paging ?? 'cursor', ...(sweep.firstPageIndex === undefined ? {} : { firstPageIndex: sweep.firstPageIndex }) },
+      ...(sweep.fallback === undefined ? {} : { fallback: sweep.fallback }),
       files: allFiles,
       index,
       verification: outcome,
@@ -139,6 +224,7 @@ export async function streamSnapshot(
         throttled: reader.requests.throttled,
         retries: reader.budget.spent,
         tokenRequests,
+        ranges: sweep.ranges ?? 0,
         ...verificationCounts,
       },
     },

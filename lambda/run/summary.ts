@@ -1,3 +1,4 @@
+import type { Fallback, Paging } from '../common/paging.ts';
 import type { Trigger } from '../common/request-types.ts';
 import type { RunKeys } from '../storage/layout.ts';
 import type { Manifest, RunCounts, Verification } from '../storage/manifest.ts';
@@ -10,6 +11,8 @@ export type RunSummary = {
   label?: string;
   runTime: string;
 } & RunCounts & {
+    paging: Paging;
+    fallback?: Fallback;
     verification: Verification;
     comparedWith?: string;
     bucket: string;
@@ -23,6 +26,8 @@ export type RunSummary = {
 
 /** The counts a manifest written before key indexes leaves out: no verification took place. */
 const UNVERIFIED = { recovered: 0, removed: 0, unresolved: 0, verificationRequests: 0 };
+/** What manifests written before cursor paging leave out: they paged by offset, in no ranges. */
+const BEFORE_CURSORS = { ranges: 0 };
 
 /**
  * A run's summary from its manifest. `tokenRequests` is this invocation's: a replayed
@@ -39,8 +44,11 @@ export function summaryOf(
     ...(manifest.label ? { label: manifest.label } : {}),
     runTime: manifest.runTime,
     ...UNVERIFIED,
+    ...BEFORE_CURSORS,
     ...manifest.counts,
     tokenRequests: outcome.tokenRequests,
+    paging: manifest.source.paging ?? 'offset',
+    ...(manifest.fallback === undefined ? {} : { fallback: manifest.fallback }),
     verification: manifest.verification ?? 'no-previous-index',
     ...(manifest.comparedWith === undefined ? {} : { comparedWith: manifest.comparedWith }),
     bucket: manifest.bucket,

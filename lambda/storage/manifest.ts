@@ -1,4 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { Fallback, Paging } from '../common/paging.ts';
 import type { DataFile } from './data-writer.ts';
 import type { KeyIndexEntry } from './key-index.ts';
 import { CONFLICT_ATTEMPTS, conflictBackoff, putJson, readJson, statusOf } from './s3-json.ts';
@@ -14,6 +15,8 @@ export interface RunCounts {
   throttled: number;
   retries: number;
   tokenRequests: number;
+  /** EUI ranges a cursor read split the fleet into (1: the list read whole; 0: offset paging). */
+  ranges: number;
   /** Devices the sweep missed that the verification added: found by a lookup or a second sweep. */
   recovered: number;
   /** Devices of the previous run the platform confirmed gone (404, or 400 "Device not found"). */
@@ -29,7 +32,8 @@ export interface RunCounts {
  * index, or why not: there was no committed run yet, or that run has no index to compare
  * with (written before indexes existed, expired, or unreadable: the log says which).
  */
-export type Verification = 'compared' | 'first-run' | 'no-previous-index';
+/** `not-needed`: a cursor read, which skips no device; the others say what an offset read was compared with. */
+export type Verification = 'compared' | 'first-run' | 'no-previous-index' | 'not-needed';
 
 /** What a committed run wrote; its presence is what makes the run's data official. */
 export interface Manifest {
@@ -42,7 +46,10 @@ export interface Manifest {
   startedAt: string;
   finishedAt: string;
   durationMs: number;
-  source: { baseUrl: string; pageSize: number; firstPageIndex: number };
+  /** Where and how the list was read; `firstPageIndex` only for offset paging (configured, or learned). */
+  source: { baseUrl: string; pageSize: number; paging: Paging; firstPageIndex?: number };
+  /** Why a cursor read fell back from its ranges to one unfiltered sweep, if it did. */
+  fallback?: Fallback;
   counts: RunCounts;
   /** Absent from manifests written before key indexes. */
   verification?: Verification;
