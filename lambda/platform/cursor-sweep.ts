@@ -275,10 +275,11 @@ export class CursorSweep {
     if (page.count !== undefined) range.counts = [range.counts[0] ?? page.count, page.count];
     await this.source.take(kept.briefs, state.mode === 'single');
     range.read += kept.briefs.length;
-    if (kept.briefs.length > 0) state.pages += 1;
+    const ended = page.more === false || page.briefs.length === 0;
+    // A page counts when it gave devices or ended the range (an empty fleet is one page); one the other end had wholly read is wasted.
+    if (kept.briefs.length > 0 || (ended && !kept.met)) state.pages += 1;
     else state.wasted += 1;
     end.edge = kept.edge ?? end.edge;
-    const ended = page.more === false || page.briefs.length === 0;
     if (!ended && page.cursor === undefined && !kept.met) {
       throw new MalformedPageError(name, '"more" is true but "cursors.last" is missing, so the sweep cannot go on', '');
     }
