@@ -1,44 +1,37 @@
 import { MalformedPageError } from '../common/errors.ts';
 import type { Fallback } from '../common/paging.ts';
 import type { Brief, DevicePage, ListQuery, Target } from './devices-api.ts';
-import { childPrefixes, euiOf, rangePagesTarget, shortfall, worthSplitting } from './eui-ranges.ts';
+import { euiOf, inRange, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
 
-export type Order = 'asc' | 'desc';
-
-/** One end of a range's sweep: where it reads on from, and how far it got. */
-export interface RangeEnd {
-  /** The cursor of the last page taken from this end; none before its first page. */
-  after?: string;
-  /** The EUI furthest from this end taken so far: the other end stops short of it. */
-  edge?: string;
-}
-
-/** A range of the EUI space (every EUI starting with `prefix`), read from both ends at once. */
+/** A range of the EUI space (every EUI starting with one of `prefixes`; none: the whole fleet), read by one cursor sweep. */
 export interface RangeState {
-  prefix: string;
-  asc: RangeEnd;
-  /** None for a one-ended sweep (the unfiltered fallback). */
-  desc?: RangeEnd;
+  prefixes: string[];
+  /** The cursor of the last page taken; none before the range's first page. */
+  after?: string;
+  /** The last EUI taken: every EUI of the next page must come after it. */
+  edge?: string;
   done: boolean;
-  /** Devices the range's pages held, once each. */
+  /** Devices the range's pages held. */
   read: number;
   /** The platform's count for the range on its first page, and on its latest. */
   counts: number[];
 }
 
-/** Where a cursor read stands: all a continued run needs to go on (see checkpoints). */
+/** Where a cursor read stands: all a continued run needs to go on (it is saved in the checkpoint). */
 export interface CursorState {
   /** 'ranges' while ranges are probed and read; 'single' once it fell back to one unfiltered sweep. */
   mode: 'ranges' | 'single';
-  /** Ranges still to be probed (read from both ends, or split). */
-  unprobed: string[];
+  /** Ranges still to be probed (read, or split), by their prefixes. */
+  unprobed: string[][];
   ranges: RangeState[];
   /** The fleet's count at the start, and at the end where the ranges fell short of it. */
   fleetCounts: number[];
   /** Most pages one range is read as, before it is split (eui-ranges.ts). */
   target?: number;
   fallback?: Fallback;
-  /** Pages whose devices were taken, and requests whose answer was not needed. */
+  /** Devices the probes of split ranges held outside the ranges they were split into, taken from those pages. */
+  tailsRead: number;
+  /** Pages whose devices were taken (all or some), and requests whose answer was not needed. */
   pages: number;
   wasted: number;
 }
@@ -55,23 +48,24 @@ export interface CursorSource {
 }
 
 export function freshCursorState(): CursorState {
-  return { mode: 'ranges', unprobed: [''], ranges: [], fleetCounts: [], pages: 0, wasted: 0 };
+  return { mode: 'ranges', unprobed: [[]], ranges: [], fleetCounts: [], tailsRead: 0, pages: 0, wasted: 0 };
 }
 
-/** Probes go first: each one can open up to sixteen sweeps. */
+/** Probes go first: each one can open many sweeps. */
 const PROBE_PRIORITY = Number.MIN_SAFE_INTEGER;
 
 /**
- * Reads the device list in cursor mode (`sort=EUI,...` and `pageAfter`), which the spec
+ * Reads the device list in cursor mode (`sort=EUI,asc` and `pageAfter`), which the spec
  * says skips no device, with many sweeps at once over disjoint EUI ranges (`devEUI`).
  *
- * A range is first probed with one page from each end (`asc` and `desc`, in parallel):
- * their `count` says whether it is worth splitting, and their EUIs where (eui-ranges.ts).
- * A range not split is read from both ends by two sweeps that stop where they meet, the
- * probe pages being their first pages. Pages are taken as they come, one at a time, so
- * memory is bounded by the requests in flight, not by the ranges. What it reads is held
- * against the platform's counts, per range and for the fleet; a shortfall, or a brief
- * outside its range, makes it read the whole list again in one unfiltered sweep.
+ * A range's first page is its probe: its `count` says whether the range is worth
+ * splitting. If it is, one page from its end (`desc`) gives its last EUI, and the range is
+ * split into groups of prefixes between the two (eui-ranges.ts), each probed in turn; if
+ * not, the probe is the sweep's first page and the sweep reads on from its cursor. Pages
+ * are taken as they come, one at a time, so memory is bounded by the requests in flight,
+ * not by the ranges. What is read is held against the platform's counts, per range and for
+ * the fleet; a shortfall, or a brief outside its range, makes it read the whole list again
+ * in one unfiltered sweep.
  *
  * A platform without cursor mode (`more` with no `cursors` on the first probe) is answered
  * `no-cursor-mode` before anything is taken. Once `pause` aborts, requests stop at the
@@ -115,7 +109,7 @@ export class CursorSweep {
 
   /** Devices the read has taken so far. */
   get read(): number {
-    return this.state.ranges.reduce((sum, range) => sum + range.read, 0);
+    return this.state.ranges.reduce((sum, range) => sum + range.read, this.state.mode === 'ranges' ? this.state.tailsRead : 0);
   }
 
   #arm(): AbortSignal {
@@ -124,8 +118,8 @@ export class CursorSweep {
   }
 
   async #readAll(): Promise<void> {
-    for (const prefix of this.state.unprobed) this.#spawn(() => this.#probe(prefix));
-    for (const range of this.state.ranges) if (!range.done) this.#spawnSweeps(range);
+    for (const prefixes of this.state.unprobed) this.#spawn(() => this.#probe(prefixes));
+    for (const range of this.state.ranges) if (!range.done) this.#spawn(() => this.#sweep(range));
     while (this.#running.size > 0) await Promise.race(this.#running);
     // The run's own abort (its deadline, a failure elsewhere) is thrown as it came, an error or the signal's reason.
     this.outer.throwIfAborted();
@@ -154,11 +148,6 @@ export class CursorSweep {
     return reasons.length > 0 && (reasons.includes(error) || isAbort(error));
   }
 
-  #spawnSweeps(range: RangeState): void {
-    this.#spawn(() => this.#sweep(range, 'asc'));
-    if (range.desc) this.#spawn(() => this.#sweep(range, 'desc'));
-  }
-
   /** Runs `step` alone: pages are taken one at a time, so the ranges' state needs no other guard. */
   #locked<T>(step: () => Promise<T> | T): Promise<T> {
     const next = this.#lock.chain.then(step);
@@ -169,60 +158,60 @@ export class CursorSweep {
     return next;
   }
 
-  #get(prefix: string, order: Order, after: string | undefined, target: Target): Promise<DevicePage> {
-    return this.source.fetch({ order, ...(after === undefined ? {} : { after }), prefixes: prefix === '' ? [] : [prefix] }, target, this.#signal);
+  #get(prefixes: string[], order: 'asc' | 'desc', after: string | undefined, target: Target): Promise<DevicePage> {
+    return this.source.fetch({ order, ...(after === undefined ? {} : { after }), prefixes }, target, this.#signal);
   }
 
-  /**
-   * A range's first page from its start; the whole fleet's also from its end, at once, as
-   * it is almost always split. A smaller range asks for its end only when its count says
-   * it is worth splitting: a range read whole then costs no request beyond its pages.
-   */
-  async #probe(prefix: string): Promise<void> {
-    const first = (order: Order) => this.#get(prefix, order, undefined, { priority: PROBE_PRIORITY, name: `the first ${order} page of ${rangeName(prefix)}` });
-    const [asc, desc] = await Promise.all(prefix === '' ? [first('asc'), first('desc')] : [first('asc')]);
-    const wantsEnd = await this.#locked(() => this.#takeProbe(prefix, asc, desc));
+  async #probe(prefixes: string[]): Promise<void> {
+    const first = (order: 'asc' | 'desc') =>
+      this.#get(prefixes, order, undefined, { priority: PROBE_PRIORITY, name: `the first ${order} page of ${rangeName(prefixes)}` });
+    // The whole fleet is almost always split: its end is asked for at once.
+    const [asc, desc] = await Promise.all(prefixes.length === 0 ? [first('asc'), first('desc')] : [first('asc')]);
+    const wantsEnd = await this.#locked(() => this.#takeProbe(prefixes, asc as DevicePage, desc));
     if (wantsEnd) {
       const end = await first('desc');
-      await this.#locked(() => this.#takeProbe(prefix, asc, end));
+      await this.#locked(() => this.#takeProbe(prefixes, asc as DevicePage, end));
     }
   }
 
   /** Splits a probed range, or starts reading it; true when its last EUI is needed first. */
-  async #takeProbe(prefix: string, asc: DevicePage, desc: DevicePage | undefined): Promise<boolean> {
+  async #takeProbe(prefixes: string[], asc: DevicePage, desc: DevicePage | undefined): Promise<boolean> {
     const { state } = this;
+    const probed = () => (state.unprobed = state.unprobed.filter((other) => other !== prefixes));
     if (this.#halt.signal.aborted) {
-      state.unprobed = state.unprobed.filter((other) => other !== prefix);
+      probed();
       state.wasted += desc ? 2 : 1;
       return false;
     }
-    if (prefix === '' && asc.more !== false && asc.briefs.length > 0 && asc.cursor === undefined) {
+    if (prefixes.length === 0 && asc.more !== false && asc.briefs.length > 0 && asc.cursor === undefined) {
       this.#noCursorMode = true;
       this.#halt.abort();
       return false;
     }
-    if (!this.#inRange(prefix, [...asc.briefs, ...(desc?.briefs ?? [])])) return false;
+    if (!this.#inRange(prefixes, [...asc.briefs, ...(desc?.briefs ?? [])])) return false;
     const count = asc.count ?? desc?.count;
-    if (prefix === '' && count !== undefined) {
+    if (prefixes.length === 0 && count !== undefined) {
       state.fleetCounts = [count];
       state.target = rangePagesTarget(count, this.#pageSize(asc), this.source.sweeps);
     }
-    const split = this.#worthSplitting(asc, count);
-    if (split && desc === undefined) return true;
-    state.unprobed = state.unprobed.filter((other) => other !== prefix);
-    const children = split && desc ? this.#children(prefix, asc, desc) : undefined;
-    if (children) {
-      state.wasted += 2;
-      state.unprobed.push(...children);
-      for (const child of children) this.#spawn(() => this.#probe(child));
+    const worth = this.#worthSplitting(asc, count);
+    if (worth && desc === undefined) return true;
+    probed();
+    const split = worth && desc ? this.#split(prefixes, asc, desc, count as number) : undefined;
+    if (split) {
+      // What the probes read outside the groups is all there is there: taken now, never read again.
+      await this.source.take(split.tails, false);
+      state.tailsRead += split.tails.length;
+      state.pages += 2;
+      state.unprobed.push(...split.groups);
+      for (const group of split.groups) this.#spawn(() => this.#probe(group));
       return false;
     }
-    const range: RangeState = { prefix, asc: {}, desc: {}, done: false, read: 0, counts: count === undefined ? [] : [count] };
+    if (desc) state.wasted += 1;
+    const range: RangeState = { prefixes, done: false, read: 0, counts: count === undefined ? [] : [count] };
     state.ranges.push(range);
-    await this.#take(range, 'asc', asc);
-    if (desc && !range.done) await this.#take(range, 'desc', desc);
-    else if (desc) state.wasted += 1;
-    if (!range.done) this.#spawnSweeps(range);
+    await this.#take(range, asc, `the first page of ${rangeName(prefixes)}`);
+    if (!range.done) this.#spawn(() => this.#sweep(range));
     return false;
   }
 
@@ -231,10 +220,27 @@ export class CursorSweep {
     return worthSplitting(count, this.#pageSize(asc), this.state.target ?? Number.POSITIVE_INFINITY);
   }
 
-  #children(prefix: string, asc: DevicePage, desc: DevicePage): string[] | undefined {
-    const first = euiOf(asc.briefs[0] ?? {});
-    const last = euiOf(desc.briefs[0] ?? {});
-    return first === undefined || last === undefined ? undefined : childPrefixes(prefix, first, last);
+  /**
+   * Splits a range between the last EUI of its first page and the last of its end page
+   * (the inner ends of what the two probes read), where the rest of its devices are: the
+   * tails outside, sparse in a skewed fleet, are what the probes already hold. Undefined
+   * where the probes meet (the range is hardly two pages) or it cannot be split.
+   */
+  #split(prefixes: readonly string[], asc: DevicePage, desc: DevicePage, count: number): { groups: string[][]; tails: Brief[] } | undefined {
+    const low = euiOf(asc.briefs.at(-1) ?? {});
+    const high = euiOf(desc.briefs.at(-1) ?? {});
+    if (low === undefined || high === undefined || low >= high) return undefined;
+    const perRange = (this.state.target ?? 1) * this.#pageSize(asc);
+    const groups = splitRange(low, high, Math.max(0, count - asc.briefs.length - desc.briefs.length), perRange, prefixes);
+    const start = groups?.[0]?.[0];
+    const end = groups?.at(-1)?.at(-1);
+    if (groups === undefined || start === undefined || end === undefined) return undefined;
+    const below = asc.briefs.filter((brief) => (euiOf(brief) as string) < start);
+    const above = desc.briefs.filter((brief) => {
+      const eui = euiOf(brief) as string;
+      return eui > end && !eui.startsWith(end);
+    });
+    return { groups, tails: [...below, ...above] };
   }
 
   /** What the platform answers as a full page: the size asked for, or what it clamps that to. */
@@ -242,79 +248,74 @@ export class CursorSweep {
     return page.more === false ? this.source.pageSize : Math.max(1, page.briefs.length);
   }
 
-  async #sweep(range: RangeState, order: Order): Promise<void> {
+  async #sweep(range: RangeState): Promise<void> {
     let page = 1;
     while (!range.done && !this.#signal.aborted) {
-      const end = order === 'asc' ? range.asc : range.desc;
-      if (end === undefined) return;
-      const remaining = Math.max(0, (range.counts.at(-1) ?? Number.POSITIVE_INFINITY) - range.read);
-      // The last page between the ends is asked for once, from the start: from both ends it would come twice.
-      if (order === 'desc' && range.asc.edge !== undefined && remaining <= this.source.pageSize) return;
       page += 1;
-      const target = { priority: -remaining, name: `page ${page} of ${rangeName(range.prefix)} (${order})` };
-      const answer = await this.#get(range.prefix, order, end.after, target);
-      await this.#locked(() => this.#take(range, order, answer, target.name));
+      const remaining = Math.max(0, (range.counts.at(-1) ?? 0) - range.read);
+      // The longest ranges first: they decide when the read ends.
+      const target = { priority: -remaining, name: `page ${page} of ${rangeName(range.prefixes)}` };
+      const answer = await this.#get(range.prefixes, 'asc', range.after, target);
+      await this.#locked(() => this.#take(range, answer, target.name));
     }
   }
 
   /**
-   * Takes one page of a range from one end: its devices up to where the other end got,
-   * in the order asked for and inside the range (else the ranges are given up). The range
-   * is done when the ends meet or the list says it ended; then its count is checked.
+   * Takes one page of a range: its devices, each inside the range and after the last one
+   * taken (else the ranges are given up); the range is done when the list says it ended,
+   * and its count is then checked.
    */
-  async #take(range: RangeState, order: Order, page: DevicePage, name = `the first ${order} page of ${rangeName(range.prefix)}`): Promise<void> {
+  async #take(range: RangeState, page: DevicePage, name: string): Promise<void> {
     const { state } = this;
     if (range.done || this.#halt.signal.aborted) {
       state.wasted += 1;
       return;
     }
-    const end = (order === 'asc' ? range.asc : range.desc) as RangeEnd;
-    const other = order === 'asc' ? range.desc : range.asc;
-    const kept = this.#upTo(range, order, page.briefs, other?.edge);
+    const kept = this.#inOrder(range, page.briefs);
     if (kept === undefined) return;
     if (page.count !== undefined) range.counts = [range.counts[0] ?? page.count, page.count];
     await this.source.take(kept.briefs, state.mode === 'single');
-    range.read += kept.briefs.length;
+    range.read += page.briefs.length;
+    state.pages += 1;
+    if (kept.edge !== undefined) range.edge = kept.edge;
     const ended = page.more === false || page.briefs.length === 0;
-    // A page counts when it gave devices or ended the range (an empty fleet is one page); one the other end had wholly read is wasted.
-    if (kept.briefs.length > 0 || (ended && !kept.met)) state.pages += 1;
-    else state.wasted += 1;
-    end.edge = kept.edge ?? end.edge;
-    if (!ended && page.cursor === undefined && !kept.met) {
+    if (!ended && page.cursor === undefined) {
       throw new MalformedPageError(name, '"more" is true but "cursors.last" is missing, so the sweep cannot go on', '');
     }
-    end.after = page.cursor;
-    if (kept.met || ended || allRead(range)) this.#finish(range);
+    range.after = page.cursor;
+    if (ended) this.#finish(range);
   }
 
-  /** A page's briefs that the other end has not reached, and whether it reached them; undefined when the ranges were given up. */
-  #upTo(range: RangeState, order: Order, briefs: Brief[], otherEdge: string | undefined): { briefs: Brief[]; edge?: string; met: boolean } | undefined {
-    const end = (order === 'asc' ? range.asc : range.desc) as RangeEnd;
-    const kept: Brief[] = [];
-    let edge = end.edge;
+  /**
+   * A page's briefs, checked: inside the range and in EUI order (else the ranges are given
+   * up: undefined). The unfiltered fallback sweep takes what it is given; the taker drops
+   * what was taken before, and a brief without an EUI cannot be placed, so it is kept.
+   */
+  #inOrder(range: RangeState, briefs: Brief[]): { briefs: Brief[]; edge?: string } | undefined {
+    let edge = range.edge;
     for (const brief of briefs) {
       const eui = euiOf(brief);
-      if (this.state.mode === 'single' && eui === undefined) {
-        kept.push(brief);
+      if (this.state.mode === 'single') {
+        edge = eui ?? edge;
         continue;
       }
-      if (!this.#inRange(range.prefix, [brief])) return undefined;
-      if (edge !== undefined && !ahead(eui as string, edge, order)) {
-        if (this.state.mode === 'single') continue;
+      if (!this.#inRange(range.prefixes, [brief])) return undefined;
+      if (edge !== undefined && (eui as string) <= edge) {
         this.#giveUp('order-broken');
         return undefined;
       }
-      if (otherEdge !== undefined && !ahead(otherEdge, eui as string, order)) return { briefs: kept, ...(edge === undefined ? {} : { edge }), met: true };
-      kept.push(brief);
       edge = eui;
     }
-    return { briefs: kept, ...(edge === undefined ? {} : { edge }), met: false };
+    return { briefs, ...(edge === undefined ? {} : { edge }) };
   }
 
   /** Whether every brief is inside the range; if not, the platform did not filter as asked, and the ranges are given up. */
-  #inRange(prefix: string, briefs: Brief[]): boolean {
+  #inRange(prefixes: readonly string[], briefs: Brief[]): boolean {
     if (this.state.mode === 'single') return true;
-    const outside = briefs.some((brief) => !euiOf(brief)?.startsWith(prefix));
+    const outside = briefs.some((brief) => {
+      const eui = euiOf(brief);
+      return eui === undefined || !inRange(eui, prefixes);
+    });
     if (outside) this.#giveUp('filter-ignored');
     return !outside;
   }
@@ -345,27 +346,14 @@ export class CursorSweep {
     state.fallback = reason;
     state.mode = 'single';
     state.unprobed = [];
-    state.ranges = [{ prefix: '', asc: {}, done: false, read: 0, counts: state.fleetCounts.slice(0, 1) }];
+    state.ranges = [{ prefixes: [], done: false, read: 0, counts: state.fleetCounts.slice(0, 1) }];
     this.#signal = this.#arm();
   }
 }
 
-/**
- * Whether a range's ends have read all of it without meeting: as many devices as it
- * counted, and a count that did not change while it was read. Otherwise (devices deleted
- * or added meanwhile) only the ends meeting, or the list's end, says so.
- */
-function allRead(range: RangeState): boolean {
-  return range.counts.length > 0 && range.counts.every((count) => count === range.read);
-}
-
-/** Whether `eui` comes after `than` in the order of a sweep from this end. */
-function ahead(eui: string, than: string, order: Order): boolean {
-  return order === 'asc' ? eui > than : eui < than;
-}
-
-function rangeName(prefix: string): string {
-  return prefix === '' ? 'the fleet' : `range ${prefix}`;
+function rangeName(prefixes: readonly string[]): string {
+  if (prefixes.length === 0) return 'the fleet';
+  return prefixes.length === 1 ? `range ${prefixes[0]}` : `range ${prefixes[0]}..${prefixes.at(-1)}`;
 }
 
 function isAbort(error: unknown): boolean {

@@ -2,12 +2,12 @@
  * The EUI space, cut into disjoint ranges that the device list's `devEUI` prefix filter can
  * select, so that several cursor sweeps can read one fleet at once without offsets.
  *
- * A range is every EUI that starts with its prefix. Identifiers are LoRaWAN DevEUIs (16
- * upper-case hex digits) and cellular IMEIs (15 decimal digits), so the sixteen hex digits
- * cover every next character: the children of a prefix are that prefix and one more digit.
- * The platform sorts by EUI as strings, so a range's first and last EUIs (one `asc` and one
- * `desc` page) bound everything in it: only the digits between theirs, at the first place
- * they differ, can have devices, and a fleet whose devices share a vendor's OUI
+ * A range is every EUI that starts with one of its prefixes (the filter is repeatable and
+ * selects their union), consecutive prefixes of one length. Identifiers are LoRaWAN DevEUIs
+ * (16 upper-case hex digits) and cellular IMEIs (15 decimal digits), so the sixteen hex
+ * digits cover every next character. The platform sorts by EUI as strings, so a range's
+ * first and last EUIs (one `asc` and one `desc` page) bound everything in it: only the
+ * prefixes between theirs can have devices, and a fleet whose devices share a vendor's OUI
  * (`70B3D5...`) is split past those six digits in one step.
  *
  * Nothing here trusts that assumption blindly: a device outside every range is noticed
@@ -29,34 +29,76 @@ function commonPrefix(a: string, b: string): string {
 }
 
 /**
- * The prefixes that split the range `prefix`, given its first and last EUI: one per digit
- * between theirs where they first differ. Undefined when the range cannot be split that
- * way: one EUI is the start of the other (a device whose whole EUI is the shared prefix
- * would be in no child), or a digit where they differ is not a hex digit.
+ * How to split a range whose first and last EUIs are `first` and `last` and which holds
+ * `count` devices into ranges of about `perRange` devices: groups of consecutive prefixes,
+ * one level of the EUI's digits deep enough that there are enough of them. Devices are
+ * assumed spread evenly between the two EUIs; a group that turns out larger (a skewed
+ * fleet) is split again when its own first page shows it. Undefined when the range cannot
+ * be split that way: one EUI is the start of the other (a device whose whole EUI is the
+ * shared part would be in no group), or a digit is not hex. `within`, the range's own
+ * prefixes, keeps the groups inside it: they are never shorter than those.
  */
-export function childPrefixes(prefix: string, first: string, last: string): string[] | undefined {
+export function splitRange(first: string, last: string, count: number, perRange: number, within: readonly string[] = []): string[][] | undefined {
   const shared = commonPrefix(first, last);
-  if (!shared.startsWith(prefix) || shared.length >= first.length || shared.length >= last.length) return undefined;
-  const from = EUI_DIGITS.indexOf(first.charAt(shared.length));
-  const to = EUI_DIGITS.indexOf(last.charAt(shared.length));
-  if (from < 0 || to < 0 || from > to) return undefined;
-  return [...EUI_DIGITS.slice(from, to + 1)].map((digit) => `${shared}${digit}`);
+  const deepest = Math.min(first.length, last.length);
+  // Never shallower than the range's own prefixes: a shorter prefix would reach into a neighbour's range.
+  const shallowest = Math.max(shared.length + 1, ...within.map((prefix) => prefix.length));
+  if (shallowest > deepest) return undefined;
+  const wanted = Math.max(2, Math.ceil(count / Math.max(1, perRange)));
+  for (let depth = shallowest; depth <= deepest; depth += 1) {
+    const low = first.slice(shared.length, depth);
+    const high = last.slice(shared.length, depth);
+    if (!HEX.test(low) || !HEX.test(high)) return undefined;
+    const from = BigInt(`0x${low}`);
+    const span = BigInt(`0x${high}`) - from + 1n;
+    if (span < BigInt(wanted) && depth < deepest) continue;
+    const prefixes = Array.from(
+      { length: Number(span) },
+      (_, i) =>
+        `${shared}${(from + BigInt(i))
+          .toString(16)
+          .toUpperCase()
+          .padStart(depth - shared.length, '0')}`,
+    );
+    return groups(prefixes, Math.min(wanted, prefixes.length));
+  }
+  return undefined;
+}
+
+const HEX = /^[0-9A-F]+$/;
+
+/** `items` in `count` runs of consecutive items, as even as can be. */
+function groups<T>(items: T[], count: number): T[][] {
+  return Array.from({ length: count }, (_, i) => items.slice(Math.floor((i * items.length) / count), Math.floor(((i + 1) * items.length) / count)));
 }
 
 /**
- * How many pages a range may hold and still be read by its own two sweeps (one from each
- * end) rather than split: the fleet's pages shared among the sweeps the window can keep on
- * the wire, so that the longest range is about as long as the others. Never below two, so
- * that small fleets are not split into ranges of one page, each costing a probe.
+ * How many pages a range may hold and still be read by one sweep rather than split: the
+ * fleet's pages shared among the sweeps the window can keep on the wire, so that the
+ * longest range is about as long as the others, and never under MIN_RANGE_PAGES: each
+ * range ends on a page that is not full, so many short ranges would cost more requests
+ * than the pages of the fleet.
  */
 export function rangePagesTarget(fleetCount: number, pageSize: number, sweeps: number): number {
   const pages = Math.ceil(fleetCount / Math.max(1, pageSize));
-  return Math.max(2, Math.ceil(pages / Math.max(1, Math.floor(sweeps / 2))));
+  return Math.max(MIN_RANGE_PAGES, Math.ceil(pages / Math.max(1, sweeps)));
 }
+
+/**
+ * The fewest pages a range is split into. A range's last page is half full on average, so
+ * ranges of at least eight pages keep the requests within about 6 % of the fleet's pages;
+ * a fleet of 100 pages is then read by 13 sweeps at once, of 8 round trips each.
+ */
+export const MIN_RANGE_PAGES = 8;
 
 /** Whether a range of `count` devices is worth splitting (it is more pages than the target). */
 export function worthSplitting(count: number | undefined, pageSize: number, target: number): boolean {
   return count !== undefined && Math.ceil(count / Math.max(1, pageSize)) > target;
+}
+
+/** Whether an EUI is inside a range: it starts with one of its prefixes (none: the whole fleet). */
+export function inRange(eui: string, prefixes: readonly string[]): boolean {
+  return prefixes.length === 0 || prefixes.some((prefix) => eui.startsWith(prefix));
 }
 
 /**

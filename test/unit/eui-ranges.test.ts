@@ -1,30 +1,69 @@
 import { describe, expect, it } from 'vitest';
-import { childPrefixes, euiOf, rangePagesTarget, shortfall, worthSplitting } from '../../lambda/platform/eui-ranges.ts';
+import { euiOf, inRange, MIN_RANGE_PAGES, rangePagesTarget, shortfall, splitRange, worthSplitting } from '../../lambda/platform/eui-ranges.ts';
 
-describe('childPrefixes', () => {
-  it('splits the whole fleet at its first digit, between the first and the last EUI', () => {
-    expect(childPrefixes('', '0004A30B001C0530', 'FFFFFFFF00000001')).toEqual([...'0123456789ABCDEF']);
-    expect(childPrefixes('', '3A00000000000000', '5F00000000000000')).toEqual(['3', '4', '5']);
+describe('splitRange', () => {
+  const flat = (groups: string[][] | undefined) => groups?.flat();
+
+  it('splits the whole fleet at the first digit where there are enough prefixes for the ranges wanted', () => {
+    // 3 ranges wanted, 16 single digits between the ends: 3 groups of consecutive digits.
+    expect(splitRange('0004A30B001C0530', 'FFFFFFFF00000001', 3000, 1000)).toEqual([[...'01234'], [...'56789'], [...'ABCDEF']]);
+    // Only the digits between the two ends can hold devices.
+    expect(flat(splitRange('3A00000000000000', '5F00000000000000', 2000, 1000))).toEqual(['3', '4', '5']);
+  });
+
+  it('goes deeper when one digit does not give enough prefixes', () => {
+    // 20 ranges wanted between 3.. and 5..: two digits, 0x3A..0x5F.
+    const groups = splitRange('3A00000000000000', '5F00000000000000', 20_000, 1000);
+    expect(groups).toHaveLength(20);
+    expect(flat(groups)).toHaveLength(0x5f - 0x3a + 1);
+    expect(groups?.[0]?.[0]).toBe('3A');
+    expect(groups?.at(-1)?.at(-1)).toBe('5F');
   });
 
   it('skips a shared vendor prefix in one step', () => {
-    expect(childPrefixes('7', '70B3D50000000000', '70B3D5FFFFFFFFFF')).toEqual([...'0123456789ABCDEF'].map((digit) => `70B3D5${digit}`));
-    expect(childPrefixes('', '70B3D5A000000000', '70B3D5C000000001')).toEqual(['70B3D5A', '70B3D5B', '70B3D5C']);
+    // 19,000 devices under 70B3D5, EUIs 70B3D50000000000 to 70B3D5000000_4A37: 28 ranges of 700.
+    const groups = splitRange('70B3D50000000000', '70B3D50000004A37', 19_000, 700);
+    expect(groups).toHaveLength(28);
+    const prefixes = flat(groups) ?? [];
+    expect(prefixes[0]).toBe('70B3D500000000');
+    expect(prefixes.at(-1)).toBe('70B3D50000004A');
+    expect(new Set(prefixes.map((prefix) => prefix.length))).toEqual(new Set([14]));
   });
 
   it('covers IMEIs among DevEUIs: decimal digits sort before hex letters', () => {
-    expect(childPrefixes('', '352099001761481', 'A81758FFFE0312D0')).toEqual([...'3456789A']);
+    expect(flat(splitRange('352099001761481', 'A81758FFFE0312D0', 8000, 1000))).toEqual([...'3456789A']);
+  });
+
+  it('gives consecutive, disjoint groups that together hold every prefix between the ends', () => {
+    const groups = splitRange('1000000000000000', '1FFFFFFFFFFFFFFF', 100_000, 3000) ?? [];
+    const prefixes = groups.flat();
+    expect(prefixes).toEqual([...prefixes].sort());
+    expect(new Set(prefixes).size).toBe(prefixes.length);
+    expect(prefixes.filter((prefix) => prefixes.some((other) => other !== prefix && other.startsWith(prefix)))).toEqual([]);
+    expect(groups.filter((group) => group.length === 0)).toEqual([]);
+  });
+
+  it('keeps the groups of a range of several prefixes inside it', () => {
+    // The range 6C..73 (two-digit prefixes): splitting at one digit would take in 60..6B and 74..7F.
+    const groups = splitRange('6C00000000000000', '73FFFFFFFFFFFFFF', 4000, 1000, ['6C', '6D', '6E', '6F', '70', '71', '72', '73']) ?? [];
+    expect(groups.flat()).toEqual(['6C', '6D', '6E', '6F', '70', '71', '72', '73']);
   });
 
   it('refuses what it cannot split without losing a device', () => {
-    // One EUI is the start of the other: a device whose whole EUI is the prefix would be in no child.
-    expect(childPrefixes('', '70B3', '70B3D5')).toBeUndefined();
+    // One EUI is the start of the other: a device whose whole EUI is the shared part would be in no group.
+    expect(splitRange('70B3', '70B3D5', 5000, 1000)).toBeUndefined();
     // The same EUI at both ends: nothing to split.
-    expect(childPrefixes('', '70B3D50000000001', '70B3D50000000001')).toBeUndefined();
+    expect(splitRange('70B3D50000000001', '70B3D50000000001', 5000, 1000)).toBeUndefined();
     // Not hex where they differ.
-    expect(childPrefixes('', '70B3D5x', '70B3D5Z')).toBeUndefined();
-    // Ends outside the range asked for (a platform that ignored the filter).
-    expect(childPrefixes('8', '70B3D50000000000', '70B3D5FFFFFFFFFF')).toBeUndefined();
+    expect(splitRange('70B3D5x', '70B3D5Z', 5000, 1000)).toBeUndefined();
+  });
+});
+
+describe('inRange', () => {
+  it("is a prefix match on any of the range's prefixes; no prefix is the whole fleet", () => {
+    expect(inRange('70B3D5E75E0013A2', ['70B3D5E', '70B3D5F'])).toBe(true);
+    expect(inRange('70B3D5D75E0013A2', ['70B3D5E', '70B3D5F'])).toBe(false);
+    expect(inRange('352099001761481', [])).toBe(true);
   });
 });
 
@@ -38,15 +77,15 @@ describe('euiOf', () => {
 });
 
 describe('rangePagesTarget and worthSplitting', () => {
-  it('shares the fleet pages among the sweeps the window can carry, two per range', () => {
-    // 100,000 devices at 1000 a page, 32 sweeps: 16 ranges of 7 pages.
-    expect(rangePagesTarget(100_000, 1000, 32)).toBe(7);
-    expect(rangePagesTarget(1_000_000, 1000, 32)).toBe(63);
+  it('shares the fleet pages among the sweeps the window can carry', () => {
+    // 1,000,000 devices at 1000 a page, 32 sweeps: ranges of 32 pages.
+    expect(rangePagesTarget(1_000_000, 1000, 32)).toBe(32);
+    expect(rangePagesTarget(1_000_000, 100, 32)).toBe(313);
   });
 
-  it('never asks for ranges under two pages', () => {
-    expect(rangePagesTarget(1500, 1000, 32)).toBe(2);
-    expect(rangePagesTarget(0, 1000, 1)).toBe(2);
+  it('never asks for ranges under MIN_RANGE_PAGES', () => {
+    expect(rangePagesTarget(100_000, 1000, 32)).toBe(MIN_RANGE_PAGES);
+    expect(rangePagesTarget(0, 1000, 1)).toBe(MIN_RANGE_PAGES);
   });
 
   it('splits only ranges longer than the target, and never one without a count', () => {

@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { getJson, runRows, type Row } from '../../tools/inspect/snapshot.ts';
+import { SPEC_7_3, type SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
+import { lambdaContext } from '../support/lambda.ts';
+import { DEMO, exporter, freshPrefix, invoke, invokeFailing, invokeOk, reset, useHarness, type Harness } from '../faults/harness.ts';
+
+/**
+ * How a run reads the device list, against the simulator playing Actility's published 7.3
+ * description and each older or uncertain variant (docs/thingpark-api.md): cursor sweeps
+ * over EUI ranges where the platform has cursor mode, offsets (with the first page
+ * learned) where it has not, and never a snapshot that looks complete when the list was
+ * not read to its end.
+ */
+const h: Harness = useHarness();
+
+/** The platform as the spec describes it, overlaid with a variant. */
+const spec = (options: Partial<SimulatorOptions>) => reset(h, { ...SPEC_7_3, ...options });
+/** The exporter as deployed: paging and the first page index left to what the platform shows. */
+const auto = (prefix: string, env: Record<string, string | undefined> = {}) =>
+  exporter(h, prefix, { THINGPARK_PAGING: undefined, THINGPARK_FIRST_PAGE_INDEX: undefined, ...env });
+
+const euis = (rows: Row[]) => rows.map((row) => String(row.EUI));
+const repeated = (values: string[]) => values.filter((value, index) => values.indexOf(value) !== index);
+
+describe('cursor mode (the spec)', () => {
+  it('reads a skewed fleet with IMEIs among DevEUIs in EUI ranges, each device once, without offsets or lookups', async () => {
+    const sim = await spec({ fleet: 20_000 });
+    const handler = await auto(freshPrefix());
+    const summary = await invokeOk(h, handler, {});
+    expect(summary).toMatchObject({ devices: 20_000, duplicates: 0, paging: 'cursor', verification: 'not-needed', verificationRequests: 0 });
+    expect(summary.ranges).toBeGreaterThan(4);
+    expect(summary).not.toHaveProperty('fallback');
+    expect(sim.stats).toMatchObject({ offsetRequests: 0, lookups: 0 });
+    const rows = await runRows(h.proxy.direct, summary);
+    const read = euis(rows);
+    expect(repeated(read)).toEqual([]);
+    expect(read).toHaveLength(20_000);
+    // The simulated fleet's cellular devices (15-digit IMEIs) are there too.
+    expect(read.filter((eui) => /^\d{15}$/.test(eui)).length).toBeGreaterThan(0);
+    // Every page that was read was needed: the fleet's pages plus the probes of the ranges split.
+    expect(summary.pageRequests).toBeLessThan(Math.ceil(20_000 / 100) * 1.3);
+    const manifest = await getJson<{ source: Record<string, unknown> }>(h.proxy.direct, summary.bucket, summary.manifestKey);
+    expect(manifest.source).toMatchObject({ paging: 'cursor' });
+    expect(manifest.source).not.toHaveProperty('firstPageIndex');
+  });
+
+  it('reads a fleet ten times larger than the offset limit completely', async () => {
+    await spec({ fleet: 10_000, offsetCap: { devices: 1000, end: 'refuse' } });
+    const summary = await invokeOk(h, await auto(freshPrefix()), {});
+    expect(summary).toMatchObject({ devices: 10_000, paging: 'cursor' });
+  });
+
+  it('skips no device when devices are deleted while it reads, with no lookup and no second sweep', async () => {
+    const prefix = freshPrefix();
+    await spec({ fleet: 10_000 });
+    await invokeOk(h, await auto(prefix), {});
+    const sim = await spec({
+      fleet: 10_000,
+      latencyMs: 5,
+      changes: [
+        { afterRequest: 20, remove: 25, at: 'served' },
+        { afterRequest: 40, remove: 25, at: 'served' },
+      ],
+    });
+    const summary = await invokeOk(h, await auto(prefix), {});
+    const removed = new Set(sim.stats.removed.map((brief) => String(brief.EUI)));
+    expect(removed.size).toBe(50);
+    const read = new Set(euis(await runRows(h.proxy.direct, summary)));
+    const fleet = (await spec({ fleet: 10_000 })).fleet();
+    const everyEui = fleet.ids(0, fleet.size).map((id) => fleet.euiOf(id));
+    expect(everyEui).toHaveLength(10_000);
+    expect(everyEui.filter((eui) => !removed.has(eui) && !read.has(eui))).toEqual([]);
+    expect(summary).toMatchObject({ paging: 'cursor', verification: 'not-needed', recovered: 0, verificationRequests: 0 });
+    expect(sim.stats.lookups).toBe(0);
+    expect(summary.pageRequests).toBeLessThanOrEqual(Math.ceil(10_000 / 100) * 1.3);
+  });
+
+  it('falls back to one unfiltered cursor sweep when the platform ignores the EUI filter, and says so', async () => {
+    await spec({ fleet: 5000, devEUIFilter: false });
+    const summary = await invokeOk(h, await auto(freshPrefix()), {});
+    expect(summary).toMatchObject({ devices: 5000, paging: 'cursor', fallback: 'filter-ignored', duplicates: 0 });
+    const read = euis(await runRows(h.proxy.direct, summary));
+    expect(repeated(read)).toEqual([]);
+  });
+
+  it('reads by offset when asked to (THINGPARK_PAGING=offset), from the page it learns the list starts at', async () => {
+    const sim = await spec({ fleet: 1500 });
+    const summary = await invokeOk(h, await auto(freshPrefix(), { THINGPARK_PAGING: 'offset' }), {});
+    expect(summary).toMatchObject({ devices: 1500, paging: 'offset', ranges: 0 });
+    expect(sim.stats.cursorRequests).toBe(0);
+  });
+});
+
+describe('a platform without cursor mode', () => {
+  it('is read by offset from page 1, having learned that page 0 is refused', async () => {
+    await spec({ fleet: 2500, cursorMode: false });
+    const summary = await invokeOk(h, await auto(freshPrefix()), {});
+    expect(summary).toMatchObject({ devices: 2500, paging: 'offset', duplicates: 0 });
+    const manifest = await getJson<{ source: Record<string, unknown> }>(h.proxy.direct, summary.bucket, summary.manifestKey);
+    expect(manifest.source).toMatchObject({ paging: 'offset', firstPageIndex: 1 });
+  });
+
+  it('loses nothing on an older platform whose pages start at 0', async () => {
+    await spec({ fleet: 2500, cursorMode: false, pageIndexBase: 0, pageZero: 'first' });
+    const summary = await invokeOk(h, await auto(freshPrefix()), {});
+    expect(summary).toMatchObject({ devices: 2500, paging: 'offset' });
+    const manifest = await getJson<{ source: Record<string, unknown> }>(h.proxy.direct, summary.bucket, summary.manifestKey);
+    expect(manifest.source).toMatchObject({ firstPageIndex: 0 });
+  });
+
+  it('fails with OFFSET_LIMIT when the platform refuses pages past its limit, and leaves the previous snapshot alone', async () => {
+    const prefix = freshPrefix();
+    await spec({ fleet: 3000, cursorMode: false });
+    const before = await invokeOk(h, await auto(prefix), {});
+    await spec({ fleet: 12_000, cursorMode: false, offsetCap: { devices: 5000, end: 'refuse' } });
+    const error = await invokeFailing(h, await auto(prefix), {});
+    expect(error).toMatchObject({ name: 'ListIncompleteError', code: 'OFFSET_LIMIT' });
+    expect(error.message).toMatch(/refused page 51 \(HTTP 400\) after 50 pages, while it counted 12000 devices/);
+    const latest = await getJson<{ runId: string }>(h.proxy.direct, before.bucket, before.latestKey);
+    expect(latest.runId).toBe(before.runId);
+  });
+
+  it('fails with LIST_ENDED_EARLY when the list silently ends at the limit, though every page counted more', async () => {
+    const prefix = freshPrefix();
+    await spec({ fleet: 12_000, cursorMode: false, offsetCap: { devices: 5000, end: 'silent' } });
+    const outcome = await invoke(h, await auto(prefix), {});
+    expect(outcome.error).toMatchObject({ name: 'ListIncompleteError', code: 'LIST_ENDED_EARLY' });
+    expect(outcome.error?.message).toMatch(/ended after 5000 devices \(50 pages\) while the platform counted 12000: 7000 devices were not reached/);
+    expect(outcome.summary).toBeUndefined();
+  });
+});
+
+describe('a cursor read over several invocations', () => {
+  it('resumes every range where it stopped and commits each device once', async () => {
+    await spec({ fleet: 6000, latencyMs: 25 });
+    const prefix = freshPrefix();
+    const handler = await auto(prefix, {
+      RUN_DEADLINE_MARGIN_SECONDS: '1',
+      RUN_CHECKPOINT_MARGIN_SECONDS: '1',
+      THINGPARK_MAX_CONCURRENCY: '2',
+      THINGPARK_CONCURRENCY: '2',
+    });
+    let answer: unknown = await invoke(h, handler, { scheduledTime: '2024-06-01T10:00:00Z' }, lambdaContext(2500)).then((outcome) => outcome.summary);
+    let invocations = 1;
+    while ((answer as { status?: string } | undefined)?.status === 'continue' && invocations < 20) {
+      const checkpoint = await getJson<{ sweep: { cursor?: { ranges: unknown[] } } }>(
+        h.proxy.direct,
+        DEMO.bucket,
+        (answer as { checkpoint: string }).checkpoint,
+      );
+      expect(checkpoint.sweep.cursor?.ranges.length ?? 0).toBeGreaterThan(0);
+      answer = (await invoke(h, handler, answer, lambdaContext(2500))).summary;
+      invocations += 1;
+    }
+    expect(invocations).toBeGreaterThan(1);
+    expect(answer).toMatchObject({ status: 'committed', devices: 6000, paging: 'cursor', duplicates: 0 });
+    const read = euis(await runRows(h.proxy.direct, answer as never));
+    expect(repeated(read)).toEqual([]);
+    expect(read).toHaveLength(6000);
+  });
+});
