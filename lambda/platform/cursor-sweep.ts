@@ -167,10 +167,10 @@ export class CursorSweep {
       this.#get(prefixes, order, undefined, { priority: PROBE_PRIORITY, name: `the first ${order} page of ${rangeName(prefixes)}` });
     // The whole fleet is almost always split: its end is asked for at once.
     const [asc, desc] = await Promise.all(prefixes.length === 0 ? [first('asc'), first('desc')] : [first('asc')]);
-    const wantsEnd = await this.#locked(() => this.#takeProbe(prefixes, asc as DevicePage, desc));
+    const wantsEnd = await this.#locked(() => this.#takeProbe(prefixes, asc, desc));
     if (wantsEnd) {
       const end = await first('desc');
-      await this.#locked(() => this.#takeProbe(prefixes, asc as DevicePage, end));
+      await this.#locked(() => this.#takeProbe(prefixes, asc, end));
     }
   }
 
