@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, expect } from 'vitest';
 import type { RunSummary } from '../../lambda/run/summary.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
+import { OFFSET_ENV, OFFSET_PLATFORM } from '../support/paging.ts';
 import type { SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
 import { DEMO, startStandIns, type StandInOptions, type StandIns } from '../../tools/stand-ins/standins.ts';
 import { startS3Proxy, type S3Proxy } from './s3-proxy.ts';
@@ -73,7 +74,7 @@ export function freshPrefix(): string {
 export async function reset(h: Harness, options: Partial<SimulatorOptions> = {}) {
   const { platform, ssm, proxy } = h;
   await sleep(50);
-  platform.reset({ fleet: 250, ...options });
+  platform.reset({ ...OFFSET_PLATFORM, fleet: 250, ...options });
   ssm.put(DEMO.clientIdParam, DEMO.clientId);
   ssm.put(DEMO.clientSecretParam, DEMO.clientSecret, 'SecureString');
   ssm.failNext(0);
@@ -92,6 +93,7 @@ export async function reset(h: Harness, options: Partial<SimulatorOptions> = {})
 export async function exporter(h: Harness, prefix: string, env: Record<string, string | undefined> = {}): Promise<Handler> {
   return coldStart({
     ...h.env,
+    ...OFFSET_ENV,
     CURATE_INLINE_MIN_REMAINING_SECONDS: '900',
     POWERTOOLS_LOG_LEVEL: 'DEBUG',
     THINGPARK_PAGE_SIZE: '100',

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { coldStart, lambdaContext } from '../support/lambda.ts';
+import { OFFSET_ENV, OFFSET_PLATFORM } from '../support/paging.ts';
 import type { SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
 import { runRows, testS3, type RunFiles } from '../../tools/inspect/snapshot.ts';
 import { startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
@@ -28,13 +29,14 @@ afterAll(async () => {
 async function platform(options: Partial<SimulatorOptions>) {
   await sleep(50);
   connections = 0;
-  return standIns.platform.reset(options);
+  return standIns.platform.reset({ ...OFFSET_PLATFORM, ...options });
 }
 
 /** A cold start with the stand-ins' environment, every tunable at its default unless given. */
 async function exporter(env: Record<string, string>) {
   return coldStart({
     ...standIns.env,
+    ...OFFSET_ENV,
     // Errors only: these tests throttle on purpose, and each retry is a WARN line (the
     // fault tests capture and check those); the summaries count the retries here.
     POWERTOOLS_LOG_LEVEL: 'ERROR',

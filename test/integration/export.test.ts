@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { duckdbQuery } from '../../tools/inspect/duckdb.ts';
 import { simulatedBrief, type Brief } from '../../tools/stand-ins/fleet.ts';
+import { OFFSET_ENV, OFFSET_PLATFORM } from '../support/paging.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
 import { downloadFiles, getJson, listKeys, runRows, testS3, type RunFiles } from '../../tools/inspect/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
@@ -21,13 +22,14 @@ afterAll(async () => {
 
 /** The simulator at its defaults overlaid with `options`, counters cleared. */
 function platform(options: Partial<SimulatorOptions>) {
-  return standIns.platform.reset(options);
+  return standIns.platform.reset({ ...OFFSET_PLATFORM, ...options });
 }
 
 /** A cold start with the stand-ins' environment, every tunable at its default unless given. */
 async function exporter(env: Record<string, string> = {}) {
   return coldStart({
     ...standIns.env,
+    ...OFFSET_ENV,
     POWERTOOLS_LOG_LEVEL: 'WARN',
     THINGPARK_PAGE_SIZE: '100',
     ...env,

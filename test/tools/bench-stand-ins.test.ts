@@ -3,11 +3,12 @@ import { DEVICES_PATH } from '../../tools/stand-ins/simulator.ts';
 import { DEMO } from '../../tools/stand-ins/standins.ts';
 import { drawChart } from '../../tools/bench/chart.ts';
 import { startBenchStandIns, type BenchStandIns } from '../../tools/bench/stand-ins.ts';
+import { OFFSET_PLATFORM } from '../support/paging.ts';
 
 let standIns: BenchStandIns;
 
 beforeAll(async () => {
-  standIns = await startBenchStandIns({ simulator: { fleet: 250 }, prerender: 100 });
+  standIns = await startBenchStandIns({ simulator: { ...OFFSET_PLATFORM, fleet: 250 }, prerender: 100 });
 });
 afterAll(async () => {
   await standIns.stop();
@@ -49,7 +50,7 @@ describe("the benchmark's stand-ins", () => {
   });
 
   it('take new simulator options on reset', async () => {
-    await standIns.reset({ simulator: { fleet: 10, rateLimit: { perSecond: 1, burst: 0, status: 429 } }, prerender: 5 });
+    await standIns.reset({ simulator: { ...OFFSET_PLATFORM, fleet: 10, rateLimit: { perSecond: 1, burst: 0, status: 429 } }, prerender: 5 });
     const base = standIns.env.THINGPARK_BASE_URL as string;
     expect((await page(0, 5)).briefs).toHaveLength(5);
     const refused = await fetch(`${base}${DEVICES_PATH}?pageIndex=1&pageSize=5`, { headers: { authorization: 'Bearer x' } });

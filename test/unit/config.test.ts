@@ -32,9 +32,16 @@ describe('loadConfig', () => {
       tokenAuth: 'client_secret_post',
       prefix: 'thingpark/',
       pageSize: DEFAULTS.THINGPARK_PAGE_SIZE,
-      firstPageIndex: 0,
+      paging: 'auto',
       tokenRenewMarginSeconds: DEFAULTS.TOKEN_RENEW_MARGIN_SECONDS,
     });
+    // Learned from the platform unless set: the spec counts pages from 1, older deployments from 0.
+    expect(config.firstPageIndex).toBeUndefined();
+    expect(loadConfig({ ...minimal, THINGPARK_FIRST_PAGE_INDEX: '0', THINGPARK_PAGING: 'offset' })).toMatchObject({ firstPageIndex: 0, paging: 'offset' });
+  });
+
+  it('reads the list in cursor mode or by offset, and nothing else', () => {
+    expect(problemsOf({ ...minimal, THINGPARK_PAGING: 'cursors' })).toEqual(['THINGPARK_PAGING must be auto or offset, got "cursors"']);
   });
 
   it('names every missing variable at once', () => {
@@ -49,7 +56,7 @@ describe('loadConfig', () => {
   it('rejects malformed numbers with the variable, the range and the value', () => {
     expect(problemsOf({ ...minimal, THINGPARK_PAGE_SIZE: '10k', THINGPARK_FIRST_PAGE_INDEX: '2' })).toEqual([
       'THINGPARK_PAGE_SIZE must be an integer from 1 to 100000, got "10k"',
-      'THINGPARK_FIRST_PAGE_INDEX must be an integer from 0 to 1, got "2"',
+      'THINGPARK_FIRST_PAGE_INDEX must be 0 or 1 (or unset, to learn it from the platform), got "2"',
     ]);
   });
 

@@ -30,10 +30,15 @@ export function changeFleet(platform: Platform, size: number, pages: number): Fl
   live.insert(live.size, count);
   const flips = (i: number) => i % 20 === 7;
   platform.options.revise = (brief: Brief) =>
-    flips(Number(brief.ref) - 2_000_000) ? { ...brief, healthState: brief.healthState === 'ACTIVE' ? 'BATTERY_LOW' : 'ACTIVE' } : brief;
+    flips(indexOf(brief)) ? { ...brief, healthState: brief.healthState === 'ACTIVE' ? 'BATTERY_LOW' : 'ACTIVE' } : brief;
   let changed = 0;
   for (let i = 0; i < size; i += 1) if (flips(i) && (i < at || i >= at + count)) changed += 1;
   return { removed: count, added: count, changed };
+}
+
+/** A generated device's index, from its name (7.3 briefs have no `ref` to derive it from). */
+function indexOf(brief: Brief): number {
+  return Number(String(brief.name).replace(/^sensor-/, ''));
 }
 
 /**

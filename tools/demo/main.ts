@@ -114,7 +114,7 @@ try {
   const data = `${shownDir}/${config.prefix}devices/dt=*/run=*/*.ndjson.gz`;
   const byRun = `SELECT exportRunId, healthState, count(*)::INTEGER AS devices FROM read_json_auto('${data}') GROUP BY ALL ORDER BY ALL`;
   const newest =
-    `SELECT count(*)::INTEGER AS "rows", count(DISTINCT coalesce(ref, EUI))::INTEGER AS "distinct" FROM read_json_auto('${data}') ` +
+    `SELECT count(*)::INTEGER AS "rows", count(DISTINCT EUI)::INTEGER AS "distinct" FROM read_json_auto('${data}') ` +
     `WHERE exportRunId = (SELECT runId FROM read_json_auto('${shownDir}/${latest.latestKey}'))`;
   console.log(`\nDuckDB: ${byRun}`);
   const rows = await duckdbQuery(byRun);
