@@ -79,10 +79,12 @@ export class MalformedPageError extends ExporterError {
   override readonly name = 'MalformedPageError';
   readonly code = ErrorCode.PAGE_MALFORMED;
   constructor(
-    /** How messages name the page: `page 3`, or a cursor sweep's `page 2 of range 70B3D5 (asc)`. */
+    /** How messages name the page: `page 3`, or a cursor sweep's `page 2 of range 70B3D5`. */
     readonly page: string,
     problem: string,
     excerpt: string,
+    /** The page's index, for an offset page. */
+    readonly pageIndex?: number,
   ) {
     super(`${page.charAt(0).toUpperCase()}${page.slice(1)} is malformed: ${problem}. Body starts with: ${JSON.stringify(excerpt)}`);
   }

@@ -66,7 +66,7 @@ export function listFetcher(source: PageSource): (query: ListQuery, target: Targ
   return (query, target, signal) =>
     source.retry(async (attemptSignal) => {
       const answer = await authorisedGet(source, `${root}?${listParameters(query, source.pageSize)}`, target, attemptSignal);
-      return parsePage(query.pageIndex ?? 0, answer.body, answer.contentType, answer.token, target.name);
+      return parsePage(query.pageIndex ?? 0, answer.body, answer.contentType, answer.token, query.pageIndex === undefined ? target.name : undefined);
     }, signal);
 }
 
@@ -199,17 +199,20 @@ async function send(source: PageSource, url: string, target: Target, signal: Abo
  * malformed page. Only a JSON answer is quoted, and with the token masked (see
  * common/redact.ts): a proxy's error page may echo the request headers.
  */
-export function parsePage(index: number, body: string, contentType: string, token?: string, name = `page ${index}`): DevicePage {
+export function parsePage(index: number, body: string, contentType: string, token?: string, cursorPage?: string): DevicePage {
   const secrets = token ? [token] : [];
+  // An offset page is named by its index; a cursor page by the caller.
+  const name = cursorPage ?? `page ${index}`;
+  const pageIndex = cursorPage === undefined ? index : undefined;
   const malformed = (problem: string) =>
     isJsonMediaType(contentType)
-      ? new MalformedPageError(name, problem, excerpt(body, secrets))
-      : new MalformedPageError(name, `${problem} (${unquoted(body, contentType, secrets)})`, '');
+      ? new MalformedPageError(name, problem, excerpt(body, secrets), pageIndex)
+      : new MalformedPageError(name, `${problem} (${unquoted(body, contentType, secrets)})`, '', pageIndex);
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    throw new MalformedPageError(name, `not JSON (content-type "${headerValue(contentType, secrets)}"), ${characters(body.length)}, not quoted`, '');
+    throw new MalformedPageError(name, `not JSON (content-type "${headerValue(contentType, secrets)}"), ${characters(body.length)}, not quoted`, '', pageIndex);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw malformed('expected an object with "briefs"');

@@ -202,9 +202,12 @@ function withRunId(brief: Brief, runField: string): string {
   return json.length === 2 ? `{${runField.slice(1)}` : json.slice(0, -1) + runField;
 }
 
-/** A 400 for a page past the first, while the platform counted more devices than were read: its offset limit. */
+/**
+ * A 400 for a page past the first, while the platform counted more devices than were read:
+ * its offset limit. Without a count nothing says so, and the 400 is reported as it came.
+ */
 function pastOffsetLimit(error: unknown, sweep: Sweep): boolean {
-  return error instanceof PlatformError && error.status === 400 && sweep.pages > 0 && (sweep.lastCount === undefined || sweep.written < sweep.lastCount);
+  return error instanceof PlatformError && error.status === 400 && sweep.pages > 0 && sweep.lastCount !== undefined && sweep.written < sweep.lastCount;
 }
 
 /**

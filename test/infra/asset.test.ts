@@ -94,10 +94,10 @@ describe('the bundled Lambda asset', () => {
       tokenRequests: number;
     };
 
-    expect(summary).toMatchObject({ status: 'committed', devices: 3000, tokenRequests: 1 });
+    expect(summary).toMatchObject({ status: 'committed', devices: 3000, tokenRequests: 1, paging: 'cursor' });
     const s3 = testS3(standIns.s3Url);
     const rows = await runRows(s3, summary);
-    expect(new Set(rows.map((row) => row.ref)).size).toBe(3000);
+    expect(new Set(rows.map((row) => row.EUI)).size).toBe(3000);
     expect(await getJson(s3, DEMO.bucket, 'thingpark/latest.json')).toMatchObject({ manifestKey: summary.manifestKey });
   });
 
@@ -116,9 +116,9 @@ describe('the bundled Lambda asset', () => {
       s3,
       DEMO.bucket,
       curated.snapshotFiles.map(({ key }) => key),
-      'SELECT count(*)::INTEGER AS devices, count(DISTINCT ref)::INTEGER AS refs, any_value(run_id) AS run FROM read_parquet({files})',
+      'SELECT count(*)::INTEGER AS devices, count(DISTINCT eui)::INTEGER AS euis, any_value(run_id) AS run FROM read_parquet({files})',
     );
-    expect(counts).toEqual({ devices: 3000, refs: 3000, run: exported.runId });
+    expect(counts).toEqual({ devices: 3000, euis: 3000, run: exported.runId });
   });
 
   it('continues a run that does not fit one invocation: invoked again with each answer, the bundle commits it', async () => {
@@ -162,7 +162,7 @@ describe('the bundled Lambda asset', () => {
       expect(summary).toMatchObject({ status: 'committed', devices: 3000 });
       const rows = await runRows(testS3(standIns.s3Url), summary);
       expect(rows).toHaveLength(3000);
-      expect(new Set(rows.map((row) => row.ref)).size).toBe(3000);
+      expect(new Set(rows.map((row) => row.EUI)).size).toBe(3000);
     } finally {
       standIns.platform.reset({ fleet: 3000 });
     }
