@@ -56,7 +56,7 @@ describe('loadConfig', () => {
   it('rejects malformed numbers with the variable, the range and the value', () => {
     expect(problemsOf({ ...minimal, THINGPARK_PAGE_SIZE: '10k', THINGPARK_FIRST_PAGE_INDEX: '2' })).toEqual([
       'THINGPARK_PAGE_SIZE must be an integer from 1 to 100000, got "10k"',
-      'THINGPARK_FIRST_PAGE_INDEX must be 0 or 1 (or unset, to learn it from the platform), got "2"',
+      'THINGPARK_FIRST_PAGE_INDEX must be an integer from 0 to 1 (or unset, to learn it from the platform), got "2"',
     ]);
   });
 
