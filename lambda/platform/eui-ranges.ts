@@ -91,10 +91,16 @@ export function rangePagesTarget(fleetCount: number, pageSize: number, sweeps: n
  */
 export const MIN_RANGE_PAGES = 8;
 
-/** Whether a range of `count` devices is worth splitting (it is more pages than the target). */
+/**
+ * Whether a range of `count` devices is worth splitting: more than half again the target.
+ * The groups a split makes hold whole prefixes, so they come out near the target but not
+ * at it; one a little over is read as it is rather than split again for two more probes.
+ */
 export function worthSplitting(count: number | undefined, pageSize: number, target: number): boolean {
-  return count !== undefined && Math.ceil(count / Math.max(1, pageSize)) > target;
+  return count !== undefined && Math.ceil(count / Math.max(1, pageSize)) > SPLIT_SLACK * target;
 }
+
+const SPLIT_SLACK = 1.5;
 
 /** Whether an EUI is inside a range: it starts with one of its prefixes (none: the whole fleet). */
 export function inRange(eui: string, prefixes: readonly string[]): boolean {

@@ -88,9 +88,9 @@ describe('rangePagesTarget and worthSplitting', () => {
     expect(rangePagesTarget(0, 1000, 1)).toBe(MIN_RANGE_PAGES);
   });
 
-  it('splits only ranges longer than the target, and never one without a count', () => {
-    expect(worthSplitting(7000, 1000, 7)).toBe(false);
-    expect(worthSplitting(7001, 1000, 7)).toBe(true);
+  it('splits only ranges longer than half again the target, and never one without a count', () => {
+    expect(worthSplitting(12_000, 1000, 8)).toBe(false);
+    expect(worthSplitting(12_001, 1000, 8)).toBe(true);
     expect(worthSplitting(undefined, 1000, 7)).toBe(false);
   });
 });

@@ -130,7 +130,8 @@ async function baseline(): Promise<Work> {
   const bearer = await token();
   const devices: Record<string, unknown>[] = [];
   let pages = 0;
-  for (let index = 0; ; index += 1) {
+  // Pages start at 1, as the spec says (the samples were written for it).
+  for (let index = 1; ; index += 1) {
     const { briefs, more } = await page(bearer, index);
     pages += 1;
     devices.push(...briefs);
@@ -152,7 +153,8 @@ async function floor(): Promise<Work> {
   const cpu = process.cpuUsage();
   const bearer = await token();
   const window = new AdaptiveWindow(params.maxConcurrency, { initial: params.concurrency });
-  let next = 0;
+  // Pages start at 1, as the spec says.
+  let next = 1;
   let end = Number.POSITIVE_INFINITY;
   let devices = 0;
   let requests = 0;
