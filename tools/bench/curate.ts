@@ -124,7 +124,9 @@ try {
   live.remove(Math.floor(fleet * 0.3), Math.floor(fleet / 100));
   live.insert(live.size, Math.floor(fleet / 100));
   standIns.platform.options.revise = (brief: Brief) =>
-    Number(String(brief.name).replace(/^sensor-/, '')) % 20 === 7 ? { ...brief, healthState: brief.healthState === 'ACTIVE' ? 'BATTERY_LOW' : 'ACTIVE' } : brief;
+    Number(String(brief.name).replace(/^sensor-/, '')) % 20 === 7
+      ? { ...brief, healthState: brief.healthState === 'ACTIVE' ? 'BATTERY_LOW' : 'ACTIVE' }
+      : brief;
 
   const secondExport = await step(`export the changed fleet (second run)`, { label: 'bench-second' });
   const secondRun = secondExport.summary.runId as string;
