@@ -49,7 +49,7 @@ describe('malformed answers', () => {
     expect(error.message).toMatch(problem);
     const excerpt = JSON.parse(/Body starts with: (".*")$/.exec(error.message)?.[1] ?? 'null') as string;
     expect(excerpt.length).toBeLessThanOrEqual(120);
-    expect((fault.body ?? '').replace(/\s+/g, ' ').startsWith(excerpt)).toBe(true);
+    expect((fault.body ?? '').replace(/\s+/g, ' ').slice(0, excerpt.length)).toBe(excerpt);
     expect(error.message.length).toBeLessThan(400);
     expect(sim.stats.byPage.get(2)).toBe(1);
     expect(await objects(h, prefix)).toEqual(before);

@@ -107,7 +107,7 @@ describe('concurrent paging', () => {
     expect(summary).toMatchObject({ devices: 1_000, pages: 10 });
     for (let page = 0; page < 10; page += 1) expect(sim.stats.byPage.get(page)).toBe(1);
     const pastTheEnd = [...sim.stats.byPage.entries()].filter(([page]) => page >= 10);
-    expect(pastTheEnd.every(([, requests]) => requests === 1)).toBe(true);
+    expect(pastTheEnd.filter(([, requests]) => requests !== 1)).toEqual([]);
     expect(pastTheEnd.length).toBeLessThanOrEqual(summary.wastedRequests);
     expect(summary.wastedRequests).toBeLessThanOrEqual(8);
     expect(summary.pageRequests).toBe(10 + pastTheEnd.length);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { duckdbQuery } from '../../tools/inspect/duckdb.ts';
 import { simulatedBrief, type Brief } from '../../tools/stand-ins/fleet.ts';
+import { repeated } from '../support/collections.ts';
 import { OFFSET_ENV, OFFSET_PLATFORM } from '../support/paging.ts';
 import { captureOutput, coldStart, lambdaContext } from '../support/lambda.ts';
 import { downloadFiles, getJson, listKeys, runRows, testS3, type RunFiles } from '../../tools/inspect/snapshot.ts';
@@ -122,8 +123,8 @@ describe('paging variants', () => {
     expect(summary.devices).toBe(size);
     expect(summary.duplicates).toBe(duplicates);
     const refs = (await rowsOf(summary)).map((row) => row.ref);
-    expect(new Set(refs).size).toBe(size);
-    expect(refs.length).toBe(size);
+    expect(refs).toHaveLength(size);
+    expect(repeated(refs)).toEqual([]);
   });
 
   it('an empty fleet commits an empty snapshot', async () => {
@@ -215,7 +216,7 @@ describe('the snapshot', () => {
     expect(order.at(-3)).toMatch(/^ordered\/indexes\/20261127T060000Z\/[a-z0-9]+\.keys\.gz$/);
     expect(order.slice(-2)).toEqual([summary.manifestKey, summary.latestKey]);
     expect(await listKeys(testS3(standIns.s3Url), DEMO.bucket, 'ordered/attempts/')).toEqual([]);
-    expect(summary.dataKeys.every((key) => key.startsWith('ordered/devices/dt=2026-11-27/run=20261127T060000Z/'))).toBe(true);
+    expect(summary.dataKeys.filter((key) => !key.startsWith('ordered/devices/dt=2026-11-27/run=20261127T060000Z/'))).toEqual([]);
 
     const s3 = testS3(standIns.s3Url);
     const manifest = await getJson<{ runId: string; bucket: string; files: { key: string; bytes: number; devices: number }[]; counts: { devices: number } }>(

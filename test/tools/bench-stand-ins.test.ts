@@ -66,7 +66,7 @@ describe("the benchmark's chart", () => {
       { case: '100k @ 100 ms', approach: 'baseline', devicesPerSecond: 8_400, peakRssMb: 498, maxInFlight: 1 },
       { case: 'rate 50/s, 429', approach: 'floor', devicesPerSecond: 5_000 },
     ]);
-    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.slice(0, 4)).toBe('<svg');
     for (const text of ['100k @ 100 ms', 'rate 50/s, 429', 'exporter', 'baseline', 'floor', 'Devices exported per second']) expect(svg).toContain(text);
   });
 });

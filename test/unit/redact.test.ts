@@ -23,7 +23,7 @@ describe('excerpt', () => {
     const body = `{"code":503,\n  "message": "upstream unavailable",\t"retry": true, "pad": "${'x'.repeat(300)}"}`;
     const result = excerpt(body, [TOKEN]);
     expect(result).toHaveLength(EXCERPT_CHARS);
-    expect(body.replace(/\s+/g, ' ').startsWith(result)).toBe(true);
+    expect(body.replace(/\s+/g, ' ').slice(0, result.length)).toBe(result);
   });
 
   const echoes: [string, string][] = [
