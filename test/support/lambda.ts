@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import type { Context } from 'aws-lambda';
 import { vi } from 'vitest';
 import { VARIABLE_FAMILIES, VARIABLE_NAMES } from '../../lambda/common/env.ts';
@@ -66,11 +67,20 @@ export function lambdaContext(remainingMs = 900_000): Context {
   };
 }
 
-/** Everything written to stdout and stderr while `fn` runs, to search for secrets. */
+const CONSOLE_METHODS = ['log', 'info', 'warn', 'error', 'debug'] as const;
+
+/** Everything written to stdout and stderr, or printed through console, while `fn` runs, to search for secrets. */
 export async function captureOutput<T>(fn: () => Promise<T>): Promise<{ result?: T; error?: unknown; output: string }> {
   const chunks: string[] = [];
   const streams = [process.stdout, process.stderr];
   const originals = streams.map((stream) => stream.write.bind(stream));
+  // Under vitest, console is the runner's own and never reaches process.stdout: a line
+  // printed with console.log would otherwise escape the output searched for secrets.
+  const printed = CONSOLE_METHODS.map((name) =>
+    vi.spyOn(console, name).mockImplementation((...args: unknown[]) => {
+      chunks.push(`${format(...args)}\n`);
+    }),
+  );
   for (const stream of streams) {
     stream.write = (chunk: string | Uint8Array, ...rest: unknown[]) => {
       chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString());
@@ -88,5 +98,6 @@ export async function captureOutput<T>(fn: () => Promise<T>): Promise<{ result?:
     streams.forEach((stream, i) => {
       stream.write = originals[i] as typeof stream.write;
     });
+    for (const spy of printed) spy.mockRestore();
   }
 }
