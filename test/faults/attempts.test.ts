@@ -5,7 +5,7 @@ import type { Manifest } from '../../lambda/storage/manifest.ts';
 import { getJson, listKeys, runRows } from '../../tools/inspect/snapshot.ts';
 import { repeated } from '../support/collections.ts';
 import { putDirect } from './s3-proxy.ts';
-import { DEMO, expectNoSecretsLeaked, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, objects, reset, useHarness } from './harness.ts';
+import { DEMO, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, objects, reset, useHarness } from './harness.ts';
 
 const h = useHarness();
 const SCHEDULE = { scheduledTime: '2024-03-01T00:00:00Z' };
@@ -122,8 +122,4 @@ describe('a store that accepts conditional writes without honouring them', () =>
     // This attempt's files, which the manifest S3 kept does not list, are gone.
     expect(await listKeys(h.proxy.direct, DEMO.bucket, DATA(prefix))).toEqual([]);
   });
-});
-
-it('leaks no secret or token in anything the runs above printed, threw, returned or wrote', async () => {
-  await expectNoSecretsLeaked(h);
 });

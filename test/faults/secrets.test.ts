@@ -1,20 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Context } from 'aws-lambda';
 import type { SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
 import { putDirect } from './s3-proxy.ts';
-import { DEMO, bucketText, describeError, exporter, freshPrefix, invoke, lambdaContext, occurrences, reset, startHarness, type Harness } from './harness.ts';
+import { DEMO, bucketText, describeError, exporter, freshPrefix, invoke, lambdaContext, occurrences, reset, useHarness } from './harness.ts';
 
 const STALE_SECRET = 'stale-secret-0a1b2c3d';
 const ROTATED_SECRET = 'rotated-secret-4e5f6a7b';
 
-let h: Harness;
-beforeAll(async () => {
-  h = await startHarness();
+const h = useHarness();
+beforeAll(() => {
   h.secrets.add(STALE_SECRET);
   h.secrets.add(ROTATED_SECRET);
-});
-afterAll(async () => {
-  await h?.stop();
 });
 
 interface Scenario {
