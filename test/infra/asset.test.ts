@@ -63,17 +63,28 @@ describe('the bundled Lambda asset', () => {
     ...overrides,
   });
 
+  /**
+   * The bundle's bytes under a name of their own. lambda-local keeps a loaded module (and so
+   * its configuration and its cached token) as a warm context does: a test that needs a
+   * cold start, or settings of its own, runs its own copy, whatever ran before it.
+   */
+  const coldBundle = async (name: string): Promise<string> => {
+    const copy = join(dirname(bundle), `${name}.mjs`);
+    await copyFile(bundle, copy);
+    return copy;
+  };
+
   // verboseLevel 3 leaves stdout unmuted, so that captureOutput sees the function's log lines.
-  const execute = (event: unknown, env: Record<string, string>, verboseLevel = 0) =>
-    lambdaLocal.execute({ event, lambdaPath: bundle, esm: true, environment: env, timeoutMs: 120_000, verboseLevel });
+  const execute = (event: unknown, env: Record<string, string>, lambdaPath = bundle, verboseLevel = 0) =>
+    lambdaLocal.execute({ event, lambdaPath, esm: true, environment: env, timeoutMs: 120_000, verboseLevel });
 
   /**
    * A failing invocation of the bundle: the error record the runtime makes of what it threw
    * (as Lambda writes it to the dead-letter queue: errorType, errorMessage, stackTrace) and
    * the "Run failed" line it logged.
    */
-  const failure = async (event: unknown, env: Record<string, string>) => {
-    const { error, output } = await captureOutput(() => execute(event, env, 3));
+  const failure = async (event: unknown, env: Record<string, string>, lambdaPath = bundle) => {
+    const { error, output } = await captureOutput(() => execute(event, env, lambdaPath, 3));
     const logged = output
       .split('\n')
       .filter((line) => line.startsWith('{'))
@@ -86,7 +97,7 @@ describe('the bundled Lambda asset', () => {
     const env = environment();
     expect(env.SNAPSHOT_PREFIX ?? 'thingpark/').toBe('thingpark/');
 
-    const summary = (await execute({ scheduledTime: '2026-11-28T06:00:00Z' }, env)) as {
+    const summary = (await execute({ scheduledTime: '2026-11-28T06:00:00Z' }, env, await coldBundle('exported'))) as {
       bucket: string;
       status: string;
       devices: number;
@@ -103,16 +114,26 @@ describe('the bundled Lambda asset', () => {
   });
 
   it('curates a committed run from the synthesized bundle: Parquet that DuckDB reads, and the current table', async () => {
-    // The template's prefix: lambda-local keeps the bundle's module, as a warm context does, with its configuration.
-    const env = environment();
-    const exported = (await execute({ scheduledTime: '2026-11-28T07:00:00Z' }, env)) as { runId: string; devices: number; curation: { status: string } };
+    // A prefix of its own: the export test's pointer and runs are not this test's business.
+    const env = environment({ SNAPSHOT_PREFIX: 'curating/' });
+    const curating = await coldBundle('curating');
+    const exported = (await execute({ scheduledTime: '2026-11-28T07:00:00Z' }, env, curating)) as {
+      runId: string;
+      devices: number;
+      curation: { status: string };
+    };
     // lambda-local gives the invocation 120 s, under the 300 s kept for curating inline.
     expect(exported.curation).toMatchObject({ status: 'skipped' });
 
-    const curated = (await execute({ curate: exported.runId }, env)) as { status: string; devices: number; current: string; snapshotFiles: { key: string }[] };
+    const curated = (await execute({ curate: exported.runId }, env, curating)) as {
+      status: string;
+      devices: number;
+      current: string;
+      snapshotFiles: { key: string }[];
+    };
     expect(curated).toMatchObject({ status: 'curated', devices: 3000, current: 'switched' });
     const s3 = testS3(standIns.s3Url);
-    expect(await currentKeys(s3, DEMO.bucket, 'thingpark/')).toEqual(curated.snapshotFiles.map(({ key }) => key));
+    expect(await currentKeys(s3, DEMO.bucket, 'curating/')).toEqual(curated.snapshotFiles.map(({ key }) => key));
     const [counts] = await queryObjects(
       s3,
       DEMO.bucket,
@@ -124,10 +145,8 @@ describe('the bundled Lambda asset', () => {
 
   it('continues a run that does not fit one invocation: invoked again with each answer, the bundle commits it', async () => {
     standIns.platform.reset({ fleet: 3000, latencyMs: 80 });
-    // The same bytes under another name: lambda-local keeps a loaded module (and so its
-    // configuration) as a warm context does, and this run needs a cold start of its own.
-    const coldBundle = join(dirname(bundle), 'continued.mjs');
-    await copyFile(bundle, coldBundle);
+    // A cold start of its own, with the settings below.
+    const continued = await coldBundle('continued');
     try {
       // Invocations of 4 s (the first one's module load included) less the two margins of 1 s: 30
       // pages of 100, one at a time at 80 ms each, take several.
@@ -144,7 +163,7 @@ describe('the bundled Lambda asset', () => {
       for (let i = 0; i < 20; i += 1) {
         const answer = (await lambdaLocal.execute({
           event,
-          lambdaPath: coldBundle,
+          lambdaPath: continued,
           esm: true,
           environment: env,
           timeoutMs: 4000,
@@ -181,7 +200,7 @@ describe('the bundled Lambda asset', () => {
   it("names a failing platform's error and code in what it throws and logs", async () => {
     standIns.platform.reset({ fleet: 300, fault: () => ({ status: 500, body: '{"code":500,"message":"down"}' }) });
     try {
-      const { error, logged } = await failure({}, environment({ THINGPARK_MAX_RETRIES: '0', SNAPSHOT_PREFIX: 'failing/' }));
+      const { error, logged } = await failure({}, environment({ THINGPARK_MAX_RETRIES: '0', SNAPSHOT_PREFIX: 'failing/' }), await coldBundle('failing'));
       expect(error.errorType).toBe('PlatformError');
       expect(error.errorMessage).toContain('HTTP 500');
       expect(logged).toMatchObject({ level: 'ERROR', errorType: 'PlatformError', code: 'PLATFORM_ERROR' });

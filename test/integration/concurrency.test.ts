@@ -32,8 +32,15 @@ async function platform(options: Partial<SimulatorOptions>) {
   return standIns.platform.reset({ ...OFFSET_PLATFORM, ...options });
 }
 
-/** A cold start with the stand-ins' environment, every tunable at its default unless given. */
+let coldStarts = 0;
+
+/**
+ * A cold start with the stand-ins' environment, every tunable at its default unless given,
+ * under a snapshot prefix of its own: a run compares itself with the previous run under its
+ * prefix, and looking up devices another test's larger fleet had would add requests.
+ */
 async function exporter(env: Record<string, string>) {
+  coldStarts += 1;
   return coldStart({
     ...standIns.env,
     ...OFFSET_ENV,
@@ -41,6 +48,7 @@ async function exporter(env: Record<string, string>) {
     // fault tests capture and check those); the summaries count the retries here.
     POWERTOOLS_LOG_LEVEL: 'ERROR',
     THINGPARK_PAGE_SIZE: '100',
+    SNAPSHOT_PREFIX: `concurrency-${coldStarts}/`,
     ...env,
   });
 }

@@ -26,13 +26,21 @@ function platform(options: Partial<SimulatorOptions>) {
   return standIns.platform.reset({ ...OFFSET_PLATFORM, ...options });
 }
 
-/** A cold start with the stand-ins' environment, every tunable at its default unless given. */
+let coldStarts = 0;
+
+/**
+ * A cold start with the stand-ins' environment, every tunable at its default unless given,
+ * under a snapshot prefix of its own unless given: a run compares itself with the previous
+ * run under its prefix, which would make one test's requests depend on the test before.
+ */
 async function exporter(env: Record<string, string> = {}) {
+  coldStarts += 1;
   return coldStart({
     ...standIns.env,
     ...OFFSET_ENV,
     POWERTOOLS_LOG_LEVEL: 'WARN',
     THINGPARK_PAGE_SIZE: '100',
+    SNAPSHOT_PREFIX: `export-${coldStarts}/`,
     ...env,
   });
 }

@@ -6,9 +6,10 @@ import { startBenchStandIns, type BenchStandIns } from '../../tools/bench/stand-
 import { OFFSET_PLATFORM } from '../support/paging.ts';
 
 let standIns: BenchStandIns;
+const PRERENDERED = { simulator: { ...OFFSET_PLATFORM, fleet: 250 }, prerender: 100 };
 
 beforeAll(async () => {
-  standIns = await startBenchStandIns({ simulator: { ...OFFSET_PLATFORM, fleet: 250 }, prerender: 100 });
+  standIns = await startBenchStandIns(PRERENDERED);
 });
 afterAll(async () => {
   await standIns.stop();
@@ -29,7 +30,8 @@ async function page(index: number, pageSize: number): Promise<{ briefs: { ref: s
 
 describe("the benchmark's stand-ins", () => {
   it('serve the same pages rendered once as rendered per request, and count what they served', async () => {
-    await standIns.clear();
+    // As started: another test may have reset them to options of its own.
+    await standIns.reset(PRERENDERED);
     // Pages of 100 were rendered up front (and carry the time of rendering); pages of 50 are not.
     const first = await page(1, 100);
     const again = await page(1, 100);
