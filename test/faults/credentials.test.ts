@@ -126,7 +126,9 @@ describe('credentials: rejected client', () => {
 
   it('keeps using a still-valid token after a rotation, and re-reads SSM when it next renews', async () => {
     const sim = await reset(h, { fleet: 300 });
-    sim.tokens.lifetimeSeconds = 2;
+    // Trusted for 5 s (whole-second expiry), renewed at half that: 2.5 s after the grant.
+    // Room for the first two runs of a cold, busy process before it, and little to wait after.
+    sim.tokens.lifetimeSeconds = 6;
     const handler = await exporter(h, freshPrefix());
     try {
       await invokeOk(h, handler, {});
@@ -139,7 +141,7 @@ describe('credentials: rejected client', () => {
       expect(reuse.tokenRequests).toBe(0);
       expect(sim.tokens.requests).toBe(requestsBefore);
 
-      await sleep(1100); // past the renewal point of a 2 s token
+      await sleep(2600); // past the renewal point
       const renewed = await invokeOk(h, handler, {});
       expect(renewed.tokenRequests).toBe(1);
       expect(sim.tokens.requests - requestsBefore).toBe(2);

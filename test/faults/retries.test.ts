@@ -224,7 +224,14 @@ describe('retries', () => {
   it('stops the run with RetryBudgetError once RUN_RETRY_BUDGET is spent', async () => {
     const prefix = freshPrefix();
     const sim = await reset(h, { fleet: 1000, fault: ({ attempt }) => (attempt === 1 ? { status: 500, body: json(500) } : undefined) });
-    const handler = await exporter(h, prefix, { RUN_RETRY_BUDGET: '3', THINGPARK_MAX_RETRIES: '5', THINGPARK_CONCURRENCY: '1' });
+    // One page at a time, and the window kept at one: a window grown by the pages that got
+    // through would have sent pages past page 3 before its failure spent the budget.
+    const handler = await exporter(h, prefix, {
+      RUN_RETRY_BUDGET: '3',
+      THINGPARK_MAX_RETRIES: '5',
+      THINGPARK_CONCURRENCY: '1',
+      THINGPARK_MAX_CONCURRENCY: '1',
+    });
     const error = await invokeFailing(h, handler, {});
     expect(error).toMatchObject({ name: 'RetryBudgetError', code: 'RETRY_BUDGET_SPENT' });
     expect(error.message).toContain('RUN_RETRY_BUDGET');
