@@ -158,7 +158,7 @@ describe('cursor paging, as the spec has it', () => {
     const down = await sweep({ sort: 'EUI,desc', pageSize: 7, devEUI: [...prefixes, '70', '71', '72'] });
     expect(down.euis).toEqual([...others].reverse());
     for (const { pages } of [up, down]) {
-      expect(pages.every((each) => each.count === others.length)).toBe(true);
+      expect(pages.map(({ count }) => count)).toEqual(pages.map(() => others.length));
       expect(pages.at(-1)?.cursors).toBeUndefined();
       for (const each of pages.slice(0, -1)) expect(decode(each.cursors?.last ?? '')).toEqual({ EUI: each.briefs.at(-1)?.EUI });
     }
@@ -174,7 +174,7 @@ describe('cursor paging, as the spec has it', () => {
     const { pages } = await sweep({ sort: 'EUI,asc', pageSize: 1 });
     const cursors = pages.flatMap((each) => (each.cursors ? [each.cursors.last] : []));
     expect(cursors).toHaveLength(399);
-    expect(cursors.every((cursor) => cursor.endsWith('='))).toBe(true);
+    expect(cursors.filter((cursor) => !cursor.endsWith('='))).toEqual([]);
     for (const place of [0, 150, 398]) {
       const cursor = cursors[place] ?? '';
       expect(encodeURIComponent(cursor)).toContain('%3D');
@@ -342,7 +342,7 @@ describe('a fleet that changes under a sweep', () => {
     const [behind = [], ahead = []] = [platform.stats.added.slice(0, 4), platform.stats.added.slice(4)].map((briefs) =>
       briefs.map((brief) => brief.EUI as string),
     );
-    expect(behind.every((eui) => eui > (down.pages[1]?.briefs.at(-1)?.EUI as string))).toBe(true);
+    expect(behind.filter((eui) => !(eui > (down.pages[1]?.briefs.at(-1)?.EUI as string)))).toEqual([]);
     expect(down.euis.filter((eui) => behind.includes(eui))).toEqual([]);
     expect(down.euis.slice(-3)).toEqual([...ahead].sort().reverse());
     expect(down.euis.slice(0, -3)).toEqual(euisOf(1000).sort().reverse());
