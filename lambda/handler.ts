@@ -2,23 +2,26 @@ import type { Context } from 'aws-lambda';
 import { loadConfig } from './common/config.ts';
 import { unknownVariables } from './common/env.ts';
 import { ExporterError } from './common/errors.ts';
-import { curateAfterExport, curateOnRequest, type CuratedRunSummary } from './curate/invoke.ts';
+import { curateAfterExport, curateOnRequest, type CurationOutcome } from './curate/invoke.ts';
 import type { CurationSummary } from './curate/curate-run.ts';
-import { curationSettings, type CurationSettings } from './curate/settings.ts';
-import { logger, metrics, recordRun } from './common/observability.ts';
+import type { CurationSettings } from './curate/settings.ts';
+import { logger } from './common/logger.ts';
 import type { AbandonRequest, Continuation } from './common/request-types.ts';
 import { invocationOf, runIdOf } from './common/run-id.ts';
 import { parseRequest } from './requests.ts';
 import { abandonRun, type AbandonSummary } from './run/abandon.ts';
 import { exportRun, resumeRun, type ExportAnswer } from './run/export-run.ts';
-import type { RunServices } from './run/run-context.ts';
-import { createServices } from './runtime.ts';
+import { recordRun, type RunSummary } from './run/summary.ts';
+import { createServices, type Services } from './services.ts';
 import { newAttempt } from './storage/layout.ts';
 
-// Built on the first invocation and kept while the context is warm: the token cache and
-// the clients live here. Built lazily so a configuration error fails the invocation with
-// its message rather than the whole init phase.
-let services: RunServices | undefined;
+// Built on the first invocation and kept while the context is warm: the token cache, the
+// clients and the metrics live here. Built lazily so a configuration error fails the
+// invocation with its message rather than the whole init phase.
+let services: Services | undefined;
+
+/** An export's summary with what became of its curation. */
+export type CuratedRunSummary = RunSummary & { curation: CurationOutcome };
 
 /** Every answer the function gives, by event. */
 export type HandlerAnswer = CuratedRunSummary | Continuation | CurationSummary | AbandonSummary;
@@ -52,16 +55,16 @@ export async function handler(event: unknown, context: Context): Promise<Handler
         logger.appendKeys({ runId: request.abandon.runId });
         return await abandonRun(services, request.abandon, logger);
       case 'curate':
-        return await curateOnRequest(services, curationSettings(), { runId: request.runId, remainingMs, logger });
+        return await curateOnRequest(services, services.curation(), { runId: request.runId, remainingMs, logger });
       case 'continuation': {
-        const curation = curationSettings();
+        const curation = services.curation();
         logger.appendKeys({ runId: request.continuation.runId });
         const answer = await resumeRun(services, request.continuation, { attempt: newAttempt(invocation), remainingMs, logger });
         return await afterExport(services, curation, answer, remainingMs);
       }
       case 'schedule':
       case 'on-demand': {
-        const curation = curationSettings();
+        const curation = services.curation();
         const runId = runIdOf(request, invocation);
         logger.appendKeys({ runId });
         const answer = await exportRun(services, request, { runId, attempt: newAttempt(invocation), remainingMs, logger });
@@ -81,11 +84,11 @@ export async function handler(event: unknown, context: Context): Promise<Handler
 }
 
 /** What an export invocation answers: a committed run counted and curated, or the continuation as it is. */
-async function afterExport(services: RunServices, curation: CurationSettings, answer: ExportAnswer, remainingMs: () => number): Promise<HandlerAnswer> {
+async function afterExport(services: Services, curation: CurationSettings, answer: ExportAnswer, remainingMs: () => number): Promise<HandlerAnswer> {
   // A replayed schedule exported nothing new: counting it again would double the figures.
   if (answer.status === 'committed') {
-    recordRun(answer);
-    metrics.publishStoredMetrics();
+    recordRun(services.metrics, answer);
+    services.metrics.publishStoredMetrics();
   }
   // A run that goes on in another invocation has nothing committed to curate yet.
   if (answer.status === 'continue') return answer;

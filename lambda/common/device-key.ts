@@ -1,5 +1,3 @@
-import type { Brief } from '../platform/devices-api.ts';
-
 /**
  * A device's identity for de-duplication. The set of them is the one structure of a run
  * that grows with the fleet: refs that are plain decimal integers, as the platform's are,
@@ -12,7 +10,7 @@ export type DeviceKey = string | number;
 const CANONICAL_INTEGER = /^(?:0|[1-9]\d{0,14})$/;
 
 /** De-duplication key: the device's `ref`, else its EUI (case-insensitive). */
-export function deviceKey(brief: Brief): DeviceKey | undefined {
+export function deviceKey(brief: Readonly<Record<string, unknown>>): DeviceKey | undefined {
   const { ref, EUI } = brief;
   if (typeof ref === 'number') return Number.isSafeInteger(ref) && ref >= 0 ? ref : String(ref);
   if (typeof ref === 'string' && ref !== '') return CANONICAL_INTEGER.test(ref) ? Number(ref) : ref;

@@ -1,9 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import { ExporterError } from '../common/errors.ts';
-import { metrics } from '../common/observability.ts';
-import type { RunServices } from '../run/run-context.ts';
-import type { RunSummary } from '../run/summary.ts';
+import type { CurateServices } from '../common/services.ts';
 import { curateRun, type CurationSummary } from './curate-run.ts';
 import type { CurationSettings } from './settings.ts';
 
@@ -16,19 +14,16 @@ export type CurationOutcome =
   | { status: 'skipped'; reason: string; event: { curate: string } }
   | { status: 'failed'; error: string; errorType: string; code?: string; event: { curate: string } };
 
-/** An export's summary with what became of its curation. */
-export type CuratedRunSummary = RunSummary & { curation: CurationOutcome };
-
 /** `{"curate": "<runId>"}`: curates the run (or finishes its switch), and fails like a run when it cannot. */
 export async function curateOnRequest(
-  services: RunServices,
+  services: CurateServices,
   settings: CurationSettings,
   request: { runId: string; remainingMs: () => number; logger: Logger },
 ): Promise<CurationSummary> {
   const { runId, logger } = request;
   logger.appendKeys({ runId });
   const summary = await curateRun(services, settings, request);
-  if (summary.status === 'curated') recordCuration(summary);
+  if (summary.status === 'curated') recordCuration(services, summary);
   logger.info('Curation finished', { summary });
   return summary;
 }
@@ -41,24 +36,24 @@ export async function curateOnRequest(
  * replay the export), it is logged ("Curation failed"), counted (`curationFailed`, which
  * raises an alarm) and leaves every curated table as it was.
  */
-export async function curateAfterExport(
-  services: RunServices,
+export async function curateAfterExport<Summary extends { runId: string }>(
+  services: CurateServices,
   settings: CurationSettings,
-  summary: RunSummary,
+  summary: Summary,
   options: { remainingMs: () => number; logger: Logger },
-): Promise<CuratedRunSummary> {
+): Promise<Summary & { curation: CurationOutcome }> {
   const { logger } = options;
   const event = { curate: summary.runId };
   const remainingSeconds = Math.floor(options.remainingMs() / 1000);
   if (remainingSeconds < settings.inlineMinRemainingSeconds) {
     const reason = `${remainingSeconds} s left, under CURATE_INLINE_MIN_REMAINING_SECONDS (${settings.inlineMinRemainingSeconds} s)`;
     logger.warn('Curation skipped: not enough time left in this invocation; curate the run with the event given', { runId: summary.runId, reason, event });
-    publish((m) => m.addMetric('curationSkipped', MetricUnit.Count, 1));
+    publish(services, (m) => m.addMetric('curationSkipped', MetricUnit.Count, 1));
     return { ...summary, curation: { status: 'skipped', reason, event } };
   }
   try {
     const curated = await curateRun(services, settings, { runId: summary.runId, remainingMs: options.remainingMs, logger });
-    if (curated.status === 'curated') recordCuration(curated);
+    if (curated.status === 'curated') recordCuration(services, curated);
     const { status, devices, added, removed, changed, removalsConfirmed, current, recordKey, elapsedMs, comparison, previousRunId } = curated;
     return {
       ...summary,
@@ -83,14 +78,14 @@ export async function curateAfterExport(
       ...(error instanceof ExporterError ? { code: error.code } : {}),
     };
     logger.error('Curation failed', { runId: summary.runId, ...failure, event });
-    publish((m) => m.addMetric('curationFailed', MetricUnit.Count, 1));
+    publish(services, (m) => m.addMetric('curationFailed', MetricUnit.Count, 1));
     return { ...summary, curation: { status: 'failed', ...failure, event } };
   }
 }
 
 /** A curated run's figures: its changes per run on the dashboard, and that curation succeeded. */
-function recordCuration(summary: CurationSummary): void {
-  publish((m) => {
+function recordCuration(services: CurateServices, summary: CurationSummary): void {
+  publish(services, (m) => {
     m.addMetric('curationSucceeded', MetricUnit.Count, 1);
     m.addMetric('devicesAdded', MetricUnit.Count, summary.added);
     m.addMetric('devicesRemoved', MetricUnit.Count, summary.removed);
@@ -99,7 +94,7 @@ function recordCuration(summary: CurationSummary): void {
   });
 }
 
-function publish(add: (m: typeof metrics) => void): void {
+function publish({ metrics }: CurateServices, add: (m: Metrics) => void): void {
   add(metrics);
   metrics.publishStoredMetrics();
 }

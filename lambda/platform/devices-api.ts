@@ -1,7 +1,7 @@
 import { MalformedPageError, PlatformError } from '../common/errors.ts';
 import { TransientError, isNetworkError, parseRetryAfter, type Retrying } from '../common/retry.ts';
 import { characters, excerpt, failureName, headerValue, isJsonAnswer, isJsonMediaType, unquoted } from '../common/redact.ts';
-import type { TokenCache } from '../auth/token-cache.ts';
+import type { AccessTokens } from '../common/services.ts';
 import type { AdaptiveWindow } from './adaptive-window.ts';
 
 export const DEVICES_PATH = '/thingpark/wireless/rest/subscriptions/mine/devices';
@@ -45,7 +45,7 @@ export interface PageSource {
   baseUrl: URL;
   pageSize: number;
   requestTimeoutMs: number;
-  tokens: TokenCache;
+  tokens: AccessTokens;
   retry: Retrying;
   window: AdaptiveWindow;
   stats: RequestStats;

@@ -8,7 +8,7 @@ import type { Manifest } from '../storage/manifest.ts';
 import { readJson } from '../storage/s3-json.ts';
 import { checkForeign, type Checkpoint } from './checkpoint.ts';
 import { lineageCheckpoints, removeMarkers } from './lineage.ts';
-import type { RunServices } from './run-context.ts';
+import type { RunServices } from '../common/services.ts';
 
 /** What an abandon did. */
 export interface AbandonSummary {

@@ -17,10 +17,20 @@ import { FleetReader, type ReaderCounts } from './fleet-reader.ts';
 import { lineageCheckpoints, refreshMarkers, removeMarkers, settleAfterCommit } from './lineage.ts';
 import { trackMarker, type TrackedMarker } from './marker.ts';
 import { reportProgress } from './progress.ts';
-import type { RunOptions, RunServices } from './run-context.ts';
+import type { RunServices } from '../common/services.ts';
 import { discardQuietly, streamSnapshot, sweepFinished, type EarlierWork, type PausedSnapshot } from './stream-snapshot.ts';
 import { summaryOf, type RunSummary } from './summary.ts';
 import { FleetVerification, previousRun, previousRunAgain, type PreviousRun } from './verify-fleet.ts';
+
+/** What sets one run apart from another. */
+export interface RunOptions {
+  runId: string;
+  /** Unique to this invocation; names its data files and its marker. */
+  attempt: string;
+  /** Milliseconds left before the Lambda's hard timeout. */
+  remainingMs: () => number;
+  logger: Logger;
+}
 
 /** What an export invocation answers: the run's summary, or how to continue it. */
 export type ExportAnswer = RunSummary | Continuation;

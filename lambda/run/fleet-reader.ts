@@ -8,7 +8,7 @@ import { firstPageIndex, listFetcher, pageFetcher, type Brief, type DevicePage, 
 import { isLast, orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
-import type { RunServices } from './run-context.ts';
+import type { RunServices } from '../common/services.ts';
 
 /** What one pass over the device list saw. */
 export interface Sweep extends PagingStats {

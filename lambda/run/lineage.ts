@@ -4,7 +4,7 @@ import { deleteRunCheckpoints } from '../storage/checkpoints.ts';
 import { deleteObjects, type Refusal } from '../storage/deletes.ts';
 import { checkpointKeys, markerKey, type RunKeys } from '../storage/layout.ts';
 import type { SliceRecord } from './checkpoint.ts';
-import type { RunServices } from './run-context.ts';
+import type { RunServices } from '../common/services.ts';
 
 /**
  * The earlier invocations of a continued run. Each wrote its data files under its own

@@ -3,7 +3,7 @@ import { putMarker, type Marker } from '../storage/attempts.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deleteObjects } from '../storage/deletes.ts';
 import type { RunKeys } from '../storage/layout.ts';
-import type { RunServices } from './run-context.ts';
+import type { RunServices } from '../common/services.ts';
 
 /** The life of this attempt's marker: written before any data, removed once nothing of it can be left over. */
 export interface TrackedMarker {

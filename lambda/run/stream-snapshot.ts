@@ -9,7 +9,7 @@ import type { Fallback, Paging } from '../common/paging.ts';
 import { freshCursorState, type CursorState } from '../platform/cursor-sweep.ts';
 import { shortfall } from '../platform/eui-ranges.ts';
 import type { FleetReader, Sweep } from './fleet-reader.ts';
-import type { RunServices } from './run-context.ts';
+import type { RunServices } from '../common/services.ts';
 import { FleetVerification, type PreviousRun, type Verified } from './verify-fleet.ts';
 
 /** The fleet, written and verified: its files, its key index, and what the run counted. */

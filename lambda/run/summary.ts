@@ -1,3 +1,4 @@
+import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Fallback, Paging } from '../common/paging.ts';
 import type { Trigger } from '../common/request-types.ts';
 import type { RunKeys } from '../storage/layout.ts';
@@ -59,4 +60,20 @@ export function summaryOf(
     bytes: manifest.bytes,
     durationMs: Date.now() - outcome.startedAt.getTime(),
   };
+}
+
+/** A committed run's figures, each under its summary's name, added to the metrics the invocation publishes. */
+export function recordRun(metrics: Metrics, summary: RunSummary): void {
+  metrics.addMetric('exportSucceeded', MetricUnit.Count, 1);
+  metrics.addMetric('devices', MetricUnit.Count, summary.devices);
+  metrics.addMetric('pages', MetricUnit.Count, summary.pages);
+  metrics.addMetric('pageRequests', MetricUnit.Count, summary.pageRequests);
+  metrics.addMetric('duplicates', MetricUnit.Count, summary.duplicates);
+  metrics.addMetric('throttled', MetricUnit.Count, summary.throttled);
+  metrics.addMetric('tokenRequests', MetricUnit.Count, summary.tokenRequests);
+  metrics.addMetric('recovered', MetricUnit.Count, summary.recovered);
+  metrics.addMetric('removed', MetricUnit.Count, summary.removed);
+  metrics.addMetric('unresolved', MetricUnit.Count, summary.unresolved);
+  metrics.addMetric('verificationRequests', MetricUnit.Count, summary.verificationRequests);
+  metrics.addMetric('durationMs', MetricUnit.Milliseconds, summary.durationMs);
 }

@@ -6,7 +6,7 @@ import { readJson } from '../storage/s3-json.ts';
 import type { Brief } from '../platform/devices-api.ts';
 import type { DeviceKey } from '../common/device-key.ts';
 import { isAbort, type FleetReader, type Sweep } from './fleet-reader.ts';
-import type { RunServices } from './run-context.ts';
+import type { RunServices } from '../common/services.ts';
 
 /** The committed run a run compares itself with: the one `latest` names when it starts. */
 export interface PreviousRun {

@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
+import type { CuratedRunSummary } from '../../lambda/handler.ts';
 import type { CurationSummary } from '../../lambda/curate/curate-run.ts';
 import type { CurationRecord } from '../../lambda/curate/record.ts';
 import { briefOfRow } from '../../lambda/curate/snapshot-rows.ts';

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { loadConfig, type Config } from '../../lambda/common/config.ts';
-import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
+import type { CuratedRunSummary } from '../../lambda/handler.ts';
 import { ConfigError } from '../../lambda/common/errors.ts';
 import type { Continuation } from '../../lambda/common/request-types.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';

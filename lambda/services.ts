@@ -1,0 +1,48 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { ssmCredentials } from './auth/credentials.ts';
+import { TokenCache } from './auth/token-cache.ts';
+import { clientCredentialsGrant } from './auth/token-grant.ts';
+import { NAMING_STEP, nameNetworkFailures } from './common/aws-failures.ts';
+import type { Config } from './common/config.ts';
+import { DEFAULTS } from './common/env.ts';
+import { logRetries } from './common/retry.ts';
+import type { RunServices } from './common/services.ts';
+import { loadCurationSettings, type CurationSettings } from './curate/settings.ts';
+
+/** Everything a warm context keeps: the clients, the token, the metrics, and the settings of the curation. */
+export interface Services extends RunServices {
+  /**
+   * Read from the environment the first time a request needs them, then kept: a bad
+   * CURATE_* variable fails the requests that curate, not an abandon.
+   */
+  curation(): CurationSettings;
+}
+
+/**
+ * The composition root: builds, once per execution context, what every invocation of it
+ * shares. Nothing below the handler builds a client or a metrics object of its own.
+ */
+export function createServices(config: Config, logger: Logger): Services {
+  // Endpoints come from the SDK's own AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SSM.
+  const s3 = new S3Client({});
+  const ssm = new SSMClient({});
+  s3.middlewareStack.add(nameNetworkFailures('S3'), NAMING_STEP);
+  ssm.middlewareStack.add(nameNetworkFailures('SSM'), NAMING_STEP);
+  const credentials = ssmCredentials(config, config.credentialsCacheSeconds, new SSMProvider({ awsSdkV3Client: ssm }));
+  let curation: CurationSettings | undefined;
+  return {
+    config,
+    s3,
+    tokens: new TokenCache(clientCredentialsGrant(config, credentials, logRetries(logger)), config.tokenRenewMarginSeconds),
+    // Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE.
+    metrics: new Metrics({
+      serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? DEFAULTS.POWERTOOLS_SERVICE_NAME,
+      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? DEFAULTS.POWERTOOLS_METRICS_NAMESPACE,
+    }),
+    curation: () => (curation ??= loadCurationSettings()),
+  };
+}
