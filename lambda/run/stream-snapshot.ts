@@ -202,31 +202,36 @@ export async function streamSnapshot(
   }
   const tokenRequests = earlier.tokenRequests + tokens.grants - grantsBefore;
   if (produced.paused) return { paused: { files, sweep, ...(verification ? { verification } : {}), tokenRequests } };
+  return { done: snapshotOf(reader, { sweep, earlier, files, verified: produced.verified, index: produced.index, tokenRequests }) };
+}
 
-  const { verified, index } = produced;
+/** The snapshot a run wrote once the list is read and verified: every invocation's files, and the counts of the whole run. */
+function snapshotOf(
+  reader: FleetReader,
+  run: { sweep: SweepSoFar; earlier: EarlierWork; files: DataFile[]; verified: Verified; index: KeyIndexEntry; tokenRequests: number },
+): StreamedSnapshot {
+  const { sweep, verified, index, tokenRequests } = run;
   const { verification: outcome, comparedWith, ...verificationCounts } = verified;
-  const allFiles = [...earlier.files, ...files];
+  const allFiles = [...run.earlier.files, ...run.files];
   return {
-    done: {
-      source: { paging: sweep.paging ?? 'cursor', ...(sweep.firstPageIndex === undefined ? {} : { firstPageIndex: sweep.firstPageIndex }) },
-      ...(sweep.fallback === undefined ? {} : { fallback: sweep.fallback }),
-      files: allFiles,
-      index,
-      verification: outcome,
-      ...(comparedWith === undefined ? {} : { comparedWith }),
-      counts: {
-        devices: allFiles.reduce((sum, file) => sum + file.devices, 0),
-        pages: sweep.pages,
-        pageRequests: sweep.requests ?? reader.requests.requests,
-        wastedRequests: sweep.wasted,
-        duplicates: reader.duplicates,
-        unkeyed: reader.unkeyed,
-        throttled: reader.requests.throttled,
-        retries: reader.budget.spent,
-        tokenRequests,
-        ranges: sweep.ranges ?? 0,
-        ...verificationCounts,
-      },
+    source: { paging: sweep.paging ?? 'cursor', ...(sweep.firstPageIndex === undefined ? {} : { firstPageIndex: sweep.firstPageIndex }) },
+    ...(sweep.fallback === undefined ? {} : { fallback: sweep.fallback }),
+    files: allFiles,
+    index,
+    verification: outcome,
+    ...(comparedWith === undefined ? {} : { comparedWith }),
+    counts: {
+      devices: allFiles.reduce((sum, file) => sum + file.devices, 0),
+      pages: sweep.pages,
+      pageRequests: sweep.requests ?? reader.requests.requests,
+      wastedRequests: sweep.wasted,
+      duplicates: reader.duplicates,
+      unkeyed: reader.unkeyed,
+      throttled: reader.requests.throttled,
+      retries: reader.budget.spent,
+      tokenRequests,
+      ranges: sweep.ranges ?? 0,
+      ...verificationCounts,
     },
   };
 }
