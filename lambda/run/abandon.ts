@@ -2,12 +2,12 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { EventError } from '../common/errors.ts';
 import type { AbandonRequest } from '../common/request-types.ts';
 import { liveAttempts, readMarkers, removeStrayFiles } from '../storage/attempts.ts';
-import { deleteCheckpoints, getCheckpoint } from '../storage/checkpoints.ts';
 import { runKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { readJson } from '../storage/s3-json.ts';
-import { checkForeign, type Checkpoint } from './checkpoint.ts';
-import { lineageCheckpoints, removeMarkers } from './lineage.ts';
+import { checkForeign } from './checkpoint.ts';
+import { deleteLineageCheckpoints, lineageOf } from './lifecycle.ts';
+import { removeMarkers } from './markers.ts';
 import type { RunServices } from '../common/services.ts';
 
 /** What an abandon did. */
@@ -45,18 +45,18 @@ export async function abandonRun(services: RunServices, request: AbandonRequest,
     logger.info('Run already committed: nothing abandoned', { runId });
     return { status: 'already-committed', runId, removed: [], running: [], refused: [], checkpoints: 0 };
   }
-  const stored = await getCheckpoint<Checkpoint>(s3, config.bucket, request.checkpoint).catch(() => undefined);
-  if (stored && stored.sha256 !== request.sha256) {
+  const named = await lineageOf(services, request);
+  if (named.checkpoint === 'different') {
     throw new EventError(`The checkpoint ${request.checkpoint} is not the one this abandon event names (its SHA-256 differs): nothing was removed.`);
   }
   // Without its checkpoint (gone, or never saved) only the attempt named is known to be this continuation's.
-  const lineage = new Set(stored ? stored.value.slices.map(({ attempt }) => attempt) : [request.attempt]);
+  const lineage = new Set(named.checkpoint === 'found' ? named.lineage : [request.attempt]);
   const others = (await readMarkers(s3, config.bucket, keys.markersPrefix)).filter(({ marker }) => marker.runId === runId && !lineage.has(marker.attempt));
   const live = liveAttempts(others);
   const files = await removeStrayFiles(s3, config.bucket, keys, (attempt) => attempt !== undefined && (lineage.has(attempt) || !live.has(attempt)));
   const refused = [...files.refused];
   if (files.refused.length === 0) refused.push(...(await removeMarkers(services, [...lineage])));
-  const checkpoints = await deleteCheckpoints(s3, config.bucket, lineageCheckpoints(config.prefix, runId, [...lineage]));
+  const checkpoints = await deleteLineageCheckpoints(services, runId, [...lineage]);
   refused.push(...checkpoints.refused);
   const summary: AbandonSummary = { status: 'abandoned', runId, removed: files.deleted, running: [...live], refused, checkpoints: checkpoints.deleted.length };
   if (refused.length > 0)

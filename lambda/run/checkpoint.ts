@@ -6,7 +6,7 @@ import type { KeySetEntry } from '../storage/checkpoints.ts';
 import type { DataFile } from '../storage/data-writer.ts';
 import { checkpointKeys } from '../storage/layout.ts';
 import type { ReaderCounts } from './fleet-reader.ts';
-import type { SweepSoFar } from './stream-snapshot.ts';
+import { sweepFinished, type PausedSnapshot, type SweepSoFar } from './stream-snapshot.ts';
 import type { PreviousRun, VerificationProgress } from './verify-fleet.ts';
 
 /** One invocation of a continued run: its attempt names its data files and its marker. */
@@ -42,6 +42,71 @@ export interface Checkpoint {
   seen: KeySetEntry;
   /** The verification's lookups not yet made, once it is looking devices up. */
   lookups?: KeySetEntry;
+}
+
+/** Where a slice stopped, as its invocation holds it: what the checkpoint saves. */
+export interface StoppedSlice {
+  runId: string;
+  /** The attempt of the invocation that stopped. */
+  attempt: string;
+  trigger: Trigger;
+  /** When the run's first invocation started. */
+  startedAt: Date;
+  /** Every invocation so far, the one that stopped last. */
+  slices: SliceRecord[];
+  /** Every data file written so far, in order. */
+  files: DataFile[];
+  paused: PausedSnapshot;
+  counts: ReaderCounts;
+  previous: Omit<PreviousRun, 'index'>;
+}
+
+/** The checkpoint of a slice that stopped, once its key sets are stored (`seen`, `lookups`) where `bucket` and `prefix` keep them. */
+export function checkpointOf(
+  stopped: StoppedSlice,
+  stored: { bucket: string; prefix: string; seen: KeySetEntry; lookups?: KeySetEntry | undefined; savedAt: Date },
+): Checkpoint {
+  const { trigger, paused } = stopped;
+  return {
+    schemaVersion: 1,
+    runId: stopped.runId,
+    attempt: stopped.attempt,
+    bucket: stored.bucket,
+    prefix: stored.prefix,
+    trigger: {
+      kind: trigger.kind,
+      runTime: trigger.runTime.toISOString(),
+      ...(trigger.kind === 'on-demand' && trigger.label ? { label: trigger.label } : {}),
+    },
+    startedAt: stopped.startedAt.toISOString(),
+    savedAt: stored.savedAt.toISOString(),
+    slices: stopped.slices,
+    files: stopped.files,
+    sweep: paused.sweep,
+    ...(paused.verification ? { verification: paused.verification.progress } : {}),
+    counts: { ...stopped.counts, tokenRequests: paused.tokenRequests },
+    previous: stopped.previous,
+    seen: stored.seen,
+    ...(stored.lookups ? { lookups: stored.lookups } : {}),
+  };
+}
+
+/** The Continuation that resumes a run from the checkpoint saved at `key`, whose bytes have that SHA-256. */
+export function continuationOf(checkpoint: Checkpoint, saved: { key: string; sha256: string }): Continuation {
+  const { runId, attempt, bucket, slices, files } = checkpoint;
+  return {
+    status: 'continue',
+    runId,
+    attempt,
+    bucket,
+    checkpoint: saved.key,
+    sha256: saved.sha256,
+    slice: slices.length,
+    phase: sweepFinished(checkpoint.sweep) ? 'verification' : 'sweep',
+    devices: files.reduce((sum, file) => sum + file.devices, 0),
+    pages: checkpoint.counts.pages,
+    elapsedMs: slices.reduce((sum, { durationMs }) => sum + durationMs, 0),
+  };
 }
 
 /**

@@ -5,7 +5,7 @@ import type { DataWriter } from '../storage/data-writer.ts';
 import type { RunKeys } from '../storage/layout.ts';
 import { commitManifest, manifestOwner, type Manifest } from '../storage/manifest.ts';
 import { advancePointer, pointerTo } from '../storage/pointer.ts';
-import type { TrackedMarker } from './marker.ts';
+import type { TrackedMarker } from './markers.ts';
 import type { RunServices } from '../common/services.ts';
 import { discardQuietly } from './stream-snapshot.ts';
 import { summaryOf, type RunSummary } from './summary.ts';

@@ -85,6 +85,11 @@ export class FleetReader {
     this.#runField = `,"exportRunId":${JSON.stringify(run.runId)}}`;
   }
 
+  /** What it has counted so far, as a checkpoint carries it to the next invocation. */
+  get counts(): ReaderCounts {
+    return { duplicates: this.duplicates, unkeyed: this.unkeyed, requests: { ...this.requests }, retries: this.budget.spent, pages: this.pages };
+  }
+
   /**
    * One pass over the device list, in page order. On the first pass a device met again is
    * a duplicate (the fleet shifted under the paging); on a later one every device is met
