@@ -11,8 +11,8 @@ interface CachedToken {
 }
 
 /**
- * The one access token of this execution context. It lives in module scope (see
- * runtime.ts), so warm invocations reuse it, and it is renewed once its remaining lifetime
+ * The one access token of this execution context. It is built once per context (see
+ * lambda/services.ts), so warm invocations reuse it, and it is renewed once its remaining lifetime
  * drops under the margin. The margin is capped at half the token's lifetime: a token that
  * lives less than the margin is still used for half its life rather than renewed on every
  * request. Concurrent callers share one grant in flight.
