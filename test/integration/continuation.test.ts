@@ -332,4 +332,22 @@ describe('a continuation invoked by hand', () => {
     expect(h.platform.stats.requests).toBe(0);
     expect(await objects(h, prefix)).toEqual({});
   });
+
+  it('abandons a run whatever the curation settings: a bad CURATE_ variable fails only the requests that curate', async () => {
+    const prefix = freshPrefix();
+    await reset(h, { fleet: 300 });
+    const handler = await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: 'soon' });
+    const attempt = '0000abcd12345678';
+    const abandon = { runId: RUN_ID, attempt, bucket: DEMO.bucket, checkpoint: `${prefix}checkpoints/${RUN_ID}/${attempt}.json`, sha256: 'a'.repeat(64) };
+
+    const abandoned = await captureOutput(() => handler({ abandon }, lambdaContext()));
+    expect(abandoned.error).toBeUndefined();
+    expect(abandoned.result).toMatchObject({ status: 'abandoned', runId: RUN_ID, removed: [], refused: [] });
+
+    const exported = await captureOutput(() => handler(SCHEDULE, lambdaContext()));
+    expect(exported.error).toMatchObject({ name: 'ConfigError' });
+    expect((exported.error as Error).message).toContain('CURATE_INLINE_MIN_REMAINING_SECONDS');
+    // Refused before the export began: nothing was asked of the platform.
+    expect(h.platform.stats.requests).toBe(0);
+  });
 });
