@@ -78,6 +78,9 @@ export const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
  *   1024 MB give about 0.6 of a core, so about 90 s, and 300 s leaves room for fleets of
  *   about three million devices and a slow S3. A run that does not fit is skipped (and
  *   alarmed) rather than stopped at the deadline, and curated by `{"curate": "<runId>"}`.
+ * - silent after 24 hours: most LoRaWAN devices report from every few minutes to a few
+ *   times a day, so a day without an uplink is unusual for nearly all of them; a fleet of
+ *   daily or weekly reporters sets its own rhythm.
  */
 export const VARIABLES = {
   THINGPARK_BASE_URL: { family: 'platform', meaning: 'platform root', check: url, required: true, setByStack: true },
@@ -148,6 +151,12 @@ export const VARIABLES = {
     meaning: "curate a run in its export's invocation only when this long is left",
     check: integer(0, 900, '900 never curates inline'),
     default: 300,
+  },
+  CURATE_SILENT_AFTER_HOURS: {
+    family: 'curate',
+    meaning: 'a device whose last uplink is older than this at the run\'s time is silent',
+    check: integer(1, 8_760),
+    default: 24,
   },
   POWERTOOLS_SERVICE_NAME: { family: 'powertools', meaning: 'service of the logs and metrics', check: text, default: 'thingpark-exporter', setByStack: true },
   POWERTOOLS_METRICS_NAMESPACE: { family: 'powertools', meaning: 'namespace of the metrics', check: text, default: 'ThingParkExporter', setByStack: true },

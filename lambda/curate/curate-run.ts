@@ -8,6 +8,7 @@ import type { Manifest } from '../storage/manifest.ts';
 import { putJson, readJson, statusOf } from '../storage/s3-json.ts';
 import { CHANGE_COLUMNS, changeRows, type ChangeCounts } from './changes.ts';
 import { switchCurrent, type Switch } from './current-table.ts';
+import { FleetSignalCounter } from './fleet-signals.ts';
 import { BaseState, hasState, readState, StateWriter, stateEntry, type StateEntry } from './fleet-state.ts';
 import { ParquetFiles } from './parquet-files.ts';
 import { previousCommittedRun, type CommittedRun } from './previous-run.ts';
@@ -141,9 +142,11 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
 
   let unkeyed = 0;
   let added = 0;
+  const fleet = new FleetSignalCounter(runTime, settings.silentAfterHours);
   const rows = async function* () {
     for await (const brief of rawBriefs(s3, manifest, signal)) {
       signal.throwIfAborted();
+      fleet.add(brief);
       const entry = stateEntry(brief, fields);
       if (entry === undefined) unkeyed += 1;
       else {
@@ -171,6 +174,9 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
         })
       : none(),
   );
+  const signals = fleet.signals(
+    previous && { ...counts, previousDevices: base.size, previousActiveShare: await previousActiveShare(services, previous.runId) },
+  );
   return {
     schemaVersion: 1,
     runId,
@@ -184,6 +190,7 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
     changeFields: [...fields],
     ...counts,
     removalsConfirmed,
+    signals,
     snapshotFiles,
     changeFiles,
     stateKey: keys.stateKey,
@@ -230,6 +237,13 @@ async function entriesOf(
         })(),
       ),
   };
+}
+
+/** The ACTIVE share the previous run's record holds: none when it was not curated, or before signals were. */
+async function previousActiveShare(services: { s3: S3Client; config: Config }, previousRunId: string): Promise<number | undefined> {
+  const { s3, config } = services;
+  const record = await readJson<CurationRecord>(s3, config.bucket, curatedKeys(config.prefix, previousRunId).recordKey);
+  return record?.value.signals?.active_share;
 }
 
 /** This run's entries, read back from the state it has just written. */

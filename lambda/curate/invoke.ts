@@ -3,11 +3,12 @@ import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import { ExporterError } from '../common/errors.ts';
 import type { CurateServices } from '../common/services.ts';
 import { curateRun, type CurationSummary } from './curate-run.ts';
+import { addFleetMetrics } from './fleet-metrics.ts';
 import type { CurationSettings } from './settings.ts';
 
 /** What became of the curation an export's invocation tried after its commit. */
 export type CurationOutcome =
-  | (Pick<CurationSummary, 'status' | 'devices' | 'added' | 'removed' | 'changed' | 'removalsConfirmed' | 'current' | 'recordKey' | 'elapsedMs'> & {
+  | (Pick<CurationSummary, 'status' | 'devices' | 'added' | 'removed' | 'changed' | 'removalsConfirmed' | 'signals' | 'current' | 'recordKey' | 'elapsedMs'> & {
       comparison: CurationSummary['comparison'];
       previousRunId?: string;
     })
@@ -54,7 +55,7 @@ export async function curateAfterExport<Summary extends { runId: string }>(
   try {
     const curated = await curateRun(services, settings, { runId: summary.runId, remainingMs: options.remainingMs, logger });
     if (curated.status === 'curated') recordCuration(services, curated);
-    const { status, devices, added, removed, changed, removalsConfirmed, current, recordKey, elapsedMs, comparison, previousRunId } = curated;
+    const { status, devices, added, removed, changed, removalsConfirmed, signals, current, recordKey, elapsedMs, comparison, previousRunId } = curated;
     return {
       ...summary,
       curation: {
@@ -64,6 +65,7 @@ export async function curateAfterExport<Summary extends { runId: string }>(
         removed,
         changed,
         removalsConfirmed,
+        signals,
         current,
         recordKey,
         elapsedMs,
@@ -83,7 +85,7 @@ export async function curateAfterExport<Summary extends { runId: string }>(
   }
 }
 
-/** A curated run's figures: its changes per run on the dashboard, and that curation succeeded. */
+/** A curated run's figures: its changes and fleet signals per run on the dashboard and alarms, and that curation succeeded. */
 function recordCuration(services: CurateServices, summary: CurationSummary): void {
   publish(services, (m) => {
     m.addMetric('curationSucceeded', MetricUnit.Count, 1);
@@ -91,6 +93,7 @@ function recordCuration(services: CurateServices, summary: CurationSummary): voi
     m.addMetric('devicesRemoved', MetricUnit.Count, summary.removed);
     m.addMetric('devicesChanged', MetricUnit.Count, summary.changed);
     m.addMetric('curationDurationMs', MetricUnit.Milliseconds, summary.durationMs);
+    if (summary.signals) addFleetMetrics(m, summary.signals);
   });
 }
 

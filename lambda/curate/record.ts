@@ -1,3 +1,4 @@
+import type { FleetSignals } from './fleet-signals.ts';
 import type { ParquetFile } from './parquet-files.ts';
 
 /**
@@ -36,6 +37,8 @@ export interface CurationRecord {
    * and found it gone (see docs/analytics.md): the `confirmed` of each removed row.
    */
   removalsConfirmed: boolean;
+  /** What the run says about the fleet's health; absent from records written before signals were. */
+  signals?: FleetSignals;
   snapshotFiles: ParquetFile[];
   changeFiles: ParquetFile[];
   stateKey: string;

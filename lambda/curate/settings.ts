@@ -7,6 +7,8 @@ export interface CurationSettings {
   changeFields: readonly string[];
   /** Curate right after an export only when at least this many seconds are left. */
   inlineMinRemainingSeconds: number;
+  /** A device with no uplink for longer than this, at the run's time, counts as silent. */
+  silentAfterHours: number;
 }
 
 /**
@@ -38,8 +40,9 @@ export function loadCurationSettings(env: Env = process.env): CurationSettings {
     problems.list.push(`CURATE_CHANGE_FIELDS names a field twice: "${readText(env, 'CURATE_CHANGE_FIELDS', problems)}"`);
   }
   const inlineMinRemainingSeconds = readInteger(env, 'CURATE_INLINE_MIN_REMAINING_SECONDS', problems);
+  const silentAfterHours = readInteger(env, 'CURATE_SILENT_AFTER_HOURS', problems);
   if (problems.list.length > 0) throw new ConfigError(problems.list);
-  return { changeFields, inlineMinRemainingSeconds };
+  return { changeFields, inlineMinRemainingSeconds, silentAfterHours };
 }
 
 let loaded: CurationSettings | undefined;
