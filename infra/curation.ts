@@ -7,6 +7,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { CHANGE_COLUMNS } from '../lambda/curate/changes.ts';
 import type { ColumnSpec } from '../lambda/curate/columns.ts';
+import type { FleetSignals } from '../lambda/curate/fleet-signals.ts';
 import { CURATED_FOLDERS, CURRENT_SYMLINK, FOLDERS } from '../lambda/storage/layout.ts';
 import { SNAPSHOT_COLUMNS } from '../lambda/curate/snapshot-rows.ts';
 import { DAILY_PARTITIONS } from './analytics.ts';
@@ -215,7 +216,7 @@ function glueColumns(specs: readonly ColumnSpec[]): glue.Column[] {
   return specs.map(({ name, type, comment }) => ({ name, type: GLUE_TYPES[type], comment }));
 }
 
-const { STRING, BIG_INT, BOOLEAN, INTEGER } = glue.Schema;
+const { STRING, BIG_INT, BOOLEAN, INTEGER, DOUBLE } = glue.Schema;
 const struct = (fields: Record<string, glue.Type>) => glue.Schema.struct(Object.entries(fields).map(([name, type]) => ({ name, type })));
 const files = (count: 'rows' | 'devices') =>
   glue.Schema.array(struct({ key: STRING, [count]: BIG_INT, bytes: BIG_INT, ...(count === 'devices' ? { uncompressedBytes: BIG_INT } : {}) }));
@@ -278,6 +279,24 @@ const CURATED_RUN_COLUMNS: glue.Column[] = [
   { name: 'removed', type: BIG_INT },
   { name: 'changed', type: BIG_INT },
   { name: 'removalsconfirmed', type: BOOLEAN },
+  {
+    name: 'signals',
+    type: struct({
+      silent_after_hours: INTEGER,
+      devices_by_health: glue.Schema.map(STRING, BIG_INT),
+      health_share: glue.Schema.map(STRING, DOUBLE),
+      active_share: DOUBLE,
+      active_share_change: DOUBLE,
+      silent_devices: BIG_INT,
+      silent_share: DOUBLE,
+      never_seen_devices: BIG_INT,
+      never_seen_share: DOUBLE,
+      added_share: DOUBLE,
+      removed_share: DOUBLE,
+      changed_share: DOUBLE,
+    } satisfies Record<keyof FleetSignals, glue.Type>),
+    comment: "The fleet's health in this run (lambda/curate/fleet-signals.ts): shares in %, active_share_change in points",
+  },
   { name: 'snapshotfiles', type: files('rows') },
   { name: 'changefiles', type: files('rows') },
   { name: 'statekey', type: STRING },

@@ -11,6 +11,7 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { Analytics } from './analytics.ts';
 import { Curation } from './curation.ts';
+import { FleetWatch } from './monitoring/fleet-alarms.ts';
 import { Monitoring } from './monitoring/monitoring.ts';
 import { Orchestration } from './orchestration.ts';
 import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
@@ -42,6 +43,7 @@ export class ExporterStack extends Stack {
   readonly monitoring: Monitoring;
   readonly analytics: Analytics;
   readonly curation: Curation;
+  readonly fleetWatch: FleetWatch;
 
   constructor(scope: Construct, id: string, props: ExporterStackProps) {
     super(scope, id, props);
@@ -88,6 +90,15 @@ export class ExporterStack extends Stack {
       workGroup: this.analytics.workGroup,
       role,
       monitoring: this.monitoring,
+    });
+
+    this.fleetWatch = new FleetWatch(this, 'FleetWatch', {
+      monitoring: this.monitoring,
+      thresholds: settings.fleetThresholds,
+      schedulePeriod: Duration.minutes(settings.schedulePeriodMinutes),
+      silentAfterHours: Number(settings.functionEnvironment.CURATE_SILENT_AFTER_HOURS ?? DEFAULTS.CURATE_SILENT_AFTER_HOURS),
+      workGroup: this.analytics.workGroup,
+      databaseName: settings.glueDatabaseName,
     });
 
     this.acknowledgeFindings(role, prefix);

@@ -5,6 +5,7 @@ import { loadConfig } from '../lambda/common/config.ts';
 import { closestVariable, DEFAULTS, VARIABLE_NAMES, VARIABLES } from '../lambda/common/env.ts';
 import { loadCurationSettings } from '../lambda/curate/settings.ts';
 import { ConfigError } from '../lambda/common/errors.ts';
+import { FLEET_THRESHOLD_DEFAULTS, FLEET_THRESHOLD_KEYS, type FleetThresholds } from './fleet-thresholds.ts';
 
 export const SERVICE_NAME = DEFAULTS.POWERTOOLS_SERVICE_NAME;
 export const METRICS_NAMESPACE = DEFAULTS.POWERTOOLS_METRICS_NAMESPACE;
@@ -27,6 +28,8 @@ export interface ExporterSettings {
   glueDatabaseName: string;
   /** Overrides of the function's tuning variables (names from lambda/common/env.ts). */
   functionEnvironment: Record<string, string>;
+  /** The fleet alarms' thresholds (infra/fleet-thresholds.ts); an absent one is off. */
+  fleetThresholds: FleetThresholds;
 }
 
 export const CONTEXT_DEFAULTS = {
@@ -84,6 +87,7 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
     kmsKeyArn,
     glueDatabaseName,
     functionEnvironment,
+    fleetThresholds: fleetThresholdsOf(context),
   };
   problems.push(...functionProblems(settings, problems));
   if (problems.length > 0) throw new Error(`Invalid context for the exporter stack:\n- ${problems.join('\n- ')}`);
@@ -118,6 +122,31 @@ function contextReader(scope: Construct, problems: string[]) {
     return value;
   };
   return { get, asText, text, optionalText, positiveInteger, problems };
+}
+
+/** The largest value each threshold may take: shares and points of a percentage, a band in standard deviations. */
+const FLEET_THRESHOLD_MAX: Record<keyof FleetThresholds, number> = {
+  massRemovalPercent: 100,
+  healthDropPoints: 100,
+  silentPercent: 100,
+  silentAnomalyBand: 10,
+};
+
+/** Each fleet alarm's threshold: a number above 0, "off" (or false) to turn the alarm off, or its default. */
+function fleetThresholdsOf(context: ContextReader): FleetThresholds {
+  const thresholds: FleetThresholds = {};
+  for (const [field, key] of Object.entries(FLEET_THRESHOLD_KEYS) as [keyof FleetThresholds, string][]) {
+    const raw = context.optionalText(key);
+    const max = FLEET_THRESHOLD_MAX[field];
+    if (raw === undefined) {
+      if (FLEET_THRESHOLD_DEFAULTS[field] !== undefined) thresholds[field] = FLEET_THRESHOLD_DEFAULTS[field];
+    } else if (raw !== 'off' && raw !== 'false') {
+      const value = Number(raw);
+      if (Number.isFinite(value) && value > 0 && value <= max) thresholds[field] = value;
+      else context.problems.push(`${key} must be a number above 0 and at most ${max}, or "off", got "${raw}"`);
+    }
+  }
+  return thresholds;
 }
 
 function parameterName(context: ContextReader, name: 'clientIdParameterName' | 'clientSecretParameterName'): string {

@@ -102,12 +102,22 @@ describe('ExporterStack: the curated tables (infra/curation.ts)', () => {
       'counts struct<devices:bigint,pages:bigint,pageRequests:bigint,wastedRequests:bigint,duplicates:bigint,unkeyed:bigint,throttled:bigint,retries:bigint,tokenRequests:bigint,recovered:bigint,removed:bigint,unresolved:bigint,verificationRequests:bigint>',
     );
     expect(columnsOf('curated_runs')).toEqual(
-      expect.arrayContaining(['added bigint', 'removed bigint', 'changed bigint', 'removalsconfirmed boolean', 'changefields array<string>']),
+      expect.arrayContaining([
+        'added bigint',
+        'removed bigint',
+        'changed bigint',
+        'removalsconfirmed boolean',
+        'changefields array<string>',
+        'signals struct<silent_after_hours:int,devices_by_health:map<string,bigint>,health_share:map<string,double>,active_share:double,active_share_change:double,silent_devices:bigint,silent_share:double,never_seen_devices:bigint,never_seen_share:double,added_share:double,removed_share:double,changed_share:double>',
+      ]),
     );
   });
 
   it('saves the four day-one queries in the workgroup, each naming the tables it reads', () => {
-    const queries = Object.values(resourcesOf(s.template, 'AWS::Athena::NamedQuery')).map((query) => query.Properties);
+    const ids = new Set(s.stack.curation.namedQueries.map((query) => s.stack.getLogicalId(query)));
+    const queries = Object.entries(resourcesOf(s.template, 'AWS::Athena::NamedQuery'))
+      .filter(([id]) => ids.has(id))
+      .map(([, query]) => query.Properties);
     expect(queries.map((query) => query.Name)).toEqual([
       'Fleet by health now',
       'Devices silent for more than 24 hours',

@@ -55,14 +55,14 @@ describe('ExporterStack with the default context', () => {
       s.template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: { Ref: topicId } });
     });
 
-    it("has the exporter's seven alarms (four on the function, three on its runs' executions) and curation's, each notifying the topic on alarm and on recovery", () => {
+    it("has the exporter's seven alarms (four on the function, three on its runs' executions), curation's and the fleet's three, each notifying the topic on alarm and on recovery", () => {
       const topic = { Ref: s.id(s.stack.monitoring.topic) };
       const alarms = Object.entries(resourcesOf(s.template, 'AWS::CloudWatch::Alarm')).map(([id, { Properties }]) => ({
         id,
         AlarmActions: Properties.AlarmActions,
         OKActions: Properties.OKActions,
       }));
-      expect(alarms).toHaveLength(8);
+      expect(alarms).toHaveLength(11);
       expect(alarms).toEqual(alarms.map(({ id }) => ({ id, AlarmActions: [topic], OKActions: [topic] })));
     });
 
@@ -140,6 +140,11 @@ describe('ExporterStack with the default context', () => {
         ['metric', 'Run executions: time (ms)'],
         ['metric', 'Run executions: succeeded, failed, timed out'],
         ['metric', 'Fleet changes per run (curated)'],
+        // The fleet's own row (test/infra/fleet-alarms.test.ts).
+        ['metric', 'Fleet health: devices per state'],
+        ['metric', 'Silent and never-seen devices'],
+        ['metric', 'Fleet changes per run (% of the fleet)'],
+        ['alarm', 'Fleet alarms'],
       ]);
       const hourly = (stat: string, right = false) => ({ period: 3600, stat, ...(right ? { yAxis: 'right' } : {}) });
       const exporter = (name: string, stat: string, right = false) => ['ThingParkExporter', name, 'service', 'thingpark-exporter', hourly(stat, right)];
@@ -147,7 +152,7 @@ describe('ExporterStack with the default context', () => {
       const runs = (name: string, stat: string) => ['AWS/States', name, 'StateMachineArn', `<Ref:${s.id(s.stack.orchestration.stateMachine)}>`, hourly(stat)];
       const graphs = widgets.filter((widget) => widget.type === 'metric').map((widget) => widget.properties);
       expect(graphs).toEqual(graphs.map(() => expect.objectContaining({ view: 'timeSeries', region: '<Ref:AWS::Region>' })));
-      expect(graphs.map((graph) => graph.metrics)).toEqual([
+      expect(graphs.slice(0, 9).map((graph) => graph.metrics)).toEqual([
         [exporter('devices', 'Maximum'), exporter('duplicates', 'Sum', true)],
         [exporter('pages', 'Sum'), exporter('pageRequests', 'Sum'), exporter('throttled', 'Sum', true)],
         [exporter('durationMs', 'Maximum'), fn('Duration', 'Maximum')],

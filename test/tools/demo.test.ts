@@ -76,6 +76,18 @@ describe('npm start: the local demo', () => {
     expect(run.stdout).toContain('node .demo/query.mjs');
     expect(run.stdout).toContain('paths above were in the local S3 stand-in, gone now that the demo has stopped; .demo/ keeps what it held');
 
+    // Each run's fleet signals, and the alarms they would raise at the stack's defaults: the
+    // second run's outage silences every fourth device (75 of 300, the one removed was not one).
+    const [firstRun = '', secondRun = ''] = run.stdout.split(/^Run 2 /m);
+    expect(firstRun).toMatch(/^ {2}silent > 24 h +0 \(0 %\)$/m);
+    expect(firstRun).toMatch(/^ {2}mass removal +no data \(a first run has no run before\): quiet$/m);
+    expect(firstRun).toMatch(/^ {2}silent share +quiet: 0 % of the fleet silent, alarm above 20 %$/m);
+    expect(secondRun).toMatch(/^ {2}silent > 24 h +75 \(25 %\)$/m);
+    expect(secondRun).toMatch(/^ {2}changes +1 \(0\.3333 %\) added, 1 \(0\.3333 %\) removed, 15 \(5 %\) changed$/m);
+    expect(secondRun).toMatch(/^ {2}mass removal +quiet: 0\.3333 % of the previous run's devices removed, alarm above 10 %$/m);
+    expect(secondRun).toMatch(/^ {2}health drop +quiet: \+2 points ACTIVE share since the run before, alarm below -10 points$/m);
+    expect(secondRun).toMatch(/^ {2}silent share +WOULD FIRE: 25 % of the fleet silent, alarm above 20 %$/m);
+
     // The query file it wrote runs as printed, from where the demo ran.
     const { stdout } = await promisify(execFile)(process.execPath, ['.demo/query.mjs'], { cwd: dir });
     expect(stdout).toContain(first);

@@ -13,27 +13,52 @@ export interface FleetChanges {
   added: number;
   /** Devices of both runs whose health changed. */
   changed: number;
+  /** Devices whose last uplink is older than a day at the second run. */
+  silent: number;
+}
+
+const MINUTE = 60_000;
+
+/**
+ * Every device heard from within the last hour, as a fleet that reports hourly is: the
+ * simulator's uplink times are fixed in the past, which would make the whole fleet silent.
+ */
+export function hearFleet(platform: Platform, now = Date.now()): void {
+  platform.options.revise = (brief: Brief) => ({ ...brief, lastUpTimestamp: now - (indexOf(brief) % 60) * MINUTE });
 }
 
 /**
  * Deletes a few devices from the middle of the list and adds as many at its end (the fleet
- * keeps its size, which the demo's own check counts on), and flips the health of every
- * twentieth device: the changes the second run's curation is to find. No more devices are
- * deleted than the export looks up one by one (one per page of its sweep), so that it
- * confirms each removal with the platform.
+ * keeps its size, which the demo's own check counts on), flips the health of every
+ * twentieth device, and silences every fourth for 30 hours, as a gateway outage would: the
+ * changes the second run's curation is to find. No more devices are deleted than the
+ * export looks up one by one (one per page of its sweep), so that it confirms each
+ * removal with the platform.
  */
-export function changeFleet(platform: Platform, size: number, pages: number): FleetChanges {
+export function changeFleet(platform: Platform, size: number, pages: number, now = Date.now()): FleetChanges {
   const count = Math.max(1, Math.min(Math.round(size * 0.005), pages));
   const at = Math.floor(size / 3);
   const live = platform.fleet();
   live.remove(at, count);
   live.insert(live.size, count);
   const flips = (i: number) => i % 20 === 7;
-  platform.options.revise = (brief: Brief) =>
-    flips(indexOf(brief)) ? { ...brief, healthState: brief.healthState === 'ACTIVE' ? 'BATTERY_LOW' : 'ACTIVE' } : brief;
+  const outage = (i: number) => i < size && i % 4 === 1;
+  platform.options.revise = (brief: Brief) => {
+    const i = indexOf(brief);
+    return {
+      ...brief,
+      lastUpTimestamp: now - (outage(i) ? 30 * 60 : i % 60) * MINUTE,
+      ...(flips(i) ? { healthState: brief.healthState === 'ACTIVE' ? 'BATTERY_LOW' : 'ACTIVE' } : {}),
+    };
+  };
+  const kept = (i: number) => i < at || i >= at + count;
   let changed = 0;
-  for (let i = 0; i < size; i += 1) if (flips(i) && (i < at || i >= at + count)) changed += 1;
-  return { removed: count, added: count, changed };
+  let silent = 0;
+  for (let i = 0; i < size; i += 1) {
+    if (flips(i) && kept(i)) changed += 1;
+    if (outage(i) && kept(i)) silent += 1;
+  }
+  return { removed: count, added: count, changed, silent };
 }
 
 /** A generated device's index, from its name (7.3 briefs have no `ref` to derive it from). */

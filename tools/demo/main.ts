@@ -19,7 +19,9 @@ import { duckdbQuery } from '../inspect/duckdb.ts';
 import { downloadFiles, getJson, listKeys, testS3 } from '../inspect/snapshot.ts';
 import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
-import { changeFleet, showCuratedTables, type FleetChanges } from './curated.ts';
+import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
+import { changeFleet, hearFleet, showCuratedTables, type FleetChanges } from './curated.ts';
+import { printSignals } from './signals.ts';
 
 const fleet = Number(process.env.DEMO_DEVICES ?? 10_000);
 const outDir = resolve('.demo');
@@ -83,7 +85,9 @@ try {
   const { handler } = await import('../../lambda/handler.ts');
 
   const summaries = [];
-  let changes: FleetChanges = { removed: 0, added: 0, changed: 0 };
+  let changes: FleetChanges = { removed: 0, added: 0, changed: 0, silent: 0 };
+  let verdicts: ReturnType<typeof printSignals> = [];
+  hearFleet(standIns.platform);
   for (const [i, label] of ['demo-cold', 'demo-warm'].entries()) {
     // Between the runs the fleet changes, for the second run's curation to find.
     if (i === 1) changes = changeFleet(standIns.platform, fleet, Math.ceil(fleet / config.pageSize));
@@ -94,6 +98,7 @@ try {
     console.log(`\nRun ${i + 1} (${i === 0 ? 'cold' : 'warm'}): ${summary.status}`);
     printSummary(summary);
     printedPaths = true;
+    verdicts = printSignals(summary.curation);
   }
 
   // Everything the local S3 holds, under the same keys: the stand-in goes when the demo
@@ -156,6 +161,11 @@ try {
     problems.push(`expected ${fleet} devices once each in the newest run, got ${totals?.rows} rows, ${totals?.distinct} distinct`);
   if (runs !== 2 || count('manifests/') !== 2) problems.push(`expected 2 runs and 2 manifests under ${shownDir}/, got ${runs} and ${count('manifests/')}`);
   problems.push(...curated);
+  // The outage silences a quarter of the fleet: past the silent-share alarm's 20 %, and nothing else.
+  const fired = verdicts.filter((verdict) => verdict.fired).map((verdict) => verdict.alarm);
+  const silent = (summaries[1] as CuratedRunSummary).curation;
+  if (!('signals' in silent) || silent.signals?.silent_devices !== changes.silent) problems.push(`expected ${changes.silent} silent devices in the second run`);
+  if (fired.join() !== 'silent share') problems.push(`expected only the silent-share alarm to fire on the second run, got ${fired.join(', ') || 'none'}`);
   if (problems.length > 0) {
     failed = true;
     console.error(`\nDemo check failed: ${problems.join('; ')}`);
