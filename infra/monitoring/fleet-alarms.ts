@@ -74,34 +74,39 @@ function fleetAlarms(scope: Construct, props: FleetWatchProps, lookFirst: Record
       evaluationPeriods: 1,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-  const alarms: FleetAlarms = {};
   const { massRemovalPercent, healthDropPoints, silentPercent, silentAnomalyBand } = thresholds;
-  if (massRemovalPercent !== undefined) {
-    alarms.massRemoval = onRun(
-      'FleetMassRemovalAlarm',
-      monitoring.metric(FLEET_METRICS.removedShare, 'Maximum', period),
-      massRemovalPercent,
-      false,
-      `Mass removal: a run found more than ${massRemovalPercent} % of the previous run's devices gone (${FLEET_METRICS.removedShare}). ${lookFirst.removed}`,
-    );
-  }
-  if (healthDropPoints !== undefined) {
-    alarms.healthDrop = onRun(
-      'FleetHealthDropAlarm',
-      monitoring.metric(FLEET_METRICS.activeShareChange, 'Minimum', period),
-      -healthDropPoints,
-      true,
-      `Health drop: the share of ACTIVE devices fell by more than ${healthDropPoints} points since the run before (${FLEET_METRICS.activeShareChange}). ${lookFirst.leftActive}`,
-    );
-  }
-  if (silentPercent !== undefined) {
-    alarms.silentShare = onRun(
-      'FleetSilentShareAlarm',
-      monitoring.metric(FLEET_METRICS.silentShare, 'Maximum', period),
-      silentPercent,
-      false,
-      `Silent devices: more than ${silentPercent} % of the fleet sent no uplink for ${props.silentAfterHours} hours before the run (${FLEET_METRICS.silentShare}). ${lookFirst.silent}`,
-    );
+  const limits: { name: keyof FleetAlarms; id: string; metric: string; statistic: string; threshold?: number; below: boolean; description: string }[] = [
+    {
+      name: 'massRemoval',
+      id: 'FleetMassRemovalAlarm',
+      metric: FLEET_METRICS.removedShare,
+      statistic: 'Maximum',
+      threshold: massRemovalPercent,
+      below: false,
+      description: `Mass removal: a run found more than ${massRemovalPercent} % of the previous run's devices gone (${FLEET_METRICS.removedShare}). ${lookFirst.removed}`,
+    },
+    {
+      name: 'healthDrop',
+      id: 'FleetHealthDropAlarm',
+      metric: FLEET_METRICS.activeShareChange,
+      statistic: 'Minimum',
+      threshold: healthDropPoints === undefined ? undefined : -healthDropPoints,
+      below: true,
+      description: `Health drop: the share of ACTIVE devices fell by more than ${healthDropPoints} points since the run before (${FLEET_METRICS.activeShareChange}). ${lookFirst.leftActive}`,
+    },
+    {
+      name: 'silentShare',
+      id: 'FleetSilentShareAlarm',
+      metric: FLEET_METRICS.silentShare,
+      statistic: 'Maximum',
+      threshold: silentPercent,
+      below: false,
+      description: `Silent devices: more than ${silentPercent} % of the fleet sent no uplink for ${props.silentAfterHours} hours before the run (${FLEET_METRICS.silentShare}). ${lookFirst.silent}`,
+    },
+  ];
+  const alarms: FleetAlarms = {};
+  for (const { name, id, metric, statistic, threshold, below, description } of limits) {
+    if (threshold !== undefined) alarms[name] = onRun(id, monitoring.metric(metric, statistic, period), threshold, below, description);
   }
   if (silentAnomalyBand !== undefined) {
     alarms.silentAnomaly = new cloudwatch.AnomalyDetectionAlarm(scope, 'FleetSilentAnomalyAlarm', {

@@ -9,7 +9,8 @@
  *  2. change the fleet as a day does (1 % deleted, 1 % added, the health of 5 % changed),
  *     export it again and curate it: compared with the first run's state;
  *  3. compare the second run's Parquet with its gzip NDJSON: bytes stored, and bytes DuckDB
- *     reads for the same query of healthState (its profiler's total_bytes_read).
+ *     reads for the same query of healthState (its profiler's total_bytes_read);
+ *  4. time what the fleet signals add to the second curation, per device (signals-cost.ts).
  *
  * Prints a table and the targets, and writes .bench/curate.md and .bench/results-curate.json.
  */
@@ -27,9 +28,10 @@ import { testS3 } from '../inspect/snapshot.ts';
 import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { quietAwsSdk } from '../cli.ts';
 import type { CurateChildResult } from './curate-child.ts';
+import { signalsCost } from './signals-cost.ts';
 
 const fleet = Number(process.env.BENCH_CURATE_DEVICES ?? 1_000_000);
-const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1 };
+const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1, signalsShare: 0.05 };
 
 // s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
 if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
@@ -139,7 +141,7 @@ try {
     comparedFrom: string;
     snapshotFiles: { key: string; bytes: number }[];
   };
-  const raw = secondExport.summary as { bucket: string; bytes: number; dataKeys: string[] };
+  const raw = secondExport.summary as { bucket: string; bytes: number; dataKeys: string[]; manifestKey: string };
   const parquetBytes = curated.snapshotFiles.reduce((sum, file) => sum + file.bytes, 0);
 
   console.log('query healthState over both ...');
@@ -158,6 +160,9 @@ try {
   const answer = (rows: unknown[]) => JSON.stringify(rows.map((row) => Object.values(row as Record<string, unknown>)));
   const sameAnswer = answer(overJson.rows) === answer(overParquet.rows);
 
+  console.log('time the fleet signals over the second run ...');
+  const signals = await signalsCost(standIns.s3Url, raw);
+
   const steps = [firstExport, firstCuration, secondExport, secondCuration];
   const peak = Math.max(firstCuration.maxRssMb, secondCuration.maxRssMb);
   const targets = [
@@ -171,6 +176,11 @@ try {
       name: 'a query of healthState reads ≤ 10 % of the bytes over Parquet that it reads over NDJSON',
       met: overParquet.bytes <= overJson.bytes * TARGETS.queryShare && sameAnswer,
       detail: `${int(overParquet.bytes)} bytes against ${int(overJson.bytes)}: ${((100 * overParquet.bytes) / overJson.bytes).toFixed(2)} % (DuckDB's profiler: ${int(overParquet.profiled)} bytes of Parquet); same answer: ${sameAnswer ? 'yes' : 'NO'}`,
+    },
+    {
+      name: 'fleet signals ≤ 5 % of the curation time',
+      met: signals.ms <= secondCuration.wallMs * TARGETS.signalsShare,
+      detail: `${f1(signals.ms)} ms over ${int(signals.devices)} devices against the second curation's ${int(secondCuration.wallMs)} ms: ${((100 * signals.ms) / secondCuration.wallMs).toFixed(2)} % (${((100 * signals.ms) / secondCuration.cpuMs).toFixed(2)} % of its ${int(secondCuration.cpuMs)} ms of CPU)`,
     },
   ];
   const lines = [
@@ -196,7 +206,7 @@ try {
   await writeFile(resolve('.bench', 'curate.md'), markdown);
   await writeFile(
     resolve('.bench', 'results-curate.json'),
-    JSON.stringify({ fleet, steps, parquetBytes, rawBytes: raw.bytes, overJson, overParquet, targets }, null, 2),
+    JSON.stringify({ fleet, steps, parquetBytes, rawBytes: raw.bytes, overJson, overParquet, signals, targets }, null, 2),
   );
   if (!targets.every((t) => t.met)) process.exitCode = 1;
 } finally {
