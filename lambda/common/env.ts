@@ -154,7 +154,7 @@ export const VARIABLES = {
   },
   CURATE_SILENT_AFTER_HOURS: {
     family: 'curate',
-    meaning: 'a device whose last uplink is older than this at the run\'s time is silent',
+    meaning: "a device whose last uplink is older than this at the run's time is silent",
     check: integer(1, 8_760),
     default: 24,
   },
