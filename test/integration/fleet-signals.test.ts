@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
+import type { CuratedRunSummary } from '../../lambda/handler.ts';
 import type { CurationRecord } from '../../lambda/curate/record.ts';
 import { FLEET_THRESHOLD_DEFAULTS, fleetAlarmVerdicts } from '../../infra/fleet-thresholds.ts';
 import { DEMO, exporter, freshPrefix, invoke, reset, useHarness } from '../faults/harness.ts';

@@ -19,7 +19,7 @@ import { duckdbQuery } from '../inspect/duckdb.ts';
 import { downloadFiles, getJson, listKeys, testS3 } from '../inspect/snapshot.ts';
 import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
-import type { CuratedRunSummary } from '../../lambda/curate/invoke.ts';
+import type { CuratedRunSummary } from '../../lambda/handler.ts';
 import { changeFleet, hearFleet, showCuratedTables, type FleetChanges } from './curated.ts';
 import { printSignals } from './signals.ts';
 
