@@ -47,8 +47,10 @@ export interface ChildResult {
   summary?: Record<string, unknown>;
   /** Peaks of process.memoryUsage(), sampled every 200 ms. */
   memory?: Record<string, number>;
-  /** Set by the parent when the child died without a result. */
+  /** Why the run failed: the exporter's error, or set by the parent when the child died without a result. */
   failed?: string;
+  /** The exporter's error code, where it failed with one (e.g. OFFSET_LIMIT). */
+  failedCode?: string;
 }
 
 const mode = process.env.BENCH_MODE ?? '';
@@ -110,7 +112,12 @@ async function exporter(): Promise<Work> {
   const context = benchContext();
   const start = performance.now();
   const cpu = process.cpuUsage();
-  const summary = await handler({ label: 'bench' }, context);
+  const summary = await handler({ label: 'bench' }, context).catch((error: unknown) => error as Error & { code?: string });
+  if (summary instanceof Error) {
+    // A run expected to fail (offset paging past the platform's cap) is a result: its code is the point.
+    const failed = { wallMs: performance.now() - start, workCpuMs: cpuSince(cpu), loadMs, devices: 0, pages: 0, wasted: 0, dataKeys: [] };
+    return { ...failed, failed: summary.message, ...(summary.code === undefined ? {} : { failedCode: summary.code }) };
+  }
   return {
     wallMs: performance.now() - start,
     workCpuMs: cpuSince(cpu),

@@ -23,7 +23,7 @@ let cpuFrom = process.cpuUsage();
 
 function clear(): void {
   const { stats, tokens } = platform;
-  Object.assign(stats, { requests: 0, rejected: 0, unauthorized: 0, maxInFlight: 0, firstAt: 0, lastAt: 0 });
+  Object.assign(stats, { requests: 0, rejected: 0, unauthorized: 0, maxInFlight: 0, firstAt: 0, lastAt: 0, lookups: 0, removed: [] });
   stats.byPage.clear();
   tokens.grants = 0;
   connections = 0;
@@ -42,6 +42,8 @@ function counts(): StandInCounts {
     firstAt: stats.firstAt,
     lastAt: stats.lastAt,
     cpuMs: (cpu.user + cpu.system) / 1000,
+    lookups: stats.lookups,
+    removed: stats.removed.map((brief) => String(brief.EUI)),
   };
 }
 

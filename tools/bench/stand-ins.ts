@@ -26,6 +26,10 @@ export interface StandInCounts {
   lastAt: number;
   /** CPU the stand-ins' process spent (user + system). */
   cpuMs: number;
+  /** Single-device requests (`GET .../devices/{id}`). */
+  lookups: number;
+  /** EUIs of the devices the fleet's changes deleted. */
+  removed: string[];
 }
 
 /** Simulator options that cross a process boundary: no functions. */

@@ -1,12 +1,16 @@
 /**
- * What checking a run against the previous run's key index costs (lambda/run/verify-fleet.ts),
- * on the exporter alone, each run in a child process like every other case:
+ * What reading a live fleet costs, and what checking a run against the previous run's key
+ * index costs (lambda/run/verify-fleet.ts), on the exporter alone, each run in a child
+ * process like every other case:
  *
  *  time    a fleet at 100 ms of latency, exported with no previous index (each run under a
- *          prefix of its own), then with a previous run's index present: without deletions
- *          (the comparison alone), and with a share of the fleet deleted mid-run among
- *          devices already read (ahead of the cursor), which the paging skips and the
- *          verification recovers. Median of five runs each.
+ *          prefix of its own), then with a previous run's index present: without deletions,
+ *          and with a share of the fleet deleted mid-run among devices already read (just
+ *          behind the furthest page served). Read in cursor mode (the default), nothing is
+ *          skipped and nothing is verified; read by offset (THINGPARK_PAGING=offset), the
+ *          pages shift, devices are skipped, and the verification recovers them (lookups,
+ *          a second sweep). Median of five runs each. Runs with deletions are audited:
+ *          every device that existed throughout must be in the output.
  *  memory  a million devices, exported with no previous index (the first run), then with
  *          one: peak RSS of each.
  *
@@ -24,6 +28,8 @@ export interface VerificationCase {
   pageSize: number;
   /** time: the shares of the fleet deleted mid-run, 0 for none. */
   deleted: number[];
+  /** How the exporter reads the list: cursor mode (the default) or THINGPARK_PAGING=offset. */
+  paging: 'cursor' | 'offset';
 }
 
 /** What main.ts measures of one exporter run. */
@@ -32,6 +38,10 @@ export interface ExporterRun {
   maxRssMb: number;
   cpuMs: number;
   requests: number;
+  /** Single-device requests the simulator answered. */
+  lookups: number;
+  /** Audited runs: devices that existed throughout the run and are not in its output. */
+  missing?: number;
   summary?: Record<string, unknown>;
   failed?: string;
 }
@@ -40,6 +50,8 @@ export interface VerificationRow {
   label: string;
   run: ExporterRun;
   runs: number;
+  /** Audited rows: the most devices any of the runs missed (the median run's are in `run`). */
+  missingAtMost?: number;
 }
 
 export interface VerificationResult {
@@ -47,11 +59,25 @@ export interface VerificationResult {
   rows: VerificationRow[];
 }
 
-export function verificationCases(quick: boolean): VerificationCase[] {
+/** The cases, their fleets scaled by `scale` (main.ts's --scale). */
+export function verificationCases(quick: boolean, scale = 1): VerificationCase[] {
+  const fleet = Math.round(100_000 * scale);
+  const size = `${fleet / 1000}k`;
   const cases: VerificationCase[] = [
-    { name: 'verification: 100k @ 100 ms, 0.5% deleted', kind: 'time', fleet: 100_000, latencyMs: 100, pageSize: 1000, deleted: [0, 0.005, 0.0005] },
+    { name: `live fleet: ${size} @ 100 ms, cursor paging`, kind: 'time', fleet, latencyMs: 100, pageSize: 1000, deleted: [0, 0.005], paging: 'cursor' },
+    {
+      name: `verification: ${size} @ 100 ms, offset paging`,
+      kind: 'time',
+      fleet,
+      latencyMs: 100,
+      pageSize: 1000,
+      deleted: [0, 0.005, 0.0005],
+      paging: 'offset',
+    },
   ];
-  if (!quick) cases.push({ name: 'verification: 1000k memory', kind: 'memory', fleet: 1_000_000, latencyMs: 0, pageSize: 1000, deleted: [] });
+  const big = Math.round(1_000_000 * scale);
+  if (!quick)
+    cases.push({ name: `verification: ${big / 1000}k memory`, kind: 'memory', fleet: big, latencyMs: 0, pageSize: 1000, deleted: [], paging: 'cursor' });
   return cases;
 }
 
@@ -66,7 +92,8 @@ const REPEATS = 5;
 export async function runVerificationCase(
   c: VerificationCase,
   reset: (simulator: BenchSimulatorOptions) => Promise<void>,
-  exporter: (env?: Record<string, string>) => Promise<ExporterRun>,
+  /** One exporter run; `audit`: count the devices that existed throughout and are missing from its output. */
+  exporter: (env: Record<string, string>, audit: boolean) => Promise<ExporterRun>,
   step: (what: string) => void,
 ): Promise<VerificationResult> {
   const fleet = { fleet: c.fleet, latencyMs: c.latencyMs };
@@ -74,9 +101,9 @@ export async function runVerificationCase(
   await reset(fleet);
   if (c.kind === 'memory') {
     step(`${c.name}: first run, no previous index`);
-    const first = await exporter();
+    const first = await exporter({}, false);
     step(`${c.name}: with the first run's index`);
-    const second = await exporter();
+    const second = await exporter({}, false);
     return {
       case: c,
       rows: [
@@ -88,20 +115,24 @@ export async function runVerificationCase(
   const firsts: ExporterRun[] = [];
   for (let i = 0; i < REPEATS; i += 1) {
     step(`${c.name}: no previous index ${i + 1}/${REPEATS}`);
-    firsts.push(await exporter({ SNAPSHOT_PREFIX: `first-${i}/` }));
+    firsts.push(await exporter({ SNAPSHOT_PREFIX: `first-${i}/` }, false));
   }
   rows.push({ label: 'no previous index', run: median(firsts), runs: REPEATS });
   for (const share of c.deleted) {
     const removed = Math.round(c.fleet * share);
     const runs: ExporterRun[] = [];
     for (let i = 0; i < REPEATS; i += 1) {
-      // Every run starts from the whole fleet; the deletions land half-way through its pages.
-      const changes: FleetChange[] = removed > 0 ? [{ afterPage: Math.floor(c.fleet / c.pageSize / 2), remove: removed, at: 'served' }] : [];
+      // Every run starts from the whole fleet; the deletions land half-way through its pages
+      // (offset: after the middle page; cursor: after as many requests, over every range).
+      const half = Math.floor(c.fleet / c.pageSize / 2);
+      const when = c.paging === 'offset' ? { afterPage: half } : { afterRequest: half };
+      const changes: FleetChange[] = removed > 0 ? [{ ...when, remove: removed, at: 'served' }] : [];
       await reset({ ...fleet, changes });
       step(`${c.name}: ${label(share, removed)} ${i + 1}/${REPEATS}`);
-      runs.push(await exporter());
+      runs.push(await exporter({}, removed > 0));
     }
-    rows.push({ label: label(share, removed), run: median(runs), runs: runs.length });
+    const audited = runs.filter((run) => run.missing !== undefined).map((run) => run.missing as number);
+    rows.push({ label: label(share, removed), run: median(runs), runs: runs.length, ...(audited.length > 0 ? { missingAtMost: Math.max(...audited) } : {}) });
   }
   return { case: c, rows };
 }
@@ -112,7 +143,35 @@ function median(runs: ExporterRun[]): ExporterRun {
 }
 
 function label(share: number, removed: number): string {
-  return share === 0 ? 'previous index, no deletions' : `${(100 * share).toFixed(2)}% (${removed}) deleted ahead of the cursor`;
+  return share === 0 ? 'previous index, no deletions' : `${(100 * share).toFixed(2)}% (${removed}) deleted mid-run`;
+}
+
+/**
+ * The live-fleet target, on the cursor case's runs with deletions: every device that
+ * existed throughout exported (by every run), no single-device lookup, and page requests
+ * at most 1.1 times the fleet's pages.
+ */
+export function liveFleetTargets(results: VerificationResult[]): { name: string; met: boolean; detail: string }[] {
+  return results
+    .filter(({ case: c }) => c.kind === 'time' && c.paging === 'cursor')
+    .flatMap(({ case: c, rows }) =>
+      rows
+        .filter((row) => row.missingAtMost !== undefined)
+        .map(({ label: what, run, missingAtMost }) => {
+          const share = pageShare(c, run);
+          const met = !run.failed && missingAtMost === 0 && run.lookups === 0 && share <= 1.1;
+          return {
+            name: `${c.name}, ${what}, with a previous run: every device that existed throughout exported, 0 lookups, page requests ≤ 1.1 × the fleet's pages`,
+            met,
+            detail: `${missingAtMost} missing at most, ${run.lookups} lookups, ${f2(share)} × the fleet's pages`,
+          };
+        }),
+    );
+}
+
+/** Device-list requests over the fleet's pages (lookups are counted apart). */
+export function pageShare(c: VerificationCase, run: ExporterRun): number {
+  return (run.requests - run.lookups) / Math.ceil(c.fleet / c.pageSize);
 }
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '–');
@@ -126,8 +185,8 @@ const cell = (value: unknown): string => (value === undefined || value === null 
  */
 export function verificationTable(results: VerificationResult[]): string {
   const lines = [
-    '| case | run | wall s | vs no deletions | peak RSS MB | CPU s | requests | recovered | removed | unresolved | verification requests | verification |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| case | run | wall s | vs no deletions | peak RSS MB | CPU s | page requests (× fleet pages) | lookups | missing | recovered | removed | unresolved | verification requests | verification |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const { case: c, rows } of results) {
     const base = rows.find((row) => row.label.startsWith('previous index, no deletions'))?.run.wallMs;
@@ -136,7 +195,7 @@ export function verificationTable(results: VerificationResult[]): string {
       const share = base === undefined ? '–' : `${(100 * (run.wallMs / base - 1)).toFixed(1)} %`;
       lines.push(
         `| ${c.name} | ${name}${runs > 1 ? ` (median of ${runs})` : ''}${run.failed ? ' **failed**' : ''} | ${f2(run.wallMs / 1000)} | ${share} | ${f1(run.maxRssMb)} | ${f2(run.cpuMs / 1000)} | ` +
-          `${run.requests} | ${cell(s.recovered)} | ${cell(s.removed)} | ${cell(s.unresolved)} | ${cell(s.verificationRequests)} | ${cell(s.verification)} |`,
+          `${run.requests} (${f2(pageShare(c, run))}) | ${run.lookups} | ${run.missing ?? '–'} | ${cell(s.recovered)} | ${cell(s.removed)} | ${cell(s.unresolved)} | ${cell(s.verificationRequests)} | ${cell(s.verification)} |`,
       );
     }
   }

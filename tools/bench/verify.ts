@@ -18,9 +18,10 @@ const MOD = 1n << 256n;
  * `exportRunId` dropped, re-serialised with keys sorted at every level (so field order
  * does not matter), hashed, and the hashes summed. Two outputs with equal digests hold the
  * same multiset of rows: the same thing "sort the canonical rows, then hash" proves, in
- * constant memory, which a million rows need.
+ * constant memory, which a million rows need. Given `euis`, each row's EUI is added to it too,
+ * to check which devices an output holds.
  */
-export async function digestObjects(s3: S3Client, bucket: string, keys: string[]): Promise<Digest> {
+export async function digestObjects(s3: S3Client, bucket: string, keys: string[], euis?: Set<string>): Promise<Digest> {
   let rows = 0;
   let sum = 0n;
   for (const key of keys) {
@@ -29,6 +30,7 @@ export async function digestObjects(s3: S3Client, bucket: string, keys: string[]
     for await (const line of lines) {
       if (line === '') continue;
       const { exportRunId: _run, ...row } = JSON.parse(line) as Record<string, unknown>;
+      euis?.add(String(row.EUI));
       const hash = createHash('sha256').update(canonical(row)).digest('hex');
       sum = (sum + BigInt(`0x${hash}`)) % MOD;
       rows += 1;
