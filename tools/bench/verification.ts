@@ -40,6 +40,8 @@ export interface ExporterRun {
   requests: number;
   /** Single-device requests the simulator answered. */
   lookups: number;
+  /** EUIs of the devices the simulator deleted during the run. */
+  removed: string[];
   /** Audited runs: devices that existed throughout the run and are not in its output. */
   missing?: number;
   summary?: Record<string, unknown>;
@@ -185,8 +187,8 @@ const cell = (value: unknown): string => (value === undefined || value === null 
  */
 export function verificationTable(results: VerificationResult[]): string {
   const lines = [
-    '| case | run | wall s | vs no deletions | peak RSS MB | CPU s | page requests (× fleet pages) | lookups | missing | recovered | removed | unresolved | verification requests | verification |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| case | run | wall s | vs no deletions | peak RSS MB | CPU s | page requests (× fleet pages) | lookups | deleted mid-run | missing | recovered | removed | unresolved | verification requests | verification |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const { case: c, rows } of results) {
     const base = rows.find((row) => row.label.startsWith('previous index, no deletions'))?.run.wallMs;
@@ -195,7 +197,7 @@ export function verificationTable(results: VerificationResult[]): string {
       const share = base === undefined ? '–' : `${(100 * (run.wallMs / base - 1)).toFixed(1)} %`;
       lines.push(
         `| ${c.name} | ${name}${runs > 1 ? ` (median of ${runs})` : ''}${run.failed ? ' **failed**' : ''} | ${f2(run.wallMs / 1000)} | ${share} | ${f1(run.maxRssMb)} | ${f2(run.cpuMs / 1000)} | ` +
-          `${run.requests} (${f2(pageShare(c, run))}) | ${run.lookups} | ${run.missing ?? '–'} | ${cell(s.recovered)} | ${cell(s.removed)} | ${cell(s.unresolved)} | ${cell(s.verificationRequests)} | ${cell(s.verification)} |`,
+          `${run.requests} (${f2(pageShare(c, run))}) | ${run.lookups} | ${run.removed.length} | ${run.missing ?? '–'} | ${cell(s.recovered)} | ${cell(s.removed)} | ${cell(s.unresolved)} | ${cell(s.verificationRequests)} | ${cell(s.verification)} |`,
       );
     }
   }
