@@ -11,7 +11,7 @@
 import { bundleChild } from './bundle.ts';
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus, totalmem, type as osType, release } from 'node:os';
 import { resolve } from 'node:path';
 import { HEAP_MB } from '../../infra/function-runtime.ts';
@@ -28,6 +28,7 @@ import { coldStart, type ColdStart } from './coldstart.ts';
 import { COLD_START_ESTIMATE_S, Progress, duration, estimateSeconds, repeatsOf } from './progress.ts';
 import { quietAwsSdk } from '../cli.ts';
 import { startBenchStandIns, type BenchSimulatorOptions, type BenchStandIns, type StandInCounts } from './stand-ins.ts';
+import { knobSection, knobSettings, knobTable, withKnobSection, type KnobRow } from './knobs.ts';
 import { digestObjects, type Digest } from './verify.ts';
 import {
   liveFleetTargets,
@@ -48,6 +49,8 @@ const exporterOnly = process.argv.includes('--exporter-only');
 const pageSize = Number(process.argv.find((arg) => arg.startsWith('--page-size='))?.slice('--page-size='.length) ?? 1000);
 // Every fleet times this (1 unless given; e.g. 0.1 runs the 100k cases at 10k): a check of the bench itself, not a measurement.
 const scale = Number(process.argv.find((arg) => arg.startsWith('--scale='))?.slice('--scale='.length) ?? 1);
+// The knob sweep (knobs.ts) instead of the cases.
+const sweepKnobs = process.argv.includes('--knobs');
 
 // s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
 if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
@@ -299,6 +302,44 @@ async function runCase(c: Case): Promise<CaseResult> {
   }
 }
 
+/** The knob sweep (knobs.ts): the 100k @ 100 ms case, skewed, in cursor mode, setting by setting. */
+async function runKnobs(): Promise<string> {
+  const fleet = scaled(100_000);
+  const settings = knobSettings();
+  const rows: KnobRow[] = [];
+  let baselineMs = Number.NaN;
+  for (const size of [...new Set(settings.map((setting) => setting.pageSize))]) {
+    const standIns = await startBenchStandIns({ simulator: { fleet, latencyMs: 100, identifiers: 'skewed' }, prerender: size });
+    try {
+      const params = childParams({ fleet, latencyMs: 100, pageSize: size });
+      if (size === 1000) baselineMs = (await runChild(standIns, 'baseline', params, {})).wallMs;
+      for (const setting of settings.filter((each) => each.pageSize === size)) {
+        const runs: Measured[] = [];
+        for (let i = 0; i < 3; i += 1) {
+          console.log(`  ${setting.label} ${i + 1}/3`);
+          runs.push(await runChild(standIns, 'exporter', params, { THINGPARK_PAGE_SIZE: String(size), ...setting.env }));
+        }
+        const m = [...runs].sort((a, b) => a.wallMs - b.wallMs)[1] as Measured;
+        const { wallMs, workCpuMs, maxRssMb, requests, maxInFlight } = m;
+        rows.push({
+          setting,
+          wallMs,
+          workCpuMs,
+          maxRssMb,
+          requests,
+          maxInFlight,
+          ranges: Number(m.summary?.ranges ?? 0),
+          ...(m.failed ? { failed: m.failed } : {}),
+        });
+      }
+    } finally {
+      await standIns.stop();
+    }
+  }
+  rows.sort((a, b) => settings.indexOf(a.setting) - settings.indexOf(b.setting));
+  return knobTable(`${sizeName(fleet)} @ 100 ms`, rows, baselineMs);
+}
+
 // ---------------------------------------------------------------------------------------
 
 const f1 = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : '–');
@@ -501,6 +542,18 @@ function coldTable(cold: ColdStart[]): string {
 quietAwsSdk();
 const started = Date.now();
 childFile = await bundleChild('tools/bench/child.ts', 'child');
+if (sweepKnobs) {
+  console.log(`knob sweep: ${knobSettings().length} settings, 3 runs each, about ${duration(knobSettings().length * 3 * (2 + 2 * scale) + 15 * scale + 10)}`);
+  const section = `Measured by \`npm run bench -- --knobs${scale === 1 ? '' : ` --scale=${scale}`}\` on ${new Date().toISOString().slice(0, 10)}.\n\n${await runKnobs()}`;
+  console.log(section);
+  await mkdir(resolve('.bench'), { recursive: true });
+  // Only a full-scale sweep is a measurement: it goes into BENCHMARKS.md; a scaled one checks the sweep itself.
+  const target = scale === 1 ? resolve('BENCHMARKS.md') : resolve('.bench', 'knobs.md');
+  const before = existsSync(target) ? await readFile(target, 'utf8') : '';
+  await writeFile(target, withKnobSection(before, section));
+  console.log(`wrote ${target}`);
+  process.exit(0);
+}
 const exact = [...cases, ...verificationCases(quick, scale)].some((c) => c.name === only);
 const chosen = (c: { name: string }): boolean => !only || (exact ? c.name === only : c.name.includes(only));
 const selected = cases.filter(chosen);
@@ -609,6 +662,16 @@ ${coldTable(cold)}
 - Each approach runs alone in a child process: tools/bench/child.ts bundled by esbuild (as
   the Lambda runs its bundle), under plain \`node\`; peak RSS is that child's
   \`process.resourceUsage().maxRSS\`.
+- **Fleets and paging**: the simulator plays the 7.3 spec; its fleet is skewed (one OUI
+  holds 95 % of the devices, IMEIs among the DevEUIs) unless a case says uniform. The
+  exporter reads as deployed, in cursor mode (EUI ranges read at once), unless a case says
+  offset paging (\`THINGPARK_PAGING=offset\`); the baseline and the floor page by offset.
+  The **paging** column says how each approach read the list (for the exporter, from its
+  summary: mode, EUI ranges, fallback). The offset-cap case runs the exporter twice: in
+  cursor mode, which must read the whole fleet, then by offset, which must fail with
+  \`OFFSET_LIMIT\`. **Output complete** is every device of the fleet once (rows and distinct
+  EUIs); the live-fleet runs with deletions are audited against the fleet less what the
+  simulator deleted.
 - **exporter**: the real \`lambda/handler.ts\`, cold: SSM credentials, token grant,
   adaptive paging, gzip multipart upload, manifest and pointer, under the deployed
   function's V8 heap limit (\`--max-old-space-size=${HEAP_MB}\`, infra/function-runtime.ts).
@@ -657,7 +720,8 @@ await mkdir(resolve('.bench'), { recursive: true });
 await writeFile(resolve('.bench', `results-${full ? 'full' : quick ? 'quick' : 'partial'}.json`), JSON.stringify({ results, cold, met }, null, 2));
 await writeFile(chartFile, await drawChart(chartRows(results)));
 if (full) {
-  await writeFile(resolve('BENCHMARKS.md'), markdown);
+  const knobs = existsSync(resolve('BENCHMARKS.md')) ? knobSection(await readFile(resolve('BENCHMARKS.md'), 'utf8')) : undefined;
+  await writeFile(resolve('BENCHMARKS.md'), knobs === undefined ? markdown : withKnobSection(markdown, knobs));
   console.log('wrote BENCHMARKS.md and docs/bench.svg');
 } else {
   await writeFile(resolve('.bench', 'BENCHMARKS.quick.md'), markdown);

@@ -1,0 +1,87 @@
+/**
+ * `npm run bench -- --knobs [--scale=0.1]`: where the time of the 100k @ 100 ms case goes,
+ * on the skewed fleet in cursor mode, as the knobs that shape a cursor read change: the
+ * window's ceiling (THINGPARK_MAX_CONCURRENCY, which is also how many sweeps the EUI ranges
+ * are planned for), where it starts (THINGPARK_CONCURRENCY), and the page size. The
+ * exporter alone, median of three runs per setting, against one baseline run at the
+ * default page size (the speed-up target's reference). main.ts runs it; this file holds
+ * the settings and the table.
+ *
+ * Not swept: the fewest pages a range is split into (MIN_RANGE_PAGES in
+ * lambda/platform/eui-ranges.ts, a constant, not a setting), and the stand-ins in the
+ * exporter's own process (they run in a process of their own in every case: see
+ * stand-ins.ts for why).
+ */
+
+export interface KnobSetting {
+  label: string;
+  pageSize: number;
+  env: Record<string, string>;
+}
+
+/** The settings, the default first. */
+export function knobSettings(): KnobSetting[] {
+  const window = (start: number, ceiling: number) => ({ THINGPARK_CONCURRENCY: String(start), THINGPARK_MAX_CONCURRENCY: String(ceiling) });
+  return [
+    { label: 'defaults: window 4 → 32, pages of 1000', pageSize: 1000, env: {} },
+    { label: 'window 4 → 8', pageSize: 1000, env: window(4, 8) },
+    { label: 'window 4 → 16', pageSize: 1000, env: window(4, 16) },
+    { label: 'window 16 → 32', pageSize: 1000, env: window(16, 32) },
+    { label: 'window 32 → 32', pageSize: 1000, env: window(32, 32) },
+    { label: 'pages of 500, window 4 → 64', pageSize: 500, env: window(4, 64) },
+    { label: 'pages of 2000, window 4 → 16', pageSize: 2000, env: window(4, 16) },
+  ];
+}
+
+/** What one setting measured (the median run). */
+export interface KnobRow {
+  setting: KnobSetting;
+  wallMs: number;
+  workCpuMs: number;
+  maxRssMb: number;
+  requests: number;
+  maxInFlight: number;
+  ranges: number;
+  failed?: string;
+}
+
+const f2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : '–');
+
+/** The sweep's table: each setting's time, its speed-up over the baseline, and how it read. */
+export function knobTable(caseName: string, rows: KnobRow[], baselineMs: number): string {
+  const lines = [
+    `Case: ${caseName}, skewed fleet, cursor mode; the exporter's median of three runs per setting; baseline (one page at a time, pages of 1000): ${f2(baselineMs / 1000)} s.`,
+    '',
+    '| setting | wall s | speed-up vs baseline | CPU s | peak RSS MB | page requests | EUI ranges | max in flight |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const row of rows) {
+    lines.push(
+      `| ${row.setting.label}${row.failed ? ' **failed**' : ''} | ${f2(row.wallMs / 1000)} | ${(baselineMs / row.wallMs).toFixed(1)}× | ${f2(row.workCpuMs / 1000)} | ` +
+        `${row.maxRssMb.toFixed(1)} | ${row.requests} | ${row.ranges} | ${row.maxInFlight} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+const HEADING = '## Knob sweep';
+
+/** The knob-sweep section of BENCHMARKS.md, heading excluded, if it has one: a full run keeps it (it says when it was measured). */
+export function knobSection(markdown: string): string | undefined {
+  const start = markdown.indexOf(HEADING);
+  if (start < 0) return undefined;
+  const next = markdown.indexOf('\n## ', start + HEADING.length);
+  return markdown.slice(start + HEADING.length, next >= 0 ? next : undefined).trim();
+}
+
+/** BENCHMARKS.md with its knob-sweep section replaced by `section` (or added before the method). */
+export function withKnobSection(markdown: string, section: string): string {
+  const body = `${HEADING}\n\n${section}\n\n`;
+  const start = markdown.indexOf(HEADING);
+  if (start >= 0) {
+    const next = markdown.indexOf('\n## ', start + HEADING.length);
+    return markdown.slice(0, start) + body + (next >= 0 ? markdown.slice(next + 1) : '');
+  }
+  const method = markdown.indexOf('## Method');
+  return method >= 0 ? markdown.slice(0, method) + body + markdown.slice(method) : `${markdown}\n${body}`;
+}
