@@ -239,47 +239,22 @@ export class ExporterStack extends Stack {
    */
   private grantSnapshotAccess(role: iam.IRole, prefix: string): void {
     const objects = (pattern: string) => this.bucket.arnForObjects(`${prefix}${pattern}`);
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'WriteSnapshots',
-        actions: ['s3:PutObject'],
-        resources: [
-          objects(`${FOLDERS.table}*`),
-          objects(`${FOLDERS.manifests}*`),
-          objects(POINTER),
-          objects(`${FOLDERS.markers}*`),
-          objects(`${FOLDERS.indexes}*`),
-          objects(`${FOLDERS.checkpoints}*`),
-        ],
-      }),
-    );
+    const data = objects(`${FOLDERS.table}*`);
+    const published = [objects(`${FOLDERS.manifests}*`), objects(POINTER)];
+    // What an attempt writes beside its data, and a later run reads back or settles.
+    const attemptFiles = [objects(`${FOLDERS.markers}*`), objects(`${FOLDERS.indexes}*`), objects(`${FOLDERS.checkpoints}*`)];
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'WriteSnapshots', actions: ['s3:PutObject'], resources: [data, ...published, ...attemptFiles] }));
     role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'AbortDataUploads',
         actions: ['s3:AbortMultipartUpload'],
-        resources: [objects(`${FOLDERS.table}*`)],
+        resources: [data],
       }),
     );
     role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadManifestsAndPointer',
-        actions: ['s3:GetObject'],
-        resources: [
-          objects(`${FOLDERS.manifests}*`),
-          objects(POINTER),
-          objects(`${FOLDERS.markers}*`),
-          objects(`${FOLDERS.indexes}*`),
-          objects(`${FOLDERS.checkpoints}*`),
-        ],
-      }),
+      new iam.PolicyStatement({ sid: 'ReadManifestsAndPointer', actions: ['s3:GetObject'], resources: [...published, ...attemptFiles] }),
     );
-    role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'DeleteFailedRunData',
-        actions: ['s3:DeleteObject'],
-        resources: [objects(`${FOLDERS.table}*`), objects(`${FOLDERS.markers}*`), objects(`${FOLDERS.indexes}*`), objects(`${FOLDERS.checkpoints}*`)],
-      }),
-    );
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'DeleteFailedRunData', actions: ['s3:DeleteObject'], resources: [data, ...attemptFiles] }));
     // ListObjectsV2 finds a crashed attempt's leftovers, and without ListBucket S3 answers
     // 403 instead of 404 for the manifest and pointer a first run looks for. Not narrowed
     // by s3:prefix: S3 does not document that its 404-or-403 check honours that condition,

@@ -51,10 +51,15 @@ export function thresholds({ functionTimeout, deadlineMargin, schedulePeriod }: 
 
 /** An alarm on any occurrence within its period: each is a run an operator looks at. */
 export function onAnyOccurrence(scope: Construct, id: string, metric: cloudwatch.IMetric, alarmDescription: string): cloudwatch.Alarm {
+  return onAnyAbove(scope, id, metric, 0, alarmDescription);
+}
+
+/** An alarm on one datapoint above `threshold`; no datapoint is no trouble. */
+function onAnyAbove(scope: Construct, id: string, metric: cloudwatch.IMetric, threshold: number, alarmDescription: string): cloudwatch.Alarm {
   return new cloudwatch.Alarm(scope, id, {
     alarmDescription,
     metric,
-    threshold: 0,
+    threshold,
     comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
     evaluationPeriods: 1,
     treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -80,14 +85,13 @@ export function functionAlarms(scope: Construct, watched: Watched, limits: Thres
   // An invocation of a run that does not fit stops 50 s before its timeout (the margins
   // of lambda/common/env.ts), so a long duration is normal; one that reaches the deadline did
   // not stop cleanly (a checkpoint that took too long, or a run that could not stop).
-  const duration = new cloudwatch.Alarm(scope, 'DurationAlarm', {
-    alarmDescription: `An invocation ran into its deadline, ${watched.deadlineMargin.toSeconds()} s before the ${watched.functionTimeout.toMinutes()}-minute timeout: it did not stop cleanly to let its run go on.`,
-    metric: fn.metricDuration({ statistic: 'Maximum', period: fiveMinutes }),
-    threshold: limits.deadline,
-    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    evaluationPeriods: 1,
-    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-  });
+  const duration = onAnyAbove(
+    scope,
+    'DurationAlarm',
+    fn.metricDuration({ statistic: 'Maximum', period: fiveMinutes }),
+    limits.deadline,
+    `An invocation ran into its deadline, ${watched.deadlineMargin.toSeconds()} s before the ${watched.functionTimeout.toMinutes()}-minute timeout: it did not stop cleanly to let its run go on.`,
+  );
   // No datapoint at all is the failure this alarm exists for: missing data breaches.
   const noSuccess = new cloudwatch.Alarm(scope, 'NoSuccessAlarm', {
     alarmDescription: `No export succeeded within two schedule periods (${watched.schedulePeriod.toMinutes()} minutes each).`,
@@ -116,13 +120,12 @@ export function executionAlarms(scope: Construct, { stateMachine, schedulePeriod
     stateMachine.metricTimedOut({ statistic: 'Sum', period: fiveMinutes }),
     "A run's state machine execution reached its timeout and stopped, with no cleanup: a later run settles what it left.",
   );
-  const executionTime = new cloudwatch.Alarm(scope, 'ExecutionTimeAlarm', {
-    alarmDescription: `A run took more than 80% of the ${schedulePeriod.toMinutes()}-minute schedule period: the next run would soon start before it ends.`,
-    metric: stateMachine.metricTime({ statistic: 'Maximum', period: fiveMinutes }),
-    threshold: limits.executionTime,
-    comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-    evaluationPeriods: 1,
-    treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-  });
+  const executionTime = onAnyAbove(
+    scope,
+    'ExecutionTimeAlarm',
+    stateMachine.metricTime({ statistic: 'Maximum', period: fiveMinutes }),
+    limits.executionTime,
+    `A run took more than 80% of the ${schedulePeriod.toMinutes()}-minute schedule period: the next run would soon start before it ends.`,
+  );
   return { executionsFailed, executionsTimedOut, executionTime };
 }

@@ -1,7 +1,8 @@
 import { gzipSync } from 'node:zlib';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BaseState, hasState, readState, StateWriter, stateEntry, valuesHash, type StateEntry } from '../../lambda/curate/fleet-state.ts';
+import { PLAIN_BODIES, testS3 } from '../../tools/inspect/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 import { repeated } from '../support/collections.ts';
 
@@ -127,15 +128,7 @@ describe('fleet state: the state file, written and read back through S3', () => 
 
   beforeAll(async () => {
     standIns = await startStandIns();
-    s3 = new S3Client({
-      endpoint: standIns.s3Url,
-      region: DEMO.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      // As the stand-ins' environment says: s3rver refuses aws-chunked bodies with a checksum trailer.
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    });
+    s3 = testS3(standIns.s3Url, PLAIN_BODIES);
   });
   afterAll(async () => {
     s3?.destroy();

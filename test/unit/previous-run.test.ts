@@ -1,6 +1,7 @@
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { previousCommittedRun } from '../../lambda/curate/previous-run.ts';
+import { PLAIN_BODIES, testS3 } from '../../tools/inspect/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 
 /**
@@ -15,15 +16,7 @@ let prefixes = 0;
 
 beforeAll(async () => {
   standIns = await startStandIns();
-  s3 = new S3Client({
-    endpoint: standIns.s3Url,
-    region: DEMO.region,
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    // As the stand-ins' environment says: s3rver refuses aws-chunked bodies with a checksum trailer.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-  });
+  s3 = testS3(standIns.s3Url, PLAIN_BODIES);
   s3.middlewareStack.add(
     (next, context) => (args) => {
       commands.push(context.commandName ?? '');

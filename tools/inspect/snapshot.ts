@@ -1,17 +1,25 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 
-/** A client for the tests' own reads of the stand-in S3 (the exporter builds its own). */
-export function testS3(endpoint: string): S3Client {
+/** A client for the tests' own reads of the stand-in S3 (the exporter builds its own); `config` overlays it. */
+export function testS3(endpoint: string, config: S3ClientConfig = {}): S3Client {
   return new S3Client({
     endpoint,
     region: 'eu-west-1',
     forcePathStyle: true,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    ...config,
   });
 }
+
+/**
+ * The checksum settings the stand-ins' environment gives the exporter, for a test that
+ * writes through the exporter's own code: s3rver refuses aws-chunked bodies with a checksum
+ * trailer.
+ */
+export const PLAIN_BODIES: S3ClientConfig = { requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' };
 
 export async function getText(s3: S3Client, bucket: string, key: string): Promise<string> {
   const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
