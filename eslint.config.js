@@ -47,8 +47,12 @@ const LAYERS = [
       './curate/columns.ts',
       './curate/changes.ts',
       './curate/snapshot-rows.ts',
+      // The fleet signals' metric names and health states, which the fleet alarms and the dashboard name.
+      './curate/fleet-metrics.ts',
+      './curate/fleet-signals.ts',
     ],
-    message: 'The stack shares the layout, the variable registry and the curated columns with the function, nothing else (docs/development.md, Layout).',
+    message:
+      'The stack shares the layout, the variable registry, the curated columns and the fleet metrics with the function, nothing else (docs/development.md, Layout).',
   },
 ];
 
