@@ -41,6 +41,22 @@ export const CONTEXT_DEFAULTS = {
   glueDatabaseName: 'thingpark',
 } as const;
 
+/** Every context key the stack reads: one per setting, so a setting added without its key fails to compile. */
+const CONTEXT_KEYS: Record<keyof ExporterSettings, true> = {
+  thingparkBaseUrl: true,
+  clientIdParameterName: true,
+  clientSecretParameterName: true,
+  snapshotPrefix: true,
+  scheduleExpression: true,
+  schedulePeriodMinutes: true,
+  alarmEmail: true,
+  snapshotExpirationDays: true,
+  kmsKeyArn: true,
+  glueDatabaseName: true,
+  functionEnvironment: true,
+};
+export const CONTEXT_KEY_NAMES: readonly string[] = Object.keys(CONTEXT_KEYS);
+
 /** Variables an operator may override through `functionEnvironment`; the stack sets the rest (functionEnvironmentOf). */
 export const TUNABLE_VARIABLES: readonly string[] = VARIABLE_NAMES.filter((name) => !('setByStack' in VARIABLES[name]));
 
@@ -49,7 +65,7 @@ const MAX_PERIOD_MINUTES = (7 * 24 * 60) / 2;
 
 /** Reads and validates the context; every problem is reported at once, at synth time. */
 export function settingsFromContext(scope: Construct): ExporterSettings {
-  const problems: string[] = [];
+  const problems: string[] = unknownContextKeys(Object.keys(scope.node.getAllContext() as Record<string, unknown>));
   const context = contextReader(scope, problems);
   const { scheduleExpression, schedulePeriodMinutes } = scheduleOf(context, problems);
 
@@ -92,6 +108,37 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
   problems.push(...functionProblems(settings, problems));
   if (problems.length > 0) throw new Error(`Invalid context for the exporter stack:\n- ${problems.join('\n- ')}`);
   return settings;
+}
+
+/**
+ * Keys of the CDK's own, which the toolkit and construct libraries read: feature flags
+ * (`@aws-cdk/aws-s3:...`, any library's `@scope/...`), the toolkit's settings
+ * (`aws:cdk:bundling-stacks`, `aws-cdk:enableDiffNoFail`), lookups cached in
+ * cdk.context.json (`availability-zones:account=...`), all with a colon or an "@", and the
+ * few without one (`cdk-...`, the notices acknowledged with `cdk acknowledge`).
+ */
+function isCdkContextKey(key: string): boolean {
+  return key.includes(':') || key.startsWith('@') || key.startsWith('cdk-') || key === 'acknowledged-issue-numbers';
+}
+
+/**
+ * A key the stack does not read, refused with the one meant: a misspelt `-c` would
+ * otherwise be ignored without a word and its default deployed (an hourly schedule, say).
+ */
+export function unknownContextKeys(keys: readonly string[]): string[] {
+  const problems: string[] = [];
+  for (const key of [...keys].sort()) {
+    if (Object.hasOwn(CONTEXT_KEYS, key) || isCdkContextKey(key)) continue;
+    // A word left off the end ("schedule") is nearer to its continuations than any edit distance says.
+    const continued = CONTEXT_KEY_NAMES.filter((known) => known.toLowerCase().startsWith(key.toLowerCase()));
+    const closest = closestVariable(key, CONTEXT_KEY_NAMES);
+    const meant = closest !== undefined ? [closest] : key.length >= 3 ? continued : [];
+    problems.push(
+      `context key ${key} is not one the stack reads (${CONTEXT_KEY_NAMES.join(', ')}, and the CDK's own)` +
+        (meant.length > 0 ? `: did you mean ${meant.join(' or ')}?` : ''),
+    );
+  }
+  return problems;
 }
 
 type ContextReader = ReturnType<typeof contextReader>;

@@ -1,5 +1,6 @@
 import { App } from 'aws-cdk-lib';
 import { Match } from 'aws-cdk-lib/assertions';
+import cdkJson from '../../cdk.json' with { type: 'json' };
 import { describe, expect, it } from 'vitest';
 import { functionEnvironmentOf, settingsFromContext, TUNABLE_VARIABLES } from '../../infra/settings.ts';
 import { VARIABLE_NAMES, VARIABLES } from '../../lambda/common/env.ts';
@@ -85,6 +86,30 @@ describe('settingsFromContext', () => {
     expect(refusal({ functionEnvironment: '{"THINGPARK_PAGE_SIZE": "100000"}' })).toContain(
       '- functionEnvironment: THINGPARK_CONCURRENCY x THINGPARK_PAGE_SIZE must be at most 32000',
     );
+  });
+
+  it("refuses a context key it does not read, with the key meant, and leaves the CDK's own keys alone", () => {
+    const misspelt = refusal({ scheduleExpresion: 'rate(2 hours)' });
+    expect(misspelt).toContain('- context key scheduleExpresion is not one the stack reads (thingparkBaseUrl, ');
+    expect(misspelt).toContain(': did you mean scheduleExpression?');
+    expect(refusal({ schedule: 'cron(0 * * *)' })).toContain('context key schedule is not one the stack reads');
+    expect(refusal({ schedule: 'cron(0 * * *)' })).toContain('did you mean scheduleExpression or schedulePeriodMinutes?');
+    expect(refusal({ alarmMail: 'ops@example.com', kmsKeyArm: KEY_ARN })).toMatch(
+      /- context key alarmMail .*: did you mean alarmEmail\?\n- context key kmsKeyArm .*: did you mean kmsKeyArn\?$/,
+    );
+    expect(refusal({ colour: 'blue' })).toMatch(/context key colour is not one the stack reads \([^)]*\)$/);
+    // What the toolkit passes on every synth, feature flags of any library, cached lookups, acknowledged notices.
+    const cdkOwn = {
+      ...cdkJson.context,
+      'aws:cdk:enable-path-metadata': true,
+      'aws:cdk:bundling-stacks': ['**'],
+      'aws-cdk:enableDiffNoFail': 'true',
+      '@aws-cdk-containers/ecs-service-extensions:enableDefaultLogDriver': true,
+      'availability-zones:account=123456789012:region=eu-west-1': ['eu-west-1a'],
+      'acknowledged-issue-numbers': [32775],
+      'cdk-migrate': true,
+    };
+    expect(settings({ ...cdkOwn, scheduleExpression: 'rate(2 hours)' }).scheduleExpression).toBe('rate(2 hours)');
   });
 
   it('says why a rate too slow for the no-success alarm is refused, in terms of the rate', () => {
