@@ -1,5 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { handleType, retry } from 'cockatiel';
+import { whenAborted } from './abort-callbacks.ts';
 import { PlatformError, RetryBudgetError } from './errors.ts';
 
 /** A failure worth trying again: network trouble, a timeout, 5xx, 429 or 503. */
@@ -124,15 +125,15 @@ export function retrying(options: RetryOptions): Retrying {
 function wait(ms: number, signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      stopListening();
       resolve();
     }, ms);
-    signal.addEventListener('abort', onAbort, { once: true });
+    // Many requests of a run may wait out a Retry-After at once, on the same signal.
+    const stopListening = whenAborted(signal, () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    });
   });
 }
 

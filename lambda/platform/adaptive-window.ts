@@ -1,3 +1,4 @@
+import { whenAborted } from '../common/abort-callbacks.ts';
 import { RatePacer } from './rate-pacer.ts';
 
 /**
@@ -28,8 +29,8 @@ interface Waiter {
   priority: number;
   resolve: (ticket: Ticket) => void;
   reject: (reason: unknown) => void;
-  signal: AbortSignal | undefined;
-  onAbort: () => void;
+  /** Stops listening for the signal's abort, once the waiter is admitted. */
+  stopListening?: () => void;
 }
 
 /**
@@ -164,19 +165,19 @@ export class AdaptiveWindow {
         priority,
         resolve,
         reject,
-        signal,
-        onAbort: () => {
-          const at = this.#waiting.indexOf(waiter);
-          if (at >= 0) this.#waiting.splice(at, 1);
-          if (this.#waiting.length === 0) this.#clearTimer();
-          reject(signal?.reason);
-        },
       };
       // Stable: equal priorities keep their arrival order.
       let at = this.#waiting.length;
       while (at > 0 && (this.#waiting[at - 1] as Waiter).priority > priority) at -= 1;
       this.#waiting.splice(at, 0, waiter);
-      signal?.addEventListener('abort', waiter.onAbort, { once: true });
+      if (signal) {
+        waiter.stopListening = whenAborted(signal, () => {
+          const at = this.#waiting.indexOf(waiter);
+          if (at >= 0) this.#waiting.splice(at, 1);
+          if (this.#waiting.length === 0) this.#clearTimer();
+          reject(signal.reason);
+        });
+      }
       this.#dispatch();
     });
   }
@@ -275,7 +276,7 @@ export class AdaptiveWindow {
         return;
       }
       const waiter = this.#waiting.shift() as Waiter;
-      waiter.signal?.removeEventListener('abort', waiter.onAbort);
+      waiter.stopListening?.();
       this.#account();
       this.#inFlight += 1;
       this.#maxInFlight = Math.max(this.#maxInFlight, this.#inFlight);
