@@ -1,12 +1,10 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { SSMProvider } from '@aws-lambda-powertools/parameters/ssm';
-import { S3Client } from '@aws-sdk/client-s3';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { ssmCredentials } from './auth/credentials.ts';
 import { TokenCache } from './auth/token-cache.ts';
 import { clientCredentialsGrant } from './auth/token-grant.ts';
-import { NAMING_STEP, nameNetworkFailures } from './common/aws-failures.ts';
+import { awsClients } from './common/aws-clients.ts';
 import type { Config } from './common/config.ts';
 import { DEFAULTS } from './common/env.ts';
 import { logRetries } from './common/retry.ts';
@@ -27,11 +25,7 @@ export interface Services extends RunServices {
  * shares. Nothing below the handler builds a client or a metrics object of its own.
  */
 export function createServices(config: Config, logger: Logger): Services {
-  // Endpoints come from the SDK's own AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL_SSM.
-  const s3 = new S3Client({});
-  const ssm = new SSMClient({});
-  s3.middlewareStack.add(nameNetworkFailures('S3'), NAMING_STEP);
-  ssm.middlewareStack.add(nameNetworkFailures('SSM'), NAMING_STEP);
+  const { s3, ssm } = awsClients(config);
   const credentials = ssmCredentials(config, config.credentialsCacheSeconds, new SSMProvider({ awsSdkV3Client: ssm }));
   let curation: CurationSettings | undefined;
   return {

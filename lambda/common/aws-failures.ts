@@ -1,6 +1,6 @@
 import { systemCode } from './redact.ts';
 
-/** What the middleware reads of an SDK call: its input (bucket and key) and where it went. */
+/** What the middleware reads of an SDK call: its input (bucket and key, parameter names). */
 interface CallArguments {
   input: object;
 }
@@ -9,40 +9,58 @@ interface CallContext {
   endpointV2?: { url: URL };
 }
 
+/** What the SDK leaves on a failed call: the status it was answered with, and how often it was tried. */
+interface Metadata {
+  httpStatusCode?: number;
+  attempts?: number;
+}
+
 /** The step and name a client's middleware stack needs to place the middleware outermost. */
-export const NAMING_STEP = { step: 'initialize', name: 'nameNetworkFailures' } as const;
+export const NAMING_STEP = { step: 'initialize', name: 'nameAwsFailures' } as const;
 
 /**
- * An SDK middleware, outermost (after the SDK's own retries), that makes a failure with no
- * HTTP answer say what it was: the service and operation, the bucket and key, the host, and
- * the system code. The SDK's own message for it is Node's ("connect ECONNREFUSED
- * 10.0.0.1:443", "self-signed certificate"), which says neither what was being done nor,
- * for TLS, where. The error is kept (its name and `$metadata` are what callers test), only
- * its message gains the context. A failure S3 or SSM answered is left as it is: its name
- * (NoSuchKey, AccessDenied, ...) already says what happened.
+ * An SDK middleware, outermost (after the SDK's own retries), that makes every failure say
+ * what it was: the service and operation, what it was about (the bucket and key, the
+ * parameter names), the host, the SDK's code and, for an answer, its HTTP status, and how
+ * many attempts were made. The SDK's own message says none of it: S3's "Access Denied" or
+ * Node's "connect ECONNREFUSED 10.0.0.1:443" or "self-signed certificate" could be any
+ * call. The error is kept (its name and `$metadata` are what callers test, and a 404 is
+ * read as "absent"), only its message gains the context.
  */
-export function nameNetworkFailures(service: string) {
+export function nameAwsFailures(service: string) {
   return <T>(next: (args: CallArguments) => Promise<T>, context: CallContext) =>
     async (args: CallArguments): Promise<T> => {
       try {
         return await next(args);
       } catch (error) {
-        if (error instanceof Error && answeredNothing(error)) {
-          const code = systemCode(error) ?? (error.name === 'TimeoutError' ? 'timeout' : undefined);
-          if (code !== undefined) {
-            const operation = (context.commandName ?? 'call').replace(/Command$/, '');
-            const { Bucket, Key } = args.input as { Bucket?: unknown; Key?: unknown };
-            const target = typeof Bucket === 'string' ? ` s3://${Bucket}/${typeof Key === 'string' ? Key : ''}` : '';
-            const host = context.endpointV2?.url.host;
-            error.message = `${service} ${operation}${target}${host ? ` at ${host}` : ''} failed (${code}): ${error.message}`;
-          }
-        }
+        if (error instanceof Error) error.message = `${service} ${callOf(args, context)} failed (${codeOf(error)}): ${error.message}`;
         throw error;
       }
     };
 }
 
-function answeredNothing(error: Error): boolean {
-  const { $metadata } = error as { $metadata?: { httpStatusCode?: number } };
-  return $metadata?.httpStatusCode === undefined;
+/** The operation, what it was about, and where it went: `GetObject s3://bucket/key at host`. */
+function callOf(args: CallArguments, context: CallContext): string {
+  const operation = (context.commandName ?? 'call').replace(/Command$/, '');
+  const { Bucket, Key, Prefix, Names, Name } = args.input as Record<string, unknown>;
+  let target = '';
+  if (typeof Bucket === 'string') target = ` s3://${Bucket}/${typeof Key === 'string' ? Key : typeof Prefix === 'string' ? Prefix : ''}`;
+  else if (Array.isArray(Names)) target = ` ${Names.filter((name) => typeof name === 'string').join(', ')}`;
+  else if (typeof Name === 'string') target = ` ${Name}`;
+  const host = context.endpointV2?.url.host;
+  return `${operation}${target}${host ? ` at ${host}` : ''}`;
+}
+
+/**
+ * The SDK's code for the failure: the service's error code (NoSuchKey, AccessDenied) with
+ * the HTTP status for an answer; for none, the system code (ECONNREFUSED, CERT_HAS_EXPIRED)
+ * or "timeout". Then the attempts, when the SDK retried.
+ */
+function codeOf(error: Error): string {
+  const { httpStatusCode, attempts } = (error as { $metadata?: Metadata }).$metadata ?? {};
+  const code =
+    httpStatusCode !== undefined
+      ? `${error.name}, HTTP ${httpStatusCode}`
+      : (systemCode(error) ?? (error.name === 'TimeoutError' ? 'timeout' : /^[A-Za-z][\w$]{0,39}$/.test(error.name) ? error.name : 'no answer'));
+  return attempts !== undefined && attempts > 1 ? `${code}, ${attempts} attempts` : code;
 }

@@ -20,6 +20,9 @@ export interface Config {
   maxConcurrency: number;
   requestTimeoutMs: number;
   maxRetries: number;
+  /** S3 and SSM clients (common/aws-clients.ts). */
+  awsConnectTimeoutMs: number;
+  awsRequestTimeoutMs: number;
   runRetryBudget: number;
   tokenRenewMarginSeconds: number;
   fileMaxBytes: number;
@@ -67,6 +70,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxConcurrency: readInteger(env, 'THINGPARK_MAX_CONCURRENCY', problems),
     requestTimeoutMs: readInteger(env, 'THINGPARK_REQUEST_TIMEOUT_MS', problems),
     maxRetries: readInteger(env, 'THINGPARK_MAX_RETRIES', problems),
+    awsConnectTimeoutMs: readInteger(env, 'RUN_AWS_CONNECT_TIMEOUT_MS', problems),
+    awsRequestTimeoutMs: readInteger(env, 'RUN_AWS_REQUEST_TIMEOUT_MS', problems),
     runRetryBudget: readInteger(env, 'RUN_RETRY_BUDGET', problems),
     tokenRenewMarginSeconds: readInteger(env, 'TOKEN_RENEW_MARGIN_SECONDS', problems),
     fileMaxBytes: readInteger(env, 'SNAPSHOT_FILE_MAX_BYTES', problems),

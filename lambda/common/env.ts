@@ -73,6 +73,10 @@ export const TOKEN_PATH = '/users-auth/protocol/openid-connect/token';
  * - compared fields: the configuration and state of a device that the platform's public
  *   code names (health, name, model, subscription, routing profile, alarm level). Telemetry
  *   changes on nearly every uplink and would make nearly every device `changed`.
+ * - S3 and SSM: 5 s to connect, which in a region takes milliseconds; 30 s from a request's
+ *   send to its answer, which covers a 5 MiB part or a checkpoint's few tens of MB sent at
+ *   Lambda's usual S3 throughput many times over. With the SDK's 3 attempts a frozen
+ *   endpoint costs a call at most about 90 s (docs/failure-behaviour.md#frozen-endpoints).
  * - 300 s left to curate inline: curating a million simulated devices took 45 s (52 s of
  *   CPU on two cores) in the benchmark (docs/performance.md#curation); the function's
  *   1024 MB give about 0.6 of a core, so about 90 s, and 300 s leaves room for fleets of
@@ -130,6 +134,13 @@ export const VARIABLES = {
   THINGPARK_MAX_CONCURRENCY: { family: 'paging', meaning: 'the most page requests in flight the window may grow to', check: integer(1, 64), default: 32 },
   THINGPARK_REQUEST_TIMEOUT_MS: { family: 'platform', meaning: 'timeout of one HTTP request', check: integer(100, 900_000), default: 30_000 },
   THINGPARK_MAX_RETRIES: { family: 'platform', meaning: 'retries of one request, page or token', check: integer(0, 20), default: 5 },
+  RUN_AWS_CONNECT_TIMEOUT_MS: { family: 'run', meaning: 'S3 and SSM: time to open a connection', check: integer(100, 60_000), default: 5_000 },
+  RUN_AWS_REQUEST_TIMEOUT_MS: {
+    family: 'run',
+    meaning: "S3 and SSM: time from a request's send to its answer's headers",
+    check: integer(100, 600_000),
+    default: 30_000,
+  },
   RUN_RETRY_BUDGET: { family: 'run', meaning: 'page-request retries allowed for a whole run', check: integer(0, 100_000), default: 100 },
   TOKEN_RENEW_MARGIN_SECONDS: { family: 'token', meaning: 'renew a token this long before it expires', check: integer(0, 3_600), default: 60 },
   SNAPSHOT_FILE_MAX_BYTES: { family: 'storage', meaning: 'NDJSON bytes per data file', check: integer(1024, 5 * 1024 ** 4), default: 256 * 1024 * 1024 },

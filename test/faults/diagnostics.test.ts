@@ -56,7 +56,7 @@ describe('a failure names the operation, the host and the cause', () => {
     expect(error.message).toBe(`Gave up after 1 retry (THINGPARK_MAX_RETRIES); last failure: page 0 from 127.0.0.1:${port}: fetch failed (ECONNREFUSED)`);
   });
 
-  it('an unreachable S3: the operation, the object, the host and ECONNREFUSED', async () => {
+  it('an unreachable S3: the operation, the object, the host, ECONNREFUSED and the attempts', async () => {
     await reset(h);
     const port = await closedPort();
     const prefix = freshPrefix();
@@ -64,19 +64,21 @@ describe('a failure names the operation, the host and the cause', () => {
     const error = await invokeFailing(h, handler, {});
     expect(error.message).toMatch(
       new RegExp(
-        `^S3 GetObject s3://thingpark-snapshots/${prefix}manifests/\\S+\\.json at 127\\.0\\.0\\.1:${port} failed \\(ECONNREFUSED\\): connect ECONNREFUSED`,
+        `^S3 GetObject s3://thingpark-snapshots/${prefix}manifests/\\S+\\.json at 127\\.0\\.0\\.1:${port} failed \\(ECONNREFUSED, 3 attempts\\): connect ECONNREFUSED`,
       ),
     );
   });
 
-  it('an unreachable SSM: the operation, the host and ECONNREFUSED, under the parameters it was reading', async () => {
+  it('an unreachable SSM: the operation, the parameters, the host and ECONNREFUSED, under the credentials it was reading', async () => {
     await reset(h);
     const port = await closedPort();
     const handler = await exporter(h, freshPrefix(), { AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${port}` });
     const error = await invokeFailing(h, handler, {});
     expect(error).toMatchObject({ name: 'CredentialsError', code: 'CREDENTIALS_UNAVAILABLE' });
     expect(error.message).toContain('Could not read SSM parameters /thingpark-exporter/client-id and /thingpark-exporter/client-secret');
-    expect(error.message).toContain(`SSM GetParameters at 127.0.0.1:${port} failed (ECONNREFUSED)`);
+    expect(error.message).toContain(
+      `SSM GetParameters /thingpark-exporter/client-id, /thingpark-exporter/client-secret at 127.0.0.1:${port} failed (ECONNREFUSED, 3 attempts)`,
+    );
   });
 
   it('finds the code wherever undici, TLS or a multi-address connect left it, and only a code', () => {
