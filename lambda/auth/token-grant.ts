@@ -2,7 +2,7 @@ import * as oidc from 'openid-client';
 import type { Config } from '../common/config.ts';
 import type { ClientCredentials, CredentialsSource } from './credentials.ts';
 import { ClientRejectedError, PlatformError } from '../common/errors.ts';
-import { RetryBudget, TransientError, isNetworkError, parseRetryAfter, retrying, type RetryOptions } from '../common/retry.ts';
+import { RetryBudget, TransientError, isNetworkError, lastingFailure, parseRetryAfter, retrying, type RetryOptions } from '../common/retry.ts';
 import { failureName, holdsPiece } from '../common/redact.ts';
 import type { Grant } from './token-cache.ts';
 
@@ -169,6 +169,10 @@ function classify(error: unknown, clientSecret: string, endpoint: string): Error
       return new TransientError(`token endpoint ${endpoint} answered HTTP ${status}`, status, retryAfterOf(response));
     }
     return new PlatformError(`The token endpoint answered HTTP ${status} without an OAuth error`, status);
+  }
+  const lasting = lastingFailure(error);
+  if (lasting !== undefined) {
+    return new PlatformError(`The token endpoint ${endpoint} cannot be reached, so the grant is not retried: ${lasting}`, undefined, { cause: error });
   }
   if (isNetworkError(error)) {
     return new TransientError(`token endpoint ${endpoint} unreachable: ${failureName(error)}`);

@@ -147,6 +147,36 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Math.max(0, date - now);
 }
 
+/**
+ * Codes of failures that no retry heals, because nothing about them changes between
+ * attempts: a certificate the client does not trust (expired, self-signed, for another
+ * name, an unknown issuer), TLS spoken to something that does not speak it, a URL that
+ * does not parse. A refused or dropped connection, a reset, a timeout or a DNS failure may
+ * be a server restarting or a network blip, and stays retried.
+ */
+const LASTING_CODES = /^(?:CERT_|ERR_TLS_CERT|ERR_SSL_|ERR_INVALID_URL$|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
+
+/**
+ * What makes a failure one that cannot heal, for a message, or undefined for one that
+ * may: a lasting code (above) with the TLS or URL error's own words, or a URL fetch refuses
+ * outright, such as a port browsers block ("bad port": 9, 25, 6000, ...), which undici
+ * refuses before any connection and would refuse on every retry. Looked for along the
+ * cause chain, where undici and openid-client leave it.
+ */
+export function lastingFailure(error: unknown): string | undefined {
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 5; depth += 1) {
+    const { code } = current as { code?: unknown };
+    if (typeof code === 'string' && LASTING_CODES.test(code)) {
+      // A URL that does not parse is named by its code only: its message quotes the URL.
+      return code === 'ERR_INVALID_URL' ? 'ERR_INVALID_URL: the URL does not parse' : `${code}: ${current.message.slice(0, 200)}`;
+    }
+    if (current.message === 'bad port') return 'bad port: fetch refuses to connect to this port';
+    current = current.cause;
+  }
+  return undefined;
+}
+
 /** fetch's network failures and timeouts, as opposed to answers the server gave. */
 export function isNetworkError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;

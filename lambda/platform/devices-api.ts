@@ -1,5 +1,5 @@
 import { MalformedPageError, PlatformError } from '../common/errors.ts';
-import { TransientError, isNetworkError, parseRetryAfter, type Retrying } from '../common/retry.ts';
+import { TransientError, isNetworkError, lastingFailure, parseRetryAfter, type Retrying } from '../common/retry.ts';
 import { characters, excerpt, failureName, headerValue, isJsonAnswer, isJsonMediaType, unquoted } from '../common/redact.ts';
 import type { AccessTokens } from '../common/services.ts';
 import type { AdaptiveWindow } from './adaptive-window.ts';
@@ -163,6 +163,16 @@ async function send(source: PageSource, url: string, target: Target, signal: Abo
       body = await response.text();
     } catch (error) {
       if (signal.aborted) throw signal.reason;
+      const lasting = lastingFailure(error);
+      if (lasting !== undefined) {
+        throw new PlatformError(
+          `The device API request for ${target.name} to ${source.baseUrl.host} cannot succeed, so it is not retried: ${lasting}`,
+          undefined,
+          {
+            cause: error,
+          },
+        );
+      }
       // Named, never quoted: fetch's messages may quote the request, and a header value it
       // refused to send (one with a line break, say) is the token itself.
       if (!isNetworkError(error)) {
