@@ -41,8 +41,11 @@ export const CONTEXT_DEFAULTS = {
   glueDatabaseName: 'thingpark',
 } as const;
 
-/** Every context key the stack reads: one per setting, so a setting added without its key fails to compile. */
-const CONTEXT_KEYS: Record<keyof ExporterSettings, true> = {
+/**
+ * Every context key the stack reads: one per setting, so that a setting added without its
+ * key fails to compile, but for the fleet alarms' thresholds, a key each (FLEET_THRESHOLD_KEYS).
+ */
+const CONTEXT_KEYS: Record<Exclude<keyof ExporterSettings, 'fleetThresholds'>, true> = {
   thingparkBaseUrl: true,
   clientIdParameterName: true,
   clientSecretParameterName: true,
@@ -55,7 +58,7 @@ const CONTEXT_KEYS: Record<keyof ExporterSettings, true> = {
   glueDatabaseName: true,
   functionEnvironment: true,
 };
-export const CONTEXT_KEY_NAMES: readonly string[] = Object.keys(CONTEXT_KEYS);
+export const CONTEXT_KEY_NAMES: readonly string[] = [...Object.keys(CONTEXT_KEYS), ...Object.values(FLEET_THRESHOLD_KEYS)];
 
 /** Variables an operator may override through `functionEnvironment`; the stack sets the rest (functionEnvironmentOf). */
 export const TUNABLE_VARIABLES: readonly string[] = VARIABLE_NAMES.filter((name) => !('setByStack' in VARIABLES[name]));
@@ -128,7 +131,7 @@ function isCdkContextKey(key: string): boolean {
 export function unknownContextKeys(keys: readonly string[]): string[] {
   const problems: string[] = [];
   for (const key of [...keys].sort()) {
-    if (Object.hasOwn(CONTEXT_KEYS, key) || isCdkContextKey(key)) continue;
+    if (CONTEXT_KEY_NAMES.includes(key) || isCdkContextKey(key)) continue;
     // A word left off the end ("schedule") is nearer to its continuations than any edit distance says.
     const continued = CONTEXT_KEY_NAMES.filter((known) => known.toLowerCase().startsWith(key.toLowerCase()));
     const closest = closestVariable(key, CONTEXT_KEY_NAMES);
