@@ -6,7 +6,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { CHANGE_COLUMNS } from '../lambda/curate/changes.ts';
-import type { ColumnSpec } from '../lambda/curate/columns.ts';
+import { snakeCase, type ColumnSpec } from '../lambda/curate/columns.ts';
 import type { FleetSignals } from '../lambda/curate/fleet-signals.ts';
 import { CURATED_FOLDERS, CURRENT_SYMLINK, FOLDERS } from '../lambda/storage/layout.ts';
 import { SNAPSHOT_COLUMNS } from '../lambda/curate/snapshot-rows.ts';
@@ -108,23 +108,27 @@ export class Curation extends Construct {
         dataFormat: glue.DataFormat.PARQUET,
         columns: glueColumns(CHANGE_COLUMNS),
       }),
-      runs: new glue.S3Table(this, 'RunsTable', {
+      runs: this.jsonObjectsTable('RunsTable', RUN_TABLE, {
         ...common,
         tableName: 'runs',
         description: 'One row per committed run: its manifest (one line of JSON each)',
         s3Prefix: `${prefix}${FOLDERS.manifests}`,
-        dataFormat: glue.DataFormat.JSON,
-        columns: RUN_COLUMNS,
       }),
-      curatedRuns: new glue.S3Table(this, 'CuratedRunsTable', {
+      curatedRuns: this.jsonObjectsTable('CuratedRunsTable', CURATED_RUN_TABLE, {
         ...common,
         tableName: 'curated_runs',
         description: 'One row per curated run: its changes since the previous run, and its files (one line of JSON each)',
         s3Prefix: `${prefix}${CURATED_FOLDERS.records}`,
-        dataFormat: glue.DataFormat.JSON,
-        columns: CURATED_RUN_COLUMNS,
       }),
     };
+  }
+
+  /** A Glue table over one-line JSON objects, its snake_case columns mapped to the objects' keys. */
+  private jsonObjectsTable(id: string, table: ReturnType<typeof jsonTable>, props: Omit<glue.S3TableProps, 'dataFormat' | 'columns'>): glue.S3Table {
+    const created = new glue.S3Table(this, id, { ...props, dataFormat: glue.DataFormat.JSON, columns: table.columns });
+    // The construct sets only the SerDe's class; its properties are set on the resource.
+    (created.node.defaultChild as glue.CfnTable).addPropertyOverride('TableInput.StorageDescriptor.SerdeInfo.Parameters', table.serdeParameters);
+    return created;
   }
 
   /**
@@ -221,67 +225,76 @@ const struct = (fields: Record<string, glue.Type>) => glue.Schema.struct(Object.
 const files = (count: 'rows' | 'devices') =>
   glue.Schema.array(struct({ key: STRING, [count]: BIG_INT, bytes: BIG_INT, ...(count === 'devices' ? { uncompressedBytes: BIG_INT } : {}) }));
 
-/** A manifest (lambda/storage/manifest.ts); times are ISO 8601 text: from_iso8601_timestamp(runtime). */
-const RUN_COLUMNS: glue.Column[] = [
-  { name: 'runid', type: STRING },
-  { name: 'trigger', type: STRING, comment: 'schedule or on-demand' },
-  { name: 'label', type: STRING },
-  { name: 'runtime', type: STRING, comment: 'ISO 8601, UTC' },
-  { name: 'startedat', type: STRING },
-  { name: 'finishedat', type: STRING },
-  { name: 'durationms', type: BIG_INT },
-  { name: 'source', type: struct({ baseUrl: STRING, pageSize: INTEGER, firstPageIndex: INTEGER }) },
-  {
-    name: 'counts',
-    type: struct(
-      Object.fromEntries(
-        [
-          'devices',
-          'pages',
-          'pageRequests',
-          'wastedRequests',
-          'duplicates',
-          'unkeyed',
-          'throttled',
-          'retries',
-          'tokenRequests',
-          'recovered',
-          'removed',
-          'unresolved',
-          'verificationRequests',
-        ].map((name) => [name, BIG_INT]),
-      ),
-    ),
-  },
-  { name: 'verification', type: STRING },
-  { name: 'comparedwith', type: STRING },
-  { name: 'bucket', type: STRING },
-  { name: 'tablelocation', type: STRING },
-  { name: 'dataprefix', type: STRING },
-  { name: 'files', type: files('devices') },
-  { name: 'bytes', type: BIG_INT },
+/**
+ * A table over one-line JSON objects (manifests, curation records), its columns in the
+ * curated tables' snake_case: each top-level key is mapped to its column by the OpenX
+ * SerDe's `mapping.` properties (lower case, as the SerDe reads keys case-insensitively).
+ * Struct members keep the JSON's names.
+ */
+function jsonTable(fields: [key: string, type: glue.Type, comment?: string][]): { columns: glue.Column[]; serdeParameters: Record<string, string> } {
+  const columns = fields.map(([key, type, comment]) => ({ name: snakeCase(key), type, ...(comment ? { comment } : {}) }));
+  const serdeParameters = Object.fromEntries(
+    fields.filter(([key]) => snakeCase(key) !== key.toLowerCase()).map(([key]) => [`mapping.${snakeCase(key)}`, key.toLowerCase()]),
+  );
+  return { columns, serdeParameters };
+}
+
+const COUNTS = [
+  'devices',
+  'pages',
+  'pageRequests',
+  'wastedRequests',
+  'duplicates',
+  'unkeyed',
+  'throttled',
+  'retries',
+  'tokenRequests',
+  'recovered',
+  'removed',
+  'unresolved',
+  'verificationRequests',
 ];
 
+/** A manifest (lambda/storage/manifest.ts); times are ISO 8601 text: from_iso8601_timestamp(run_time). */
+export const RUN_TABLE = jsonTable([
+  ['runId', STRING],
+  ['trigger', STRING, 'schedule or on-demand'],
+  ['label', STRING],
+  ['runTime', STRING, 'ISO 8601, UTC'],
+  ['startedAt', STRING],
+  ['finishedAt', STRING],
+  ['durationMs', BIG_INT],
+  ['source', struct({ baseUrl: STRING, pageSize: INTEGER, firstPageIndex: INTEGER })],
+  ['counts', struct(Object.fromEntries(COUNTS.map((name) => [name, BIG_INT])))],
+  ['verification', STRING],
+  ['comparedWith', STRING],
+  ['bucket', STRING],
+  ['tableLocation', STRING],
+  ['dataPrefix', STRING],
+  ['files', files('devices')],
+  ['bytes', BIG_INT],
+]);
+
 /** A curation record (lambda/curate/record.ts). */
-const CURATED_RUN_COLUMNS: glue.Column[] = [
-  { name: 'runid', type: STRING },
-  { name: 'runtime', type: STRING, comment: 'ISO 8601, UTC' },
-  { name: 'curatedat', type: STRING },
-  { name: 'durationms', type: BIG_INT },
-  { name: 'devices', type: BIG_INT },
-  { name: 'unkeyed', type: BIG_INT },
-  { name: 'comparison', type: STRING, comment: 'compared, or first-run' },
-  { name: 'previousrunid', type: STRING },
-  { name: 'previousruntime', type: STRING },
-  { name: 'comparedfrom', type: STRING },
-  { name: 'changefields', type: glue.Schema.array(STRING) },
-  { name: 'added', type: BIG_INT },
-  { name: 'removed', type: BIG_INT },
-  { name: 'changed', type: BIG_INT },
-  { name: 'removalsconfirmed', type: BOOLEAN },
-  {
-    name: 'signals',
-    type: struct({
+export const CURATED_RUN_TABLE = jsonTable([
+  ['runId', STRING],
+  ['runTime', STRING, 'ISO 8601, UTC'],
+  ['curatedAt', STRING],
+  ['durationMs', BIG_INT],
+  ['devices', BIG_INT],
+  ['unkeyed', BIG_INT],
+  ['comparison', STRING, 'compared, or first-run'],
+  ['previousRunId', STRING],
+  ['previousRunTime', STRING],
+  ['comparedFrom', STRING],
+  ['changeFields', glue.Schema.array(STRING), 'The compared fields, named as device_changes.changed_fields names them'],
+  ['added', BIG_INT],
+  ['removed', BIG_INT],
+  ['changed', BIG_INT],
+  ['removalsConfirmed', BOOLEAN],
+  [
+    'signals',
+    struct({
       silent_after_hours: INTEGER,
       devices_by_health: glue.Schema.map(STRING, BIG_INT),
       health_share: glue.Schema.map(STRING, DOUBLE),
@@ -295,12 +308,12 @@ const CURATED_RUN_COLUMNS: glue.Column[] = [
       removed_share: DOUBLE,
       changed_share: DOUBLE,
     } satisfies Record<keyof FleetSignals, glue.Type>),
-    comment: "The fleet's health in this run (lambda/curate/fleet-signals.ts): shares in %, active_share_change in points",
-  },
-  { name: 'snapshotfiles', type: files('rows') },
-  { name: 'changefiles', type: files('rows') },
-  { name: 'statekey', type: STRING },
-];
+    "The fleet's health in this run (lambda/curate/fleet-signals.ts): shares in %, active_share_change in points",
+  ],
+  ['snapshotFiles', files('rows')],
+  ['changeFiles', files('rows')],
+  ['stateKey', STRING],
+]);
 
 /** The queries an operator wants on day one, saved in the workgroup (docs/analytics.md explains each). */
 export function namedQueries(database: string): Record<string, { description: string; sql: string }> {
@@ -319,14 +332,14 @@ export function namedQueries(database: string): Record<string, { description: st
       description: "Every change of a device's health state seen by a run of the last 7 days",
       sql:
         `SELECT run_time, ref, name, health_state_before, health_state_after\nFROM ${database}.device_changes\n` +
-        `WHERE dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')\n  AND change = 'changed' AND contains(changed_fields, 'healthState')\nORDER BY run_time, ref;`,
+        `WHERE dt >= date_format(current_date - INTERVAL '7' DAY, '%Y-%m-%d')\n  AND change = 'changed' AND contains(changed_fields, 'health_state')\nORDER BY run_time, ref;`,
     },
     'Runs of the last day': {
       description: 'Each run of the last 24 hours: its counts, duration, and the changes its curation found',
       sql:
-        `SELECT r.runid, r.trigger, r.runtime, r.counts.devices, r.durationms, c.added, c.removed, c.changed, c.removalsconfirmed, c.curatedat\n` +
-        `FROM ${database}.runs r\nLEFT JOIN ${database}.curated_runs c ON c.runid = r.runid\n` +
-        `WHERE from_iso8601_timestamp(r.runtime) > current_timestamp - INTERVAL '1' DAY\nORDER BY r.runtime DESC;`,
+        `SELECT r.run_id, r.trigger, r.run_time, r.counts.devices, r.duration_ms, c.added, c.removed, c.changed, c.removals_confirmed, c.curated_at\n` +
+        `FROM ${database}.runs r\nLEFT JOIN ${database}.curated_runs c ON c.run_id = r.run_id\n` +
+        `WHERE from_iso8601_timestamp(r.run_time) > current_timestamp - INTERVAL '1' DAY\nORDER BY r.run_time DESC;`,
     },
   };
 }

@@ -24,6 +24,14 @@ export interface ColumnSpec {
   statistics?: boolean;
 }
 
+/** A camelCase name in the curated tables' snake_case: `healthState` is `health_state`, `lastRSSI` `last_rssi`. */
+export function snakeCase(name: string): string {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
+    .toLowerCase();
+}
+
 /** Parquet's physical and logical types for a column; timestamps are milliseconds, UTC. */
 function schemaElementsOf(spec: ColumnSpec): SchemaElement[] {
   const repetition_type = spec.required ? 'REQUIRED' : 'OPTIONAL';

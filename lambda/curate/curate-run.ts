@@ -6,7 +6,7 @@ import { deleteObjects } from '../storage/deletes.ts';
 import { curatedKeys, manifestKey, manifestsPrefix, stateKeyOf, type CuratedKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
 import { putJson, readJson, statusOf } from '../storage/s3-json.ts';
-import { CHANGE_COLUMNS, changeRows, type ChangeCounts } from './changes.ts';
+import { CHANGE_COLUMNS, changeColumnName, changeRows, type ChangeCounts } from './changes.ts';
 import { switchCurrent, type Switch } from './current-table.ts';
 import { FleetSignalCounter } from './fleet-signals.ts';
 import { BaseState, hasState, readState, StateWriter, stateEntry, type StateEntry } from './fleet-state.ts';
@@ -187,7 +187,7 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
     unkeyed,
     comparison: previous ? 'compared' : 'first-run',
     ...(previous ? { previousRunId: previous.runId, previousRunTime: previous.runTime, comparedFrom: previousEntries?.from } : {}),
-    changeFields: [...fields],
+    changeFields: fields.map(changeColumnName),
     ...counts,
     removalsConfirmed,
     signals,

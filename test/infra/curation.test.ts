@@ -106,11 +106,35 @@ describe('ExporterStack: the curated tables (infra/curation.ts)', () => {
         'added bigint',
         'removed bigint',
         'changed bigint',
-        'removalsconfirmed boolean',
-        'changefields array<string>',
+        'removals_confirmed boolean',
+        'change_fields array<string>',
         'signals struct<silent_after_hours:int,devices_by_health:map<string,bigint>,health_share:map<string,double>,active_share:double,active_share_change:double,silent_devices:bigint,silent_share:double,never_seen_devices:bigint,never_seen_share:double,added_share:double,removed_share:double,changed_share:double>',
       ]),
     );
+  });
+
+  it("names the runs tables' columns in snake_case, each mapped to its key in the JSON", () => {
+    const serde = (name: string) => glueTable(s.template, name).Properties.TableInput.StorageDescriptor.SerdeInfo.Parameters;
+    expect(columnsOf('runs').slice(0, 7)).toEqual([
+      'run_id string',
+      'trigger string',
+      'label string',
+      'run_time string',
+      'started_at string',
+      'finished_at string',
+      'duration_ms bigint',
+    ]);
+    expect(serde('runs')).toMatchObject({ 'mapping.run_id': 'runid', 'mapping.run_time': 'runtime', 'mapping.compared_with': 'comparedwith' });
+    expect(serde('runs')).not.toHaveProperty('mapping.trigger');
+    expect(serde('curated_runs')).toMatchObject({
+      'mapping.run_id': 'runid',
+      'mapping.previous_run_id': 'previousrunid',
+      'mapping.removals_confirmed': 'removalsconfirmed',
+      'mapping.change_fields': 'changefields',
+    });
+    for (const name of ['runs', 'curated_runs']) {
+      for (const column of columnsOf(name)) expect(column, name).toMatch(/^[a-z_]+ /);
+    }
   });
 
   it('saves the four day-one queries in the workgroup, each naming the tables it reads', () => {
@@ -127,8 +151,8 @@ describe('ExporterStack: the curated tables (infra/curation.ts)', () => {
     expect(queries).toEqual(queries.map(() => expect.objectContaining({ Database: 'thingpark', WorkGroup: 'thingpark' })));
     expect(queries[0]!.QueryString).toContain('FROM thingpark.devices_current');
     expect(queries[1]!.QueryString).toContain("last_up_timestamp < current_timestamp - INTERVAL '24' HOUR");
-    expect(queries[2]!.QueryString).toContain("contains(changed_fields, 'healthState')");
-    expect(queries[3]!.QueryString).toContain('LEFT JOIN thingpark.curated_runs c ON c.runid = r.runid');
+    expect(queries[2]!.QueryString).toContain("contains(changed_fields, 'health_state')");
+    expect(queries[3]!.QueryString).toContain('LEFT JOIN thingpark.curated_runs c ON c.run_id = r.run_id');
   });
 
   it('alarms when a curation fails (not when one is skipped for the state machine to run), and expires the comparison state after a week', () => {

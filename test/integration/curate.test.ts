@@ -176,15 +176,16 @@ describe('curation: device_changes', () => {
     expect(simulatedBrief(12).healthState).toBe('ACTIVE');
     expect(third.record).toMatchObject({ previousRunId: unchanged.summary.runId, added: 2, removed: 2, changed: 3, removalsConfirmed: true });
     expect(third.summary.curation).toMatchObject({ status: 'curated', added: 2, removed: 2, changed: 3 });
-    const all = ['healthState', 'name', 'model', 'networkSubscription', 'appServersRoutingProfile', 'alarmLevel'];
+    // Each compared field named as the curated tables name it: its column, else snake_case.
+    const all = ['health_state', 'name', 'model', 'network_subscription', 'app_servers_routing_profile', 'alarm_level'];
     const valuesOf = (i: number, brief = simulatedBrief(i)) =>
       JSON.stringify({
-        healthState: brief.healthState,
+        health_state: brief.healthState,
         name: brief.name,
         model: brief.model,
-        networkSubscription: brief.networkSubscription,
-        appServersRoutingProfile: brief.appServersRoutingProfile,
-        alarmLevel: brief.alarmLevel,
+        network_subscription: brief.networkSubscription,
+        app_servers_routing_profile: brief.appServersRoutingProfile,
+        alarm_level: brief.alarmLevel,
       });
     const previous = unchanged.summary.runId;
     expect(third.rows).toEqual([
@@ -247,9 +248,9 @@ describe('curation: device_changes', () => {
         name: 'sensor-12',
         health_state_before: 'ACTIVE',
         health_state_after: 'INACTIVE',
-        changed_fields: ['healthState'],
-        before: '{"healthState":"ACTIVE"}',
-        after: '{"healthState":"INACTIVE"}',
+        changed_fields: ['health_state'],
+        before: '{"health_state":"ACTIVE"}',
+        after: '{"health_state":"INACTIVE"}',
         confirmed: null,
         previous_run_id: previous,
       },
@@ -292,7 +293,7 @@ describe('curation: device_changes', () => {
     );
     expect(fourth.record).toMatchObject({ added: 0, removed: 0, changed: 1 });
     expect(fourth.rows).toMatchObject([
-      { change: 'changed', device_key: '2000012', changed_fields: ['healthState'], health_state_before: 'INACTIVE', health_state_after: 'ACTIVE' },
+      { change: 'changed', device_key: '2000012', changed_fields: ['health_state'], health_state_before: 'INACTIVE', health_state_after: 'ACTIVE' },
     ]);
   });
 
@@ -306,7 +307,7 @@ describe('curation: device_changes', () => {
     const second = await exportOk(handler, 'by-address');
     expect(second.curation).toMatchObject({ status: 'curated', comparison: 'compared', previousRunId: first.runId, changed: 1 });
     const record = await recordOf(prefix, second.runId);
-    expect(record).toMatchObject({ comparedFrom: 'raw', changeFields: ['nwAddress'] });
+    expect(record).toMatchObject({ comparedFrom: 'raw', changeFields: ['nw_address'] });
     const rows = await queryObjects(
       s3(),
       DEMO.bucket,
@@ -315,9 +316,9 @@ describe('curation: device_changes', () => {
     );
     expect(rows).toEqual([
       {
-        changed_fields: ['nwAddress'],
-        before: JSON.stringify({ nwAddress: simulatedBrief(2).nwAddress }),
-        after: '{"nwAddress":"CAFE"}',
+        changed_fields: ['nw_address'],
+        before: JSON.stringify({ nw_address: simulatedBrief(2).nwAddress }),
+        after: '{"nw_address":"CAFE"}',
         health_state_after: null,
       },
     ]);

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { changeRows, type ChangeContext, type ChangeRow } from '../../lambda/curate/changes.ts';
+import { changeColumnName, changeRows, type ChangeContext, type ChangeRow } from '../../lambda/curate/changes.ts';
 import { BaseState, type StateEntry } from '../../lambda/curate/fleet-state.ts';
 
 const FIELDS = ['healthState', 'name', 'model'];
+/** FIELDS as the rows name them. */
+const COLUMNS = ['health_state', 'name', 'model'];
 
 const CONTEXT: ChangeContext = {
   runId: '20261128T100000Z',
@@ -64,9 +66,9 @@ describe('device_changes rows', () => {
         name: 'valve',
         health_state_before: null,
         health_state_after: 'NEVER_SEEN',
-        changed_fields: FIELDS,
+        changed_fields: COLUMNS,
         before: null,
-        after: '{"healthState":"NEVER_SEEN","name":"valve","model":{"ID":"m1"}}',
+        after: '{"health_state":"NEVER_SEEN","name":"valve","model":{"ID":"m1"}}',
         confirmed: null,
       },
     ]);
@@ -83,8 +85,8 @@ describe('device_changes rows', () => {
       name: 'valve',
       health_state_before: 'ERROR',
       health_state_after: null,
-      changed_fields: FIELDS,
-      before: '{"healthState":"ERROR","name":"valve","model":null}',
+      changed_fields: COLUMNS,
+      before: '{"health_state":"ERROR","name":"valve","model":null}',
       after: null,
     };
     expect(await changes(previous, [device(1, 'ACTIVE', 'pump')])).toEqual([{ ...removed, confirmed: true }]);
@@ -103,9 +105,9 @@ describe('device_changes rows', () => {
         name: 'pump',
         health_state_before: 'ACTIVE',
         health_state_after: 'ERROR',
-        changed_fields: ['healthState', 'model'],
-        before: '{"healthState":"ACTIVE","model":{"ID":"m1"}}',
-        after: '{"healthState":"ERROR","model":{"ID":"m2"}}',
+        changed_fields: ['health_state', 'model'],
+        before: '{"health_state":"ACTIVE","model":{"ID":"m1"}}',
+        after: '{"health_state":"ERROR","model":{"ID":"m2"}}',
         confirmed: null,
       },
     ]);
@@ -117,9 +119,9 @@ describe('device_changes rows', () => {
       name: 'pump-2',
       health_state_before: 'ACTIVE',
       health_state_after: null,
-      changed_fields: ['healthState', 'name'],
-      before: '{"healthState":"ACTIVE","name":"pump"}',
-      after: '{"healthState":null,"name":"pump-2"}',
+      changed_fields: ['health_state', 'name'],
+      before: '{"health_state":"ACTIVE","name":"pump"}',
+      after: '{"health_state":null,"name":"pump-2"}',
     });
   });
 
@@ -138,7 +140,7 @@ describe('device_changes rows', () => {
 
   it('count a key met twice in the previous state once, by its first values', async () => {
     const rows = await changes([device(1, 'ACTIVE', 'pump'), device(1, 'ERROR', 'stale copy')], [device(1, 'ERROR', 'pump')]);
-    expect(rows).toEqual([expect.objectContaining({ change: 'changed', changed_fields: ['healthState'], before: '{"healthState":"ACTIVE"}' })]);
+    expect(rows).toEqual([expect.objectContaining({ change: 'changed', changed_fields: ['health_state'], before: '{"health_state":"ACTIVE"}' })]);
   });
 
   it('give a device key as text, an EUI key with its "e"', async () => {
@@ -163,6 +165,24 @@ describe('device_changes rows', () => {
 
   it('show a name or health state that is not text as its JSON', async () => {
     const [row] = await changes([device(1, { code: 1 }, 7)], [device(1, { code: 2 }, 7)]);
-    expect(row).toMatchObject({ name: '7', health_state_before: '{"code":1}', health_state_after: '{"code":2}', changed_fields: ['healthState'] });
+    expect(row).toMatchObject({ name: '7', health_state_before: '{"code":1}', health_state_after: '{"code":2}', changed_fields: ['health_state'] });
+  });
+
+  it('name each compared field as its column, and a field no column holds whole in the same snake_case', () => {
+    expect(['healthState', 'nwAddress', 'EUI', 'alarmLevel', 'lat', 'name'].map(changeColumnName)).toEqual([
+      'health_state',
+      'nw_address',
+      'eui',
+      'alarm_level',
+      'lat',
+      'name',
+    ]);
+    // model is compared whole; its column holds only model.commercialName.
+    expect(['model', 'networkSubscription', 'customerData', 'lastRSSI'].map(changeColumnName)).toEqual([
+      'model',
+      'network_subscription',
+      'customer_data',
+      'last_rssi',
+    ]);
   });
 });
