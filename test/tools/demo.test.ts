@@ -93,5 +93,12 @@ describe('npm start: the local demo', () => {
     expect(stdout).toContain(first);
     expect(stdout).toContain(second);
     expect(stdout).toMatch(new RegExp(`│ ${DEVICES}\\s+│ ${DEVICES}\\s+│`));
+    // And the analyst's three questions, from the curated tables.
+    expect(stdout).toContain('The fleet now, from devices_current');
+    expect(stdout).toContain("read_text('.demo/thingpark/curated/devices_current/symlink.txt')");
+    expect(stdout).toContain('What changed in the newest run, from device_changes');
+    expect(stdout).toMatch(/│ 'changed'\s+│ \d+/);
+    expect(stdout).toMatch(/One device's history, from device_snapshots: 70B3D50000000007/);
+    expect(stdout.match(/│ '\w+-demo\d+'\s+│ [^│]+│ 'sensor-7'\s+│ '(ACTIVE|BATTERY_LOW)'/g)).toHaveLength(2);
   });
 });

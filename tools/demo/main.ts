@@ -6,8 +6,10 @@
  *
  * It runs the handler twice in one process, so the second, warm invocation reuses the first
  * one's token, keeps everything the local S3 held under .demo/ in the bucket's own key
- * layout (both runs' data, their manifests, the latest pointer), queries it with DuckDB,
- * writes those queries to .demo/query.mjs, and checks that every device is there once.
+ * layout (both runs' data, their manifests, the latest pointer, the curated tables), queries
+ * it with DuckDB, writes those queries to .demo/query.mjs (the raw snapshots, then the fleet
+ * now, what changed and one device's history from the curated tables), and checks that
+ * every device is there once.
  */
 import { rm, writeFile } from 'node:fs/promises';
 import { devNull } from 'node:os';
@@ -20,7 +22,7 @@ import { downloadFiles, getJson, listKeys, testS3 } from '../inspect/snapshot.ts
 import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { handlerFailed, localContext, printSummary, quietAwsSdk, reportUnknownVariables } from '../cli.ts';
 import type { CuratedRunSummary } from '../../lambda/handler.ts';
-import { changeFleet, hearFleet, showCuratedTables, type FleetChanges } from './curated.ts';
+import { changeFleet, hearFleet, showCuratedTables, type FleetChanges, type Question } from './curated.ts';
 import { printSignals } from './signals.ts';
 
 const fleet = Number(process.env.DEMO_DEVICES ?? 10_000);
@@ -85,7 +87,7 @@ try {
   const { handler } = await import('../../lambda/handler.ts');
 
   const summaries = [];
-  let changes: FleetChanges = { removed: 0, added: 0, changed: 0, silent: 0 };
+  let changes: FleetChanges = { removed: 0, added: 0, changed: 0, silent: 0, followed: '' };
   let verdicts: ReturnType<typeof printSignals> = [];
   hearFleet(standIns.platform);
   for (const [i, label] of ['demo-cold', 'demo-warm'].entries()) {
@@ -129,23 +131,28 @@ try {
   const [totals] = (await duckdbQuery(newest)) as { rows: number; distinct: number }[];
   console.table([totals]);
   const runs = new Set(rows.map((row) => row.exportRunId)).size;
-  const curated = await showCuratedTables({
-    dir: shownDir,
-    prefix: config.prefix,
-    bucket: latest.bucket,
-    runId: latest.runId,
-    devices: fleet,
-    expected: changes,
-  });
+  const curated = await showCuratedTables({ dir: shownDir, prefix: config.prefix, devices: fleet, expected: changes });
 
+  // The raw snapshot's queries, then the curated tables': the fleet now, what changed, one device's history.
+  const questions: Question[] = [
+    { title: 'Devices per run and health, from the raw snapshots', statements: [byRun] },
+    { title: "The newest run's rows and distinct devices, from the raw snapshot", statements: [newest] },
+    ...curated.questions,
+  ];
   const script = [
     "// Written by npm start: the demo's queries over what it kept. From where it ran: node .demo/query.mjs",
     "import { DuckDBInstance } from '@duckdb/node-api';",
     '',
     "const connection = await (await DuckDBInstance.create(':memory:')).connect();",
-    `for (const sql of ${JSON.stringify([byRun, newest], null, 2)}) {`,
-    '  console.log(sql);',
-    '  console.table((await connection.runAndReadAll(sql)).getRowObjectsJS());',
+    `const questions = ${JSON.stringify(questions, null, 2)};`,
+    'for (const { title, statements } of questions) {',
+    '  console.log(`\n${title}:`);',
+    '  let rows = [];',
+    '  for (const sql of statements) {',
+    '    console.log(sql);',
+    '    rows = (await connection.runAndReadAll(sql)).getRowObjectsJS();',
+    '  }',
+    '  console.table(rows);',
     '}',
     '',
   ].join('\n');
@@ -160,7 +167,7 @@ try {
   if (totals?.rows !== fleet || totals?.distinct !== fleet)
     problems.push(`expected ${fleet} devices once each in the newest run, got ${totals?.rows} rows, ${totals?.distinct} distinct`);
   if (runs !== 2 || count('manifests/') !== 2) problems.push(`expected 2 runs and 2 manifests under ${shownDir}/, got ${runs} and ${count('manifests/')}`);
-  problems.push(...curated);
+  problems.push(...curated.problems);
   // The outage silences a quarter of the fleet: past the silent-share alarm's 20 %, and nothing else.
   const fired = verdicts.filter((verdict) => verdict.fired).map((verdict) => verdict.alarm);
   const silent = (summaries[1] as CuratedRunSummary).curation;
