@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { readMarkers, settleAttempts, SETTLED_MS } from '../../lambda/storage/attempts.ts';
 import type { Manifest } from '../../lambda/storage/manifest.ts';
@@ -15,17 +14,24 @@ const MANIFEST = (prefix: string) => `${prefix}manifests/20240301T000000Z.json`;
 describe('uploads that land after their attempt gave up', () => {
   it("never overwrite a retry's committed data, and are settled by a later run once they can no longer land", async () => {
     const prefix = freshPrefix();
-    // The first attempt's first data file is on its way to S3, which applies it only well
-    // after the attempt has met its deadline, given up and deleted what it wrote.
+    // The first attempt's first data file is on its way to S3, which applies it only once
+    // the attempt has met its deadline, given up and deleted what it wrote, and a retry has
+    // committed the run: the attempt waits on that upload until its deadline.
     await reset(h, { fleet: 1000 });
     let held = 0;
+    let release: () => void = () => undefined;
+    let landed: () => void = () => undefined;
+    const applyWhen = new Promise<void>((resolve) => (release = resolve));
+    const lateUpload = new Promise<void>((resolve) => (landed = resolve));
     h.proxy.rule = ({ method, key }) => {
       if (method !== 'PUT' || !key.startsWith(`${DATA(prefix)}part-00000-`) || held > 0) return undefined;
       held += 1;
-      return { applyAfterMs: 3000 };
+      return { applyWhen, landed };
     };
     const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1', SNAPSHOT_FILE_MAX_BYTES: String(32 * 1024) });
-    const first = lambdaContext(2000);
+    // The attempt waits on the held upload whatever its deadline: a long one only leaves a
+    // loaded machine the time to get that far.
+    const first = lambdaContext(8000);
     const failed = await invokeFailing(h, handler, SCHEDULE, first);
     expect(failed.name).toBe('DeadlineError');
     expect(held).toBe(1);
@@ -33,7 +39,8 @@ describe('uploads that land after their attempt gave up', () => {
     // Lambda's retry of an asynchronous invocation carries the same request id.
     const summary = await invokeOk(h, handler, SCHEDULE, { ...lambdaContext(), awsRequestId: first.awsRequestId });
     expect(summary).toMatchObject({ status: 'committed', devices: 1000 });
-    await sleep(3000);
+    release();
+    await lateUpload;
 
     // The late upload landed, under a key of its own attempt: the committed files are intact.
     const keys = await listKeys(h.proxy.direct, DEMO.bucket, DATA(prefix));

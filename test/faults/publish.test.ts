@@ -91,12 +91,16 @@ describe('deadline', () => {
   it('removes a data file whose upload was in flight when the deadline came', async () => {
     const { prefix, before } = await baseline();
     await reset(h, { fleet: 3000 });
-    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key.startsWith(`${NEXT_DATA(prefix)}part-00002-`) ? { holdResponseMs: 1500 } : undefined);
+    // The third file is stored and its answer held until the client gives up on it: the run
+    // waits on it until its deadline, however long it took to get there.
+    let held: () => void = () => undefined;
+    const stored = new Promise<void>((resolve) => (held = resolve));
+    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key.startsWith(`${NEXT_DATA(prefix)}part-00002-`) ? { holdResponseMs: 60_000, held } : undefined);
     const handler = await exporter(h, prefix, { RUN_DEADLINE_MARGIN_SECONDS: '1', SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024) });
     const events = h.s3Events.length;
-    const error = await invokeFailing(h, handler, NEXT, lambdaContext(2000));
+    const error = await invokeFailing(h, handler, NEXT, lambdaContext(4000));
     expect(error.name).toBe('DeadlineError');
-    await sleep(1000);
+    await stored;
     // The held upload did land in S3, and is gone again; its answer never came, so the
     // attempt's marker stays, marked failed, outside the table, for a later run to settle.
     expect(created(NEXT_DATA(prefix), events).map((key) => key.slice(NEXT_DATA(prefix).length))).toContainEqual(expect.stringMatching(/^part-00002-/));
@@ -251,7 +255,11 @@ describe('atomic publish', () => {
   it('a writer discarded while it completes a file fails the write waiting on it and opens no next file', async () => {
     const prefix = freshPrefix();
     await reset(h);
-    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key === `${prefix}w/0.gz` ? { holdResponseMs: 500 } : undefined);
+    // File 0 is stored and its answer held until the client gives up on it: the discard
+    // comes while the upload is in flight, whatever the machine's load.
+    let held: () => void = () => undefined;
+    const stored = new Promise<void>((resolve) => (held = resolve));
+    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key === `${prefix}w/0.gz` ? { holdResponseMs: 60_000, held } : undefined);
     const writer = new DataWriter(testS3(h.proxy.url), DEMO.bucket, (index) => `${prefix}w/${index}.gz`, 1024, {});
     await writer.write('x'.repeat(600));
     await writer.write('y'.repeat(600));
@@ -260,7 +268,7 @@ describe('atomic publish', () => {
       () => 'written',
       (error: unknown) => (error as Error).message,
     );
-    await sleep(100);
+    await stored;
     await writer.discard();
     expect(await rolling).toBe('The snapshot writer was discarded');
     // File 0's upload was aborted before S3 answered it: never completed, yet deleted, and

@@ -18,12 +18,18 @@ export interface S3Request {
 /**
  * Answer with this S3 error instead of applying the request, or, with `applied`, after
  * applying it (S3 stored the object and the client heard an error: a lost answer, which
- * the SDK retries); or, with `holdResponseMs` alone, apply it and hold the answer back
- * that long (S3 stored the object, the client has not heard yet); or, with
- * `applyAfterMs`, take the request and apply it only that much later (an upload S3
- * completes after its client gave up on it).
+ * the SDK retries); or, with `holdResponseMs`, apply it and hold the answer back that
+ * long or until the client gives up on it (S3 stored the object, the client has not heard
+ * yet), calling `held` once the answer is held, for a test to act at that moment; or, with
+ * `applyAfterMs`, take the request and apply it only that much later, or with `applyWhen`
+ * once that promise settles (an upload S3 completes after its client gave up on it),
+ * calling `landed` once it is applied.
  */
-export type S3Fault = { status: number; code: string; applied?: boolean } | { holdResponseMs: number } | { applyAfterMs: number };
+export type S3Fault =
+  | { status: number; code: string; applied?: boolean }
+  | { holdResponseMs: number; held?: () => void }
+  | { applyAfterMs: number; landed?: () => void }
+  | { applyWhen: Promise<void>; landed?: () => void };
 
 /**
  * What s3rver does not play: conditional writes and failures. A loopback proxy in front of
@@ -98,15 +104,16 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
       s3Error(res, fault.status, fault.code, 'Simulated failure');
       return;
     }
-    if (fault && 'applyAfterMs' in fault) {
+    if (fault && ('applyAfterMs' in fault || 'applyWhen' in fault)) {
       const body = Buffer.concat(await req.toArray());
-      await sleep(fault.applyAfterMs);
-      record(await forward(req, res, 0, body));
+      await ('applyWhen' in fault ? fault.applyWhen : sleep(fault.applyAfterMs));
+      record(await forward(req, res, undefined, body));
+      fault.landed?.();
       return;
     }
-    const holdMs = fault?.holdResponseMs ?? 0;
+    const hold = fault && 'holdResponseMs' in fault ? { ms: fault.holdResponseMs, held: fault.held } : undefined;
     if (!conditional || !proxy.honourConditions) {
-      record(await forward(req, res, holdMs));
+      record(await forward(req, res, hold));
       return;
     }
     const lockKey = `${request.bucket}/${key}`;
@@ -127,7 +134,7 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
         s3Error(res, 412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold');
         return;
       }
-      record(await forward(req, res, holdMs));
+      record(await forward(req, res, hold));
     } finally {
       release();
       if (locks.get(lockKey) === chained) locks.delete(lockKey);
@@ -144,11 +151,14 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
   }
 
   /** Sends the request (or its `body`, read already) to s3rver and its answer to `res`, or nowhere without one. */
-  function forward(req: IncomingMessage, res: ServerResponse | undefined, holdMs = 0, body?: Buffer): Promise<number> {
+  function forward(req: IncomingMessage, res: ServerResponse | undefined, hold?: { ms: number; held?: () => void }, body?: Buffer): Promise<number> {
     return new Promise((resolve, reject) => {
       const { expect: _expect, ...headers } = req.headers;
       const outgoing = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
+        let relayed = false;
         const relay = () => {
+          if (relayed) return;
+          relayed = true;
           if (!res || res.destroyed) {
             answer.resume();
             resolve(answer.statusCode ?? 502);
@@ -160,9 +170,15 @@ export async function startS3Proxy(upstreamUrl: string): Promise<S3Proxy> {
           answer.on('error', reject);
         };
         // Without a hold the answer is piped at once, before any of its data can flow unread.
-        if (holdMs > 0) {
+        if (hold) {
           answer.pause();
-          sleep(holdMs).then(relay, reject);
+          // Until the time is up, or the client gives up on the request: then nothing waits on it.
+          const timer = setTimeout(relay, hold.ms);
+          res?.once('close', () => {
+            clearTimeout(timer);
+            relay();
+          });
+          hold.held?.();
         } else {
           relay();
         }
