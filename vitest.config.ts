@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // A passing test's output is held back, a failing one's printed (test/support/quiet-output.ts).
+    setupFiles: ['test/support/quiet-output.ts'],
     // Tests start real servers (s3rver, oidc-provider, the simulator) and CDK synths bundle
     // with esbuild: generous limits, still bounded.
     testTimeout: 60_000,
