@@ -14,6 +14,7 @@ export const ErrorCode = {
   CLIENT_REJECTED: 'CLIENT_REJECTED',
   PLATFORM_ERROR: 'PLATFORM_ERROR',
   PAGE_MALFORMED: 'PAGE_MALFORMED',
+  DEVICE_ID_INVALID: 'DEVICE_ID_INVALID',
   OFFSET_LIMIT: 'OFFSET_LIMIT',
   LIST_ENDED_EARLY: 'LIST_ENDED_EARLY',
   DEADLINE_NEAR: 'DEADLINE_NEAR',
@@ -89,6 +90,13 @@ export class MalformedPageError extends ExporterError {
     super(`${page.charAt(0).toUpperCase()}${page.slice(1)} is malformed: ${problem}. Body starts with: ${JSON.stringify(excerpt)}`);
   }
 }
+
+/**
+ * A device to look up has a key the single-device route cannot address (the previous
+ * run's key index or a checkpoint holds a key no device of the platform has): refused
+ * before any request, so that no other route is called with the token.
+ */
+export class DeviceIdError extends plainError('DeviceIdError', ErrorCode.DEVICE_ID_INVALID) {}
 
 /**
  * Offset paging did not reach every device the platform counted, so the run is not

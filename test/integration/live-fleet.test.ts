@@ -238,6 +238,37 @@ describe('lookups go the way pages go', () => {
   });
 });
 
+describe('a lookup asks only for a device id, and takes only the device asked for', () => {
+  it('a 200 answering another device fails the run as a malformed answer, which publishes nothing', async () => {
+    const { prefix, handler } = await afterAPreviousRun({
+      changes: [{ afterPage: 10, remove: 3, at: 'served' }],
+      lookupFault: () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(simulatedBrief(7)) }),
+    });
+    const before = await objects(h, prefix);
+    const error = await invokeFailing(h, handler, {});
+    expect(error).toMatchObject({ name: 'MalformedPageError', code: 'PAGE_MALFORMED' });
+    expect(error.message).toMatch(
+      new RegExp(`^The answer for device \\d+ is malformed: it names device ${refOf(simulatedBrief(7))}, not the device asked for`),
+    );
+    expect(await objects(h, prefix)).toEqual(before);
+  });
+
+  it.each(['..', '.', 'a/b', '70B3D5%2F'])('a previous device keyed %j is refused before any request with the token', async (ref) => {
+    const prefix = freshPrefix();
+    const odd = { ...simulatedBrief(FLEET), ref };
+    const sim = await reset(h, { fleet: [...Array.from({ length: 50 }, (_, i) => simulatedBrief(i)), odd] });
+    const handler = await exporter(h, prefix, SERIAL);
+    await invokeOk(h, handler, {});
+    await reset(h, { fleet: Array.from({ length: 50 }, (_, i) => simulatedBrief(i)) });
+    const error = await invokeFailing(h, handler, {});
+    expect(error).toMatchObject({ name: 'DeviceIdError', code: 'DEVICE_ID_INVALID' });
+    expect(error.message).toContain(`Device ${JSON.stringify(ref)} cannot be looked up`);
+    // One page of 50 devices, and nothing else: no lookup, and no other route, got the token.
+    expect(sim.stats.lookups).toBe(0);
+    expect(sim.stats.requests).toBe(1);
+  });
+});
+
 describe('a run with nothing to compare with', () => {
   it('the first run skips the verification and says so', async () => {
     const prefix = freshPrefix();
