@@ -27,7 +27,8 @@ export type Verified = Pick<RunCounts, 'recovered' | 'removed' | 'unresolved' | 
 
 /**
  * The previous committed run and its key index. A run before key indexes, or one whose
- * manifest or index has expired or cannot be read, leaves nothing to compare with: the run
+ * manifest or index has expired, cannot be read, or is not the index its manifest lists (its
+ * stored size or its count differs), leaves nothing to compare with: the run
  * goes on without, as a first run does. An S3 failure fails the run, as for any read.
  */
 export async function previousRun(services: RunServices, latestKey: string, logger: Logger): Promise<PreviousRun> {
@@ -38,7 +39,7 @@ export async function previousRun(services: RunServices, latestKey: string, logg
   const manifest = await readJson<Manifest>(s3, config.bucket, manifestKey);
   const entry = manifest?.value.index;
   try {
-    const index = entry && (await readKeyIndex(s3, config.bucket, entry.key));
+    const index = entry && (await readKeyIndex(s3, config.bucket, entry.key, entry));
     if (index) return { verification: 'compared', runId, index, indexKey: entry.key };
   } catch (error) {
     if (!(error instanceof MalformedKeyIndexError)) throw error;

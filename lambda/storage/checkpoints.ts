@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { deleteObjects, type Refusal } from './deletes.ts';
-import { decodeKeyIndex, encodeKeyIndex, type KeyIndex, type KeySet } from './key-index.ts';
+import { decodeKeyIndex, discardBody, encodeKeyIndex, MalformedKeyIndexError, type KeyIndex, type KeySet } from './key-index.ts';
 import { checkpointsPrefix, type CheckpointKeys } from './layout.ts';
 import { statusOf } from './s3-json.ts';
 
@@ -15,10 +15,27 @@ export interface KeySetEntry {
   sha256: string;
 }
 
-/** A stored object that is not what its checkpoint or continuation says (missing, changed or damaged). */
+/**
+ * A stored object that is not what its checkpoint or continuation says: missing (`GONE`),
+ * changed (`CHANGED`), not JSON or not a key set (`MALFORMED`), or over its size limit
+ * (`TOO_LARGE`, refused before its body is read).
+ */
 export class CheckpointMismatchError extends Error {
   override readonly name = 'CheckpointMismatchError';
+  constructor(
+    readonly code: 'GONE' | 'CHANGED' | 'MALFORMED' | 'TOO_LARGE',
+    message: string,
+  ) {
+    super(message);
+  }
 }
+
+/**
+ * The largest checkpoint read: one holds a run's counts, one entry per slice and per data
+ * file, tens of KB for the longest run the state machine allows; anything near this limit
+ * is not one this code wrote.
+ */
+export const CHECKPOINT_MAX_BYTES = 4 * 1024 * 1024;
 
 export function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -34,15 +51,22 @@ export async function putKeySet(s3: S3Client, bucket: string, key: string, keys:
   return { key, bytes: body.length, count: Array.isArray(keys) ? keys.length : (keys as ReadonlySet<unknown>).size, sha256: sha256(body) };
 }
 
-/** A stored key set, checked against its entry: CheckpointMismatchError when it is gone or not the one saved. */
+/**
+ * A stored key set, checked against its entry: CheckpointMismatchError when it is gone, not
+ * the one saved (another size, refused before its body is read, or hash), or decodes to
+ * more than its count allows or to another count.
+ */
 export async function getKeySet(s3: S3Client, bucket: string, entry: KeySetEntry): Promise<KeyIndex> {
-  const stored = await getBytes(s3, bucket, entry.key);
-  if (!stored) throw new CheckpointMismatchError(`${entry.key} is gone`);
+  const stored = await getBytes(s3, bucket, entry.key, entry.bytes);
+  if (!stored) throw new CheckpointMismatchError('GONE', `${entry.key} is gone`);
   if (stored.length !== entry.bytes || sha256(stored) !== entry.sha256)
-    throw new CheckpointMismatchError(`${entry.key} is not the key set the checkpoint saved`);
-  const index = await decodeKeyIndex(stored);
-  if (index.count !== entry.count) throw new CheckpointMismatchError(`${entry.key} holds ${index.count} keys, not ${entry.count}`);
-  return index;
+    throw new CheckpointMismatchError('CHANGED', `${entry.key} is not the key set the checkpoint saved`);
+  try {
+    return await decodeKeyIndex(stored, { count: entry.count });
+  } catch (error) {
+    if (!(error instanceof MalformedKeyIndexError)) throw error;
+    throw new CheckpointMismatchError(error.code === 'TOO_LARGE' ? 'TOO_LARGE' : 'MALFORMED', `${entry.key}: ${error.message}`);
+  }
 }
 
 /** Writes a checkpoint, one line of JSON; returns the SHA-256 of exactly the bytes stored. */
@@ -52,7 +76,11 @@ export async function putCheckpoint(s3: S3Client, bucket: string, key: string, c
   return sha256(body);
 }
 
-/** A stored checkpoint, parsed, with the SHA-256 of its bytes and when S3 stored it; undefined when there is none. */
+/**
+ * A stored checkpoint, parsed, with the SHA-256 of its bytes and when S3 stored it;
+ * undefined when there is none (S3's 404, nothing else). CheckpointMismatchError when it is
+ * over CHECKPOINT_MAX_BYTES (refused before its body is read) or not JSON.
+ */
 export async function getCheckpoint<T>(s3: S3Client, bucket: string, key: string): Promise<{ value: T; sha256: string; storedAt?: Date } | undefined> {
   let object;
   try {
@@ -61,12 +89,18 @@ export async function getCheckpoint<T>(s3: S3Client, bucket: string, key: string
     if (statusOf(error) === 404) return undefined;
     throw error;
   }
+  const tooLarge = () => new CheckpointMismatchError('TOO_LARGE', `${key} is over ${CHECKPOINT_MAX_BYTES} bytes, more than any checkpoint this code writes`);
+  if ((object.ContentLength ?? 0) > CHECKPOINT_MAX_BYTES) {
+    discardBody(object.Body);
+    throw tooLarge();
+  }
   const bytes = (await object.Body?.transformToByteArray()) ?? new Uint8Array();
+  if (bytes.length > CHECKPOINT_MAX_BYTES) throw tooLarge();
   let value: T;
   try {
     value = JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
   } catch {
-    throw new CheckpointMismatchError(`${key} is not JSON`);
+    throw new CheckpointMismatchError('MALFORMED', `${key} is not JSON`);
   }
   return { value, sha256: sha256(bytes), ...(object.LastModified ? { storedAt: object.LastModified } : {}) };
 }
@@ -117,9 +151,14 @@ export async function deleteRunCheckpoints(s3: S3Client, bucket: string, prefix:
   return result;
 }
 
-async function getBytes(s3: S3Client, bucket: string, key: string): Promise<Uint8Array | undefined> {
+/** An object's bytes; undefined when there is none; one of another size than `bytes` is not read. */
+async function getBytes(s3: S3Client, bucket: string, key: string, bytes: number): Promise<Uint8Array | undefined> {
   try {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (object.ContentLength !== undefined && object.ContentLength !== bytes) {
+      discardBody(object.Body);
+      throw new CheckpointMismatchError('CHANGED', `${key} is ${object.ContentLength} bytes, not the ${bytes} the checkpoint saved`);
+    }
     return (await object.Body?.transformToByteArray()) ?? new Uint8Array();
   } catch (error) {
     if (statusOf(error) === 404) return undefined;

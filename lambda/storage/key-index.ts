@@ -38,18 +38,67 @@ export async function encodeKeyIndex(keys: KeySet): Promise<Buffer> {
   return gzipAsync(encodeKeys(keys));
 }
 
-/** An index read back; throws MalformedKeyIndexError on anything that is not one. */
-export async function decodeKeyIndex(stored: Uint8Array): Promise<KeyIndex> {
-  try {
-    return new KeyIndex(await gunzipAsync(stored));
-  } catch (error) {
-    throw new MalformedKeyIndexError(error instanceof Error ? error.message : String(error), { cause: error });
-  }
+/**
+ * What an index may decode to: 64 bytes a key on average (a numeric key takes at most 8, an
+ * `e` + EUI key 18), so that a gzip bomb or an index of another size is refused at that
+ * size instead of filling the function's memory. An index whose count is not known (a
+ * continued run's reference to its previous run) may decode to 256 MiB at most: about 14
+ * million EUI keys.
+ */
+const DECODED_BYTES_PER_KEY = 64;
+const DECODED_BYTES_UNKNOWN_COUNT = 256 * 1024 * 1024;
+
+/** What a stored index is expected to be: its count, and its stored size where its manifest says. */
+export interface IndexExpectation {
+  count?: number;
+  bytes?: number;
 }
 
-/** A stored object that is not a key index this code can read (damaged, or of another format). */
+/** How many bytes an index of `count` keys may decode to at most. */
+export function decodedLimit(count: number | undefined): number {
+  return count === undefined ? DECODED_BYTES_UNKNOWN_COUNT : 64 + count * DECODED_BYTES_PER_KEY;
+}
+
+/**
+ * An index read back; throws MalformedKeyIndexError on anything that is not one, or not the
+ * one expected (another stored size or count), and before decoding past its limit.
+ */
+export async function decodeKeyIndex(stored: Uint8Array, expected: IndexExpectation = {}): Promise<KeyIndex> {
+  if (expected.bytes !== undefined && stored.length !== expected.bytes) {
+    throw new MalformedKeyIndexError('SIZE_MISMATCH', `it is ${stored.length} bytes, not the ${expected.bytes} listed for it`);
+  }
+  const limit = decodedLimit(expected.count);
+  let index: KeyIndex;
+  try {
+    index = new KeyIndex(await gunzipAsync(stored, { maxOutputLength: limit }));
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new MalformedKeyIndexError(
+        'TOO_LARGE',
+        `it decodes to more than ${limit} bytes, the most ${expected.count ?? 'an unknown number of'} keys may take`,
+      );
+    }
+    throw new MalformedKeyIndexError('MALFORMED', error instanceof Error ? error.message : String(error), { cause: error });
+  }
+  if (expected.count !== undefined && index.count !== expected.count) {
+    throw new MalformedKeyIndexError('COUNT_MISMATCH', `it holds ${index.count} keys, not the ${expected.count} listed for it`);
+  }
+  return index;
+}
+
+/**
+ * A stored object that is not a key index this code can read (damaged, of another format,
+ * too large), or not the one its manifest or checkpoint lists (another size or count).
+ */
 export class MalformedKeyIndexError extends Error {
   override readonly name = 'MalformedKeyIndexError';
+  constructor(
+    readonly code: 'MALFORMED' | 'TOO_LARGE' | 'SIZE_MISMATCH' | 'COUNT_MISMATCH',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 function encodeKeys(keys: KeySet): Buffer {
@@ -137,17 +186,29 @@ export async function writeKeyIndex(s3: S3Client, bucket: string, key: string, k
   return { key, bytes: body.length, count: keys.size };
 }
 
-/** A stored key index; undefined when there is none; MalformedKeyIndexError when it is not one. */
-export async function readKeyIndex(s3: S3Client, bucket: string, key: string): Promise<KeyIndex | undefined> {
+/**
+ * A stored key index; undefined when there is none; MalformedKeyIndexError when it is not
+ * one, or not the one expected (an object of another size is refused before its body is read).
+ */
+export async function readKeyIndex(s3: S3Client, bucket: string, key: string, expected: IndexExpectation = {}): Promise<KeyIndex | undefined> {
   let stored: Uint8Array | undefined;
   try {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (expected.bytes !== undefined && object.ContentLength !== undefined && object.ContentLength !== expected.bytes) {
+      discardBody(object.Body);
+      throw new MalformedKeyIndexError('SIZE_MISMATCH', `it is ${object.ContentLength} bytes, not the ${expected.bytes} listed for it`);
+    }
     stored = await object.Body?.transformToByteArray();
   } catch (error) {
     if (statusOf(error) === 404) return undefined;
     throw error;
   }
-  return decodeKeyIndex(stored ?? new Uint8Array());
+  return decodeKeyIndex(stored ?? new Uint8Array(), expected);
+}
+
+/** A body not to be read: its connection is released rather than drained. */
+export function discardBody(body: unknown): void {
+  (body as { destroy?: () => void } | undefined)?.destroy?.();
 }
 
 /** Unsigned LEB128 by arithmetic: keys reach 2^53, past what JavaScript's 32-bit bit operators hold. */

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -7,7 +8,7 @@ import { parseRequest } from '../../lambda/requests.ts';
 import { checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, type Checkpoint } from '../../lambda/run/checkpoint.ts';
 import { pauseFor, SliceEnd } from '../../lambda/common/deadline.ts';
 import { SETTLED_MS } from '../../lambda/storage/attempts.ts';
-import { CheckpointMismatchError, getKeySet, putCheckpoint, putKeySet, sha256 } from '../../lambda/storage/checkpoints.ts';
+import { CHECKPOINT_MAX_BYTES, CheckpointMismatchError, getCheckpoint, getKeySet, putCheckpoint, putKeySet, sha256 } from '../../lambda/storage/checkpoints.ts';
 import type { IndexKey } from '../../lambda/storage/key-index.ts';
 
 const RUN_ID = '20261128T100000Z';
@@ -166,7 +167,7 @@ describe('stored key sets', () => {
       const body = objects.get(Key);
       if (!body) throw Object.assign(new Error('NoSuchKey'), { $metadata: { httpStatusCode: 404 } });
       // Only what the code under test reads of a body.
-      return { Body: { transformToByteArray: () => Promise.resolve(new Uint8Array(body)) } } as never;
+      return { ContentLength: body.length, Body: { transformToByteArray: () => Promise.resolve(new Uint8Array(body)), destroy: () => undefined } } as never;
     });
     return { s3, objects };
   }
@@ -191,7 +192,30 @@ describe('stored key sets', () => {
     await expect(getKeySet(s3, 'b', entry)).rejects.toThrow(CheckpointMismatchError);
     await expect(getKeySet(s3, 'b', { ...entry, key: 'c/other.gz' })).rejects.toThrow('c/other.gz is gone');
     const other = await putKeySet(s3, 'b', 'c/seen.gz', new Set<IndexKey>([1, 2]));
-    await expect(getKeySet(s3, 'b', { ...other, count: 3 })).rejects.toThrow('holds 2 keys, not 3');
+    await expect(getKeySet(s3, 'b', { ...other, count: 3 })).rejects.toThrow('holds 2 keys, not the 3 listed for it');
+  });
+
+  it('refuse a set that decodes to more keys than its count, or past what its count may take', async () => {
+    const { s3, objects } = s3Holding();
+    const entry = await putKeySet(s3, 'b', 'c/seen.gz', new Set<IndexKey>([1, 2, 3]));
+    await expect(getKeySet(s3, 'b', { ...entry, count: 2 })).rejects.toMatchObject({ name: 'CheckpointMismatchError', code: 'MALFORMED' });
+    const bomb = gzipSync(Buffer.alloc(16 * 1024 * 1024));
+    objects.set('c/bomb.gz', bomb);
+    const forged = { key: 'c/bomb.gz', bytes: bomb.length, count: 3, sha256: sha256(bomb) };
+    await expect(getKeySet(s3, 'b', forged)).rejects.toMatchObject({
+      code: 'TOO_LARGE',
+      message: expect.stringContaining('decodes to more than 256 bytes') as string,
+    });
+  });
+
+  it('read a checkpoint only up to CHECKPOINT_MAX_BYTES, and refuse a larger one before its body', async () => {
+    const { s3, objects } = s3Holding();
+    const body = Buffer.from(`{"pad":"${'x'.repeat(CHECKPOINT_MAX_BYTES)}"}`);
+    objects.set(CHECKPOINT_KEY, body);
+    await expect(getCheckpoint(s3, 'b', CHECKPOINT_KEY)).rejects.toMatchObject({ name: 'CheckpointMismatchError', code: 'TOO_LARGE' });
+    objects.set(CHECKPOINT_KEY, Buffer.from('junk'));
+    await expect(getCheckpoint(s3, 'b', CHECKPOINT_KEY)).rejects.toMatchObject({ code: 'MALFORMED', message: `${CHECKPOINT_KEY} is not JSON` });
+    await expect(getCheckpoint(s3, 'b', 'c/none.json')).resolves.toBeUndefined();
   });
 
   it('hash a checkpoint as the exact bytes stored', async () => {

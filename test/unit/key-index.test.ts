@@ -77,4 +77,30 @@ describe('the key index', () => {
     ];
     for (const stored of damaged) await expect(decodeKeyIndex(stored)).rejects.toBeInstanceOf(MalformedKeyIndexError);
   });
+
+  it('is refused when it is not the index its manifest lists: another stored size, or another count', async () => {
+    const stored = await encodeKeyIndex(new Set<IndexKey>([1, 2, 3]));
+    await expect(decodeKeyIndex(stored, { bytes: stored.length, count: 3 })).resolves.toMatchObject({ count: 3 });
+    await expect(decodeKeyIndex(stored, { bytes: stored.length + 1, count: 3 })).rejects.toMatchObject({
+      name: 'MalformedKeyIndexError',
+      code: 'SIZE_MISMATCH',
+      message: `it is ${stored.length} bytes, not the ${stored.length + 1} listed for it`,
+    });
+    await expect(decodeKeyIndex(stored, { bytes: stored.length, count: 2 })).rejects.toMatchObject({
+      code: 'COUNT_MISMATCH',
+      message: 'it holds 3 keys, not the 2 listed for it',
+    });
+  });
+
+  it('stops decoding at what its count may take: a gzip bomb is refused at that size, not inflated', async () => {
+    // 64 MiB of zeros gzip to about 64 KB; ten keys may decode to 704 bytes.
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const before = process.memoryUsage().arrayBuffers;
+    await expect(decodeKeyIndex(bomb, { count: 10 })).rejects.toMatchObject({
+      name: 'MalformedKeyIndexError',
+      code: 'TOO_LARGE',
+      message: 'it decodes to more than 704 bytes, the most 10 keys may take',
+    });
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024);
+  });
 });
