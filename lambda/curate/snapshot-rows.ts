@@ -76,7 +76,8 @@ const MAX_TIME_MS = 8.64e15;
  * A brief as a typed row, and never a field lost: a column holds its field only when the
  * value is of the column's type and nothing of it is left out (a string for a string
  * column; a finite number for a double; a safe integer for a bigint; integer epoch
- * milliseconds for a timestamp; an object of that one member for a flattened object).
+ * milliseconds for a timestamp; an object of that one member for a flattened object; text
+ * without a lone surrogate for a string).
  * Every other field, and every value a column cannot hold exactly, goes whole into
  * `other_fields`. A value of another type still fills its column where it reads as one
  * (a numeric ref as text, an ISO time as a timestamp, a model with more members by its
@@ -91,7 +92,8 @@ export function snapshotRow(brief: RawBrief, run: { runId: string; runTime: Date
     row[spec.column] = stored;
     if (exact) held.add(spec.field);
   }
-  const other: Record<string, unknown> = {};
+  // No prototype: a field named `__proto__` is then a field like any other, not the object's prototype.
+  const other = Object.create(null) as Record<string, unknown>;
   for (const field of Object.keys(brief)) if (!held.has(field)) other[field] = brief[field];
   row.other_fields = JSON.stringify(other);
   return row;
@@ -100,7 +102,7 @@ export function snapshotRow(brief: RawBrief, run: { runId: string; runTime: Date
 function typed(kind: Kind, value: unknown): { stored: SnapshotRow[string]; exact: boolean } {
   switch (kind) {
     case 'string':
-      if (typeof value === 'string') return { stored: value, exact: true };
+      if (typeof value === 'string') return { stored: value, exact: wellFormed(value) };
       return { stored: typeof value === 'number' || typeof value === 'boolean' ? String(value) : null, exact: false };
     case 'double':
       return typeof value === 'number' && Number.isFinite(value) ? { stored: value, exact: true } : { stored: null, exact: false };
@@ -120,7 +122,19 @@ function memberOf(value: unknown, member: string): { stored: string | null; exac
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return { stored: null, exact: false };
   const inner = (value as Record<string, unknown>)[member];
   if (typeof inner !== 'string') return { stored: null, exact: false };
-  return { stored: inner, exact: Object.keys(value).length === 1 };
+  return { stored: inner, exact: wellFormed(inner) && Object.keys(value).length === 1 };
+}
+
+/** A lone UTF-16 surrogate, which Parquet's UTF-8 cannot hold: the writer stores U+FFFD instead. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/**
+ * Whether a string column holds the text exactly. One with a lone surrogate is stored with
+ * U+FFFD in its place, for queries, and the value stays whole in `other_fields`, whose JSON
+ * keeps it as a `\uD800` escape.
+ */
+function wellFormed(value: string): boolean {
+  return !LONE_SURROGATE.test(value);
 }
 
 /**

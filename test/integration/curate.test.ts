@@ -111,6 +111,34 @@ describe('curation: device_snapshots', () => {
     });
   });
 
+  it('keeps a field named __proto__, and a typed text with a lone surrogate, whole in other_fields', async () => {
+    // As the platform's JSON would carry them: `__proto__` an own field, the surrogate escaped.
+    const odd = JSON.parse(
+      '{"ref":"P-1","EUI":"70B3D5000000EEEE","name":"lone-\\ud800-x","model":{"commercialName":"M\\udc00"},"__proto__":{"polluted":true}}',
+    ) as Brief;
+    await reset(h, { fleet: [...fleetOf(range(0, 5)), odd] });
+    const prefix = freshPrefix();
+    const summary = await exportOk(await curatingExporter(prefix), 'fields');
+    expect(summary.curation).toMatchObject({ status: 'curated', devices: 6 });
+    const record = await recordOf(prefix, summary.runId);
+    const rows = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      record.snapshotFiles.map(({ key }) => key),
+      "SELECT * FROM read_parquet({files}) WHERE ref = 'P-1'",
+    );
+    expect(rows).toHaveLength(1);
+    const other = JSON.parse(rows[0]?.other_fields as string) as Record<string, unknown>;
+    expect(Object.keys(other).sort()).toEqual(['__proto__', 'model', 'name']);
+    expect(Object.getOwnPropertyDescriptor(other, '__proto__')?.value).toEqual({ polluted: true });
+    expect(other.name).toBe('lone-\ud800-x');
+    expect(other.model).toEqual({ commercialName: 'M\udc00' });
+    // The columns hold what UTF-8 can: U+FFFD where the surrogate was, for queries.
+    expect(rows[0]).toMatchObject({ name: 'lone-\ufffd-x', model_commercial_name: 'M\ufffd' });
+    const brief = briefOfRow(rows[0] as Record<string, unknown>);
+    expect(JSON.stringify(brief, Object.keys(brief).sort())).toBe(JSON.stringify(odd, Object.keys(odd).sort()));
+  });
+
   it('rolls nothing over for a fleet that fits one file, and writes row groups of tens of thousands of rows', async () => {
     await reset(h, { fleet: 60_000 });
     const prefix = freshPrefix();
