@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ByteWriter, parquetWriteRows } from 'hyparquet-writer';
+import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { ErrorCode, StorageError } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
 import { parquetSchema, writerColumns, type ColumnSpec } from './columns.ts';
@@ -15,12 +15,19 @@ export interface ParquetFile {
 }
 
 /**
- * Rows per row group: tens of thousands, so that dictionaries and column statistics cover
- * enough rows to pay off and a reader skips whole groups by them, while one group's rows,
- * their columns and its encoded bytes stay a few tens of MB in memory (the writer holds one
- * group at a time).
+ * Rows per row group at most: tens of thousands, so that dictionaries and column statistics
+ * cover enough rows to pay off and a reader skips whole groups by them.
  */
 export const ROW_GROUP_ROWS = 25_000;
+
+/**
+ * A row group's values at most, as `rowBytes` estimates them: the writer holds one group at
+ * a time, its rows, their columns and its encoded pages, about three times this at its peak
+ * (`npm run bench:curate`), so a group of briefs of 20 KB closes after some 1,600 rows instead
+ * of 25,000 (500 MB of values, more than the function's memory once encoded). Briefs of a
+ * few hundred bytes still make groups of ROW_GROUP_ROWS.
+ */
+export const ROW_GROUP_MAX_BYTES = 32 * 1024 * 1024;
 
 /**
  * Rows per file: a million devices of the simulated fleet make a file of about 15 MB
@@ -38,7 +45,8 @@ const QUEUE_SIZE = 2;
  * Writes one table's Parquet files for a run, streaming: rows are pulled from an async
  * iterable one row group at a time, encoded (Snappy), and each group's bytes go to a
  * multipart upload that S3 completes when the file ends; writing waits while the upload is
- * behind, so memory is one row group and two parts, whatever the fleet. A file rolls over
+ * behind, so memory is one row group (ROW_GROUP_ROWS rows or ROW_GROUP_MAX_BYTES of values,
+ * whichever comes first) and two parts, whatever the fleet and its briefs. A file rolls over
  * every `maxRows` rows. `discard` removes what was written, for a curation that fails.
  */
 export class ParquetFiles {
@@ -51,7 +59,7 @@ export class ParquetFiles {
     private readonly bucket: string,
     private readonly keyFor: (part: number) => string,
     private readonly columns: readonly ColumnSpec[],
-    private readonly options: { metadata: Record<string, string>; maxRows?: number },
+    private readonly options: { metadata: Record<string, string>; maxRows?: number; groupBytes?: number },
   ) {}
 
   /** Writes every row, in order, into as many files as `maxRows` makes; a run of no rows gets one empty file. */
@@ -94,15 +102,21 @@ export class ParquetFiles {
     const failed = done.then(() => new Promise<never>(() => undefined));
     failed.catch(() => undefined);
     const writer = uploadWriter(body, failed);
-    await parquetWriteRows({
+    const parquet = new ParquetWriter({
       writer,
-      rows,
-      columns: writerColumns(this.columns),
       schema: parquetSchema(this.columns),
-      rowGroupSize: ROW_GROUP_ROWS,
       codec: 'SNAPPY',
       createdBy: 'thingpark-exporter curate (hyparquet-writer)',
     });
+    const columns = writerColumns(this.columns);
+    let groups = 0;
+    for await (const group of rowGroups(rows, this.options.groupBytes ?? ROW_GROUP_MAX_BYTES)) {
+      await parquet.write({ columnData: columns.map((column) => ({ ...column, data: group.map((row) => row[column.name]) })), rowGroupSize: group.length });
+      groups += 1;
+    }
+    // A file of no rows still declares its columns, in one empty row group.
+    if (groups === 0) await parquet.write({ columnData: columns.map((column) => ({ ...column, data: [] })) });
+    await parquet.finish();
     await done;
     this.#open = undefined;
     return { key, bytes: writer.bytes };
@@ -126,7 +140,39 @@ export class ParquetFiles {
   }
 }
 
-type Writer = Parameters<typeof parquetWriteRows>[0]['writer'];
+/**
+ * Rows in groups of at most ROW_GROUP_ROWS rows and about `maxBytes` of values: a group
+ * closes with the row that reaches either, so one row larger than `maxBytes` is a group
+ * of its own.
+ */
+export async function* rowGroups(rows: AsyncIterable<Record<string, unknown>>, maxBytes: number): AsyncGenerator<Record<string, unknown>[]> {
+  let group: Record<string, unknown>[] = [];
+  let bytes = 0;
+  for await (const row of rows) {
+    group.push(row);
+    bytes += rowBytes(row);
+    if (group.length >= ROW_GROUP_ROWS || bytes >= maxBytes) {
+      yield group;
+      group = [];
+      bytes = 0;
+    }
+  }
+  if (group.length > 0) yield group;
+}
+
+/** A row's values as the writer holds them, roughly: a string's length (a byte a character for the ASCII of JSON, a list's strings summed), 8 bytes for anything else. */
+export function rowBytes(row: Record<string, unknown>): number {
+  let bytes = 0;
+  for (const key in row) {
+    const value = row[key];
+    if (typeof value === 'string') bytes += value.length;
+    else if (Array.isArray(value)) for (const item of value as unknown[]) bytes += typeof item === 'string' ? item.length : 8;
+    else bytes += 8;
+  }
+  return bytes;
+}
+
+type Writer = ConstructorParameters<typeof ParquetWriter>[0]['writer'];
 
 /**
  * hyparquet-writer's byte buffer, flushed after every row group into the upload's body:

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { CuratedRunSummary } from '../../lambda/handler.ts';
 import type { CurationSummary } from '../../lambda/curate/curate-run.ts';
 import type { CurationRecord } from '../../lambda/curate/record.ts';
-import { briefOfRow } from '../../lambda/curate/snapshot-rows.ts';
+import { ParquetFiles, ROW_GROUP_MAX_BYTES, ROW_GROUP_ROWS, rowBytes, rowGroups } from '../../lambda/curate/parquet-files.ts';
+import { briefOfRow, SNAPSHOT_COLUMNS, snapshotRow } from '../../lambda/curate/snapshot-rows.ts';
 import { DEMO, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, reset, useHarness } from '../faults/harness.ts';
 import { currentKeys, queryObjects } from '../support/curated.ts';
 import { simulatedBrief, type Brief } from '../../tools/stand-ins/fleet.ts';
@@ -154,6 +155,44 @@ describe('curation: device_snapshots', () => {
     expect(groups.map((group) => group.n)).toEqual([25_000, 25_000, 10_000]);
     expect(new Set(groups.map((group) => group.codec))).toEqual(new Set(['SNAPPY']));
   }, 120_000);
+});
+
+describe('curation: row groups', () => {
+  it('closes a row group at ROW_GROUP_MAX_BYTES of values as well as at ROW_GROUP_ROWS rows, so large briefs make small groups', async () => {
+    const run = { runId: '20261128T100000Z', runTime: new Date('2026-11-28T10:00:00Z') };
+    // 120 briefs of about 100 KB each (a long history), against a budget of 1 MiB a group.
+    async function* rows() {
+      for (let i = 0; i < 120; i += 1) yield snapshotRow({ ...simulatedBrief(i), history: 'u'.repeat(100_000) }, run);
+    }
+    const key = `${freshPrefix()}groups/part-00000.parquet`;
+    const files = new ParquetFiles(s3(), DEMO.bucket, () => key, SNAPSHOT_COLUMNS, { metadata: {}, groupBytes: 1024 * 1024 });
+    expect(await files.write(rows())).toEqual([{ key, rows: 120, bytes: expect.any(Number) as number }]);
+    const groups = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      [key],
+      'SELECT row_group_id, any_value(row_group_num_rows)::INTEGER AS n FROM parquet_metadata({files}) GROUP BY 1 ORDER BY 1',
+    );
+    // Ten rows are just under the budget; the eleventh reaches it and closes the group.
+    expect(groups.map((group) => group.n)).toEqual([...Array.from({ length: 10 }, () => 11), 10]);
+    const [{ n } = { n: 0 }] = await queryObjects(s3(), DEMO.bucket, [key], 'SELECT count(*)::INTEGER AS n FROM read_parquet({files})');
+    expect(n).toBe(120);
+  });
+
+  it('groups briefs of a few hundred bytes by ROW_GROUP_ROWS, and a brief larger than the budget alone', async () => {
+    const small = { a: 'x'.repeat(300) };
+    async function* rows(sizes: number[]) {
+      for (const size of sizes) yield { a: 'x'.repeat(size) };
+    }
+    const groups = async (sizes: number[], budget = ROW_GROUP_MAX_BYTES) => {
+      const lengths: number[] = [];
+      for await (const group of rowGroups(rows(sizes), budget)) lengths.push(group.length);
+      return lengths;
+    };
+    expect(await groups(Array.from({ length: 60_000 }, () => small.a.length))).toEqual([ROW_GROUP_ROWS, ROW_GROUP_ROWS, 10_000]);
+    expect(await groups([10, 5000, 10, 10], 1000)).toEqual([2, 2]);
+    expect(rowBytes({ s: 'abc', n: 1, list: ['ab', 'c'], when: new Date(0), none: null })).toBe(3 + 8 + 3 + 8 + 8);
+  });
 });
 
 describe('curation: device_changes', () => {

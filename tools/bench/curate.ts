@@ -10,7 +10,11 @@
  *     export it again and curate it: compared with the first run's state;
  *  3. compare the second run's Parquet with its gzip NDJSON: bytes stored, and bytes DuckDB
  *     reads for the same query of healthState (its profiler's total_bytes_read);
- *  4. time what the fleet signals add to the second curation, per device (signals-cost.ts).
+ *  4. time what the fleet signals add to the second curation, per device (signals-cost.ts);
+ *  5. for each brief size of BENCH_CURATE_BRIEF_KB (2, 10 and 20 KB by default; empty for
+ *     none), export the fleet with briefs grown to that size (a history of numbers, as the
+ *     7.3 brief's daily up/down counts and driver metadata make them) and curate it: peak
+ *     RSS against the function's memory (MEMORY_MB), which must stay within 70 %.
  *
  * Prints a table and the targets, and writes .bench/curate.md and .bench/results-curate.json.
  */
@@ -22,8 +26,8 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { HEAP_MB } from '../../infra/function-runtime.ts';
-import type { Brief } from '../stand-ins/fleet.ts';
+import { HEAP_MB, MEMORY_MB } from '../../infra/function-runtime.ts';
+import { simulatedBrief, type Brief } from '../stand-ins/fleet.ts';
 import { testS3 } from '../inspect/snapshot.ts';
 import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { quietAwsSdk } from '../cli.ts';
@@ -31,7 +35,11 @@ import type { CurateChildResult } from './curate-child.ts';
 import { signalsCost } from './signals-cost.ts';
 
 const fleet = Number(process.env.BENCH_CURATE_DEVICES ?? 1_000_000);
-const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1, signalsShare: 0.05 };
+const briefKbs = (process.env.BENCH_CURATE_BRIEF_KB ?? '2,10,20')
+  .split(',')
+  .filter((kb) => kb.trim() !== '')
+  .map(Number);
+const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1, memoryShare: 0.7, signalsShare: 0.05 };
 
 // s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
 if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
@@ -103,6 +111,17 @@ async function readChars(): Promise<number> {
   return Number(/^rchar: (\d+)$/m.exec(io)?.[1] ?? Number.NaN);
 }
 
+/**
+ * Briefs grown to about `kb` KB: a `history` of integers, one of 64 varied lists by device
+ * (so gzip, whose window is 32 KB, finds no more repetition than in real histories).
+ */
+function grownTo(kb: number): (brief: Brief) => Brief {
+  const base = JSON.stringify(simulatedBrief(0)).length + ',"history":[]'.length;
+  const numbers = Math.max(0, Math.round((kb * 1024 - base) / 6));
+  const lists = Array.from({ length: 64 }, (_, list) => Array.from({ length: numbers }, (_, k) => 10_000 + ((list * 7919 + k * 104_729) % 90_000)));
+  return (brief) => ({ ...brief, history: lists[Number(String(brief.name).replace(/^sensor-/, '')) % 64] });
+}
+
 const f1 = (n: number) => n.toFixed(1);
 const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
 const int = (n: number) => Math.round(n).toLocaleString('en-US');
@@ -163,7 +182,15 @@ try {
   console.log('time the fleet signals over the second run ...');
   const signals = await signalsCost(standIns.s3Url, raw);
 
-  const steps = [firstExport, firstCuration, secondExport, secondCuration];
+  const sized = [];
+  for (const kb of briefKbs) {
+    standIns.platform.options.revise = grownTo(kb);
+    const exported = await step(`export ${int(fleet)} devices of ${kb} KB briefs`, { label: `bench-${kb}kb` });
+    const curation = await step(`curate them (briefs of ${kb} KB)`, { curate: exported.summary.runId as string });
+    sized.push({ kb, exported, curation, share: curation.maxRssMb / MEMORY_MB });
+  }
+
+  const steps = [firstExport, firstCuration, secondExport, secondCuration, ...sized.flatMap(({ exported, curation }) => [exported, curation])];
   const peak = Math.max(firstCuration.maxRssMb, secondCuration.maxRssMb);
   const targets = [
     { name: `curating ${int(fleet)} devices: peak RSS ≤ ${TARGETS.rssMb} MB`, met: peak <= TARGETS.rssMb, detail: `${f1(peak)} MB at most` },
@@ -182,6 +209,11 @@ try {
       met: signals.ms <= secondCuration.wallMs * TARGETS.signalsShare,
       detail: `${f1(signals.ms)} ms over ${int(signals.devices)} devices against the second curation's ${int(secondCuration.wallMs)} ms: ${((100 * signals.ms) / secondCuration.wallMs).toFixed(2)} % (${((100 * signals.ms) / secondCuration.cpuMs).toFixed(2)} % of its ${int(secondCuration.cpuMs)} ms of CPU)`,
     },
+    ...sized.map(({ kb, curation, share }) => ({
+      name: `curating ${int(fleet)} devices of ${kb} KB briefs: peak RSS ≤ ${100 * TARGETS.memoryShare} % of the function's ${MEMORY_MB} MB`,
+      met: share <= TARGETS.memoryShare,
+      detail: `${f1(curation.maxRssMb)} MB: ${f1(100 * share)} %`,
+    })),
   ];
   const lines = [
     '| step | wall s | CPU s | peak RSS MB |',
@@ -206,7 +238,7 @@ try {
   await writeFile(resolve('.bench', 'curate.md'), markdown);
   await writeFile(
     resolve('.bench', 'results-curate.json'),
-    JSON.stringify({ fleet, steps, parquetBytes, rawBytes: raw.bytes, overJson, overParquet, signals, targets }, null, 2),
+    JSON.stringify({ fleet, briefKbs, memoryMb: MEMORY_MB, steps, parquetBytes, rawBytes: raw.bytes, overJson, overParquet, signals, targets }, null, 2),
   );
   if (!targets.every((t) => t.met)) process.exitCode = 1;
 } finally {
