@@ -93,5 +93,20 @@ async function afterExport(services: Services, curation: CurationSettings, answe
   // A run that goes on in another invocation has nothing committed to curate yet.
   if (answer.status === 'continue') return answer;
   logger.info('Run finished', { summary: answer });
+  if (answer.status === 'already-committed') return handedOver(answer);
   return await curateAfterExport(services, curation, answer, { remainingMs, logger });
+}
+
+/**
+ * A run found committed is not curated inline: it may be that its own invocation died
+ * curating it (out of memory or time, after the commit), and the state machine's retry of
+ * that invocation would only die the same way, then fail the execution. Answered as a
+ * skipped curation instead, the state machine curates the run in its Curate step, an
+ * invocation of its own (which answers `already-curated` if it was curated after all).
+ */
+function handedOver(answer: RunSummary): CuratedRunSummary {
+  const event = { curate: answer.runId };
+  const reason = 'the run was already committed (by this schedule or continuation before): it is curated by its own invocation';
+  logger.info('Curation handed over: the run was committed before, curate it with the event given', { runId: answer.runId, event });
+  return { ...answer, curation: { status: 'skipped', reason, event } };
 }

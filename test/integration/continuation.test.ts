@@ -273,6 +273,42 @@ describe('a run over several invocations, driven by the state machine', () => {
   });
 });
 
+describe('an export whose invocation dies curating inline, after its commit', () => {
+  it('is retried, found committed, and curated by the Curate step, in an invocation of its own', async () => {
+    const prefix = freshPrefix();
+    await reset(h, { fleet: 1000 });
+    const handler = await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0' });
+    // Inline curation cannot write (the first try's only); and an invocation that tried to
+    // curate is reported as Lambda reports one killed for its memory: the commit stands.
+    h.proxy.rule = ({ method, key }) =>
+      method !== 'GET' && method !== 'HEAD' && key.includes('/curated/') ? { status: 403, code: 'AccessDenied' } : undefined;
+    const base = invoking(handler, []);
+    const dying: Invoke = async (event, context) => {
+      const answer = (await base(event, context)) as { curation?: { status: string } } | undefined;
+      h.proxy.rule = undefined;
+      if (answer?.curation && answer.curation.status !== 'skipped') {
+        throw Object.assign(new Error('Error: Runtime exited with error: signal: killed'), { name: 'Runtime.ExitError' });
+      }
+      return answer;
+    };
+    const execution = await execute(definition, SCHEDULE, { invoke: dying, context: () => lambdaContext() });
+    if (execution.error) throw new Error(`The execution failed: ${execution.error.name} ${execution.error.message}`);
+
+    expect(execution.invocations.map(({ state, error }) => `${state}${error ? ` (${error})` : ''}`)).toEqual([
+      'Export (Runtime.ExitError)',
+      'Export',
+      'Curate',
+    ]);
+    expect(execution.invocations[1]?.answer).toMatchObject({
+      status: 'already-committed',
+      runId: RUN_ID,
+      curation: { status: 'skipped', event: { curate: RUN_ID } },
+    });
+    expect(execution.output).toMatchObject({ status: 'already-committed', curation: { status: 'curated', summary: { runId: RUN_ID, devices: 1000 } } });
+    expect(await listKeys(h.proxy.direct, DEMO.bucket, `${prefix}curated/runs/`)).toEqual([`${prefix}curated/runs/${RUN_ID}.json`]);
+  });
+});
+
 describe('a continuation invoked by hand', () => {
   it('goes on where the run stopped, and returns the committed run once it is', async () => {
     const prefix = freshPrefix();
