@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import { CHANGE_COLUMNS } from '../lambda/curate/changes.ts';
 import { snakeCase, type ColumnSpec } from '../lambda/curate/columns.ts';
 import type { FleetSignals } from '../lambda/curate/fleet-signals.ts';
-import { CURATED_FOLDERS, CURRENT_SYMLINK, FOLDERS } from '../lambda/storage/layout.ts';
+import { CURATED_FOLDERS, CURATED_REMOVABLE, CURRENT_SYMLINK, FOLDERS } from '../lambda/storage/layout.ts';
 import { SNAPSHOT_COLUMNS } from '../lambda/curate/snapshot-rows.ts';
 import { DAILY_PARTITIONS } from './analytics.ts';
 import { onAnyOccurrence } from './monitoring/alarms.ts';
@@ -26,6 +26,8 @@ export interface CurationProps {
   role: iam.Role;
   /** Where curation's alarm and figures go, beside the export's. */
   monitoring: Monitoring;
+  /** The snapshots' retention (snapshotExpirationDays): the per-run curated tables and records go with them. */
+  expirationDays?: number;
 }
 
 /** How long a run's comparison state is kept: the next run reads it; past that a backfill reads raw files. */
@@ -66,6 +68,17 @@ export class Curation extends Construct {
     this.enforceConditionalWrites(props);
     // The state is only read by the next run; a backfill older than this reads raw files.
     bucket.addLifecycleRule({ id: 'expire-curated-state', prefix: `${prefix}${CURATED_FOLDERS.state}`, expiration: Duration.days(STATE_EXPIRATION_DAYS) });
+    // The curated tables hold the raw files' device data (positions included): kept no longer.
+    // The current table's one object is replaced by every curation and never expires.
+    if (props.expirationDays !== undefined) {
+      for (const [name, folder] of [
+        ['snapshots', CURATED_FOLDERS.snapshots],
+        ['changes', CURATED_FOLDERS.changes],
+        ['records', CURATED_FOLDERS.records],
+      ] as const) {
+        bucket.addLifecycleRule({ id: `expire-curated-${name}`, prefix: `${prefix}${folder}`, expiration: Duration.days(props.expirationDays) });
+      }
+    }
 
     this.failedAlarm = this.watch(props.monitoring);
   }
@@ -162,8 +175,10 @@ export class Curation extends Construct {
    * (GetObject on devices/*; manifests and the pointer are read already), writes its
    * Parquet files and state (multipart uploads, aborted and deleted again when curation
    * fails), reads the previous run's state, its own records and the current table's
-   * symlink, and writes those two conditionally. Nothing under curated/ is deleted but by
-   * a failed curation of its own files, and nothing outside it is written.
+   * symlink, and writes those two conditionally. Deletes (and aborted uploads) reach only
+   * the kinds of object a failed curation removes of its own: Parquet files of the two
+   * per-run tables and state files, by their names; never a curation record nor the current
+   * table's symlink. Nothing outside curated/ is written.
    */
   private grantCuration({ role, bucket, prefix }: CurationProps): void {
     const curated = bucket.arnForObjects(`${prefix}${FOLDERS.curated}*`);
@@ -174,15 +189,24 @@ export class Curation extends Construct {
         resources: [bucket.arnForObjects(`${prefix}${FOLDERS.table}*`), curated],
       }),
     );
+    role.addToPrincipalPolicy(new iam.PolicyStatement({ sid: 'WriteCurated', actions: ['s3:PutObject'], resources: [curated] }));
+    const ownFiles = CURATED_REMOVABLE.map((pattern) => bucket.arnForObjects(`${prefix}${pattern}`));
     role.addToPrincipalPolicy(
-      new iam.PolicyStatement({ sid: 'WriteCurated', actions: ['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'], resources: [curated] }),
+      new iam.PolicyStatement({ sid: 'RemoveFailedCuration', actions: ['s3:AbortMultipartUpload', 's3:DeleteObject'], resources: ownFiles }),
     );
     const id = (construct: Construct) => Stack.of(this).getLogicalId(construct.node.defaultChild as CfnElement);
-    Validations.of(role).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::<${id(bucket)}.Arn>/${prefix}${FOLDERS.curated}*]`,
-      reason:
-        'Curated files are named per run (device_snapshots/ and device_changes/ dt=<date>/run=<id>/part-<n>.parquet, state/<id>.state.gz, runs/<id>.json) plus the one current-table object: written, read, and deleted again by a failed curation, under this folder only.',
-    });
+    const arn = (pattern: string) => `AwsSolutions-IAM5[Resource::<${id(bucket)}.Arn>/${prefix}${pattern}]`;
+    Validations.of(role).acknowledge(
+      {
+        id: arn(`${FOLDERS.curated}*`),
+        reason:
+          'Curated objects are named per run (device_snapshots/ and device_changes/ dt=<date>/run=<id>/part-<n>.parquet, state/<id>.state.gz, runs/<id>.json) plus the one current-table object (devices_current/symlink.txt): read and written under this folder only. The records and the symlink are written conditionally, and are never deleted by the function.',
+      },
+      ...CURATED_REMOVABLE.map((pattern) => ({
+        id: arn(pattern),
+        reason: `What a failed curation removes of its own (ParquetFiles.discard and the state file, lambda/curate/curate-run.ts): ${pattern}, by name; its multipart uploads are aborted there too. IAM cannot tell one run's objects from another's, so this reaches every run's objects of that name; never a curation record (runs/) nor the current table's symlink.`,
+      })),
+    );
   }
 
   /**

@@ -2,7 +2,7 @@
 // before any construct exists, and tests check the rules without synthesizing.
 import type { Construct } from 'constructs';
 import { loadConfig } from '../lambda/common/config.ts';
-import { closestVariable, DEFAULTS, VARIABLE_NAMES, VARIABLES } from '../lambda/common/env.ts';
+import { closestVariable, DEFAULTS, isSafeKeyPrefix, VARIABLE_NAMES, VARIABLES } from '../lambda/common/env.ts';
 import { loadCurationSettings } from '../lambda/curate/settings.ts';
 import { ConfigError } from '../lambda/common/errors.ts';
 import { FLEET_THRESHOLD_DEFAULTS, FLEET_THRESHOLD_KEYS, type FleetThresholds } from './fleet-thresholds.ts';
@@ -73,8 +73,11 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
   const { scheduleExpression, schedulePeriodMinutes } = scheduleOf(context, problems);
 
   const snapshotPrefix = context.asText(context.get('snapshotPrefix') ?? CONTEXT_DEFAULTS.snapshotPrefix);
-  if (snapshotPrefix !== '' && (!/^[A-Za-z0-9!_.*'()/-]+$/.test(snapshotPrefix) || !snapshotPrefix.endsWith('/') || snapshotPrefix.startsWith('/'))) {
-    problems.push(`snapshotPrefix must be empty or a safe key prefix ending in "/" (not starting with it), got "${snapshotPrefix}"`);
+  // Written into IAM resources and the bucket policy, where "*" and "?" are wildcards.
+  if (!isSafeKeyPrefix(snapshotPrefix)) {
+    problems.push(
+      `snapshotPrefix must be empty or a safe key prefix: folders of letters, digits, "_", "." and "-", each ending in "/" (no "*", "?", "$", "." or ".." folder), got "${snapshotPrefix}"`,
+    );
   }
 
   const alarmEmail = context.optionalText('alarmEmail');

@@ -241,11 +241,28 @@ export function readChoice<N extends NameOf<'choice'>>(env: Env, name: N, proble
   return value as Entry<N>['check']['values'][number];
 }
 
+/**
+ * A key prefix the stack can grant and guard exactly: folders of letters, digits, `_`, `.`
+ * and `-`, each ending in `/`, none of them `.` or `..`. The stack writes the prefix into
+ * IAM resources and bucket-policy statements, where `*` and `?` are wildcards and `${...}` a
+ * policy variable: such a prefix would grant far more than its folder.
+ */
+const KEY_PREFIX = /^(?:(?!\.\.?\/)[A-Za-z0-9_.-]{1,255}\/){1,16}$/;
+
+/** Whether a prefix is empty or a safe one (KEY_PREFIX). */
+export function isSafeKeyPrefix(prefix: string): boolean {
+  return prefix === '' || KEY_PREFIX.test(prefix);
+}
+
 /** A key prefix, as given (not trimmed: a blank would be part of every key); empty is a valid prefix. */
 export function readKeyPrefix(env: Env, name: NameOf<'key-prefix'>, problems: Problems): string {
   const prefix = env[name] ?? VARIABLES[name].default;
-  if (prefix !== '' && (!prefix.endsWith('/') || prefix.startsWith('/'))) {
-    report(problems, name, `${name} must be empty or end with "/" and not start with it, got "${prefix}"`);
+  if (!isSafeKeyPrefix(prefix)) {
+    report(
+      problems,
+      name,
+      `${name} must be empty or folders of letters, digits, "_", "." and "-" each ending in "/" (no "*", "?", "$", "." or ".." folder), got "${prefix}"`,
+    );
   }
   return prefix;
 }

@@ -56,6 +56,17 @@ export const CURATED_FOLDERS = {
   state: `${FOLDERS.curated}state/`,
 } as const;
 
+/**
+ * What a failed curation removes of its own (its Parquet files, its state), as patterns of
+ * keys under P with `*` for any characters: infra grants deletes on exactly these, so never
+ * on a curation record nor on the current table's symlink.
+ */
+export const CURATED_REMOVABLE: readonly string[] = [
+  `${CURATED_FOLDERS.snapshots}dt=*/run=*/part-*.parquet`,
+  `${CURATED_FOLDERS.changes}dt=*/run=*/part-*.parquet`,
+  `${CURATED_FOLDERS.state}*.state.gz`,
+];
+
 /** The one object of devices_current's location, under P: the list of the newest curated run's files. */
 export const CURRENT_SYMLINK = `${CURATED_FOLDERS.current}symlink.txt`;
 

@@ -125,11 +125,17 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Effect: 'Allow',
           Resource: [objectArn(s.bucketId, 'thingpark/curated/*'), objectArn(s.bucketId, 'thingpark/devices/*')],
         },
+        { Sid: 'WriteCurated', Action: 's3:PutObject', Effect: 'Allow', Resource: objectArn(s.bucketId, 'thingpark/curated/*') },
+        // Deletes only what a failed curation removes of its own: never a record nor the symlink.
         {
-          Sid: 'WriteCurated',
-          Action: ['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:PutObject'],
+          Sid: 'RemoveFailedCuration',
+          Action: ['s3:AbortMultipartUpload', 's3:DeleteObject'],
           Effect: 'Allow',
-          Resource: objectArn(s.bucketId, 'thingpark/curated/*'),
+          Resource: underPrefix(
+            'curated/device_changes/dt=*/run=*/part-*.parquet',
+            'curated/device_snapshots/dt=*/run=*/part-*.parquet',
+            'curated/state/*.state.gz',
+          ),
         },
       ]);
     });

@@ -22,6 +22,14 @@ describe('settingsFromContext', () => {
     [{ schedulePeriodMinutes: '6000' }, /schedulePeriodMinutes must be an integer from 1 to 5040/],
     [{ thingparkBaseUrl: 'http://thingpark.example' }, /thingparkBaseUrl must use https/],
     [{ snapshotPrefix: 'no-slash' }, /snapshotPrefix must be empty or a safe key prefix/],
+    // An IAM wildcard or policy variable would grant far more than the prefix's folder.
+    [{ snapshotPrefix: '*' }, /snapshotPrefix must be empty or a safe key prefix/],
+    [{ snapshotPrefix: 'thing*/' }, /snapshotPrefix must be empty or a safe key prefix/],
+    [{ snapshotPrefix: 'thing?/' }, /snapshotPrefix must be empty or a safe key prefix/],
+    [{ snapshotPrefix: '${aws:username}/' }, /snapshotPrefix must be empty or a safe key prefix/],
+    [{ snapshotPrefix: 'a/../' }, /snapshotPrefix must be empty or a safe key prefix/],
+    [{ snapshotPrefix: "it's(odd)/" }, /snapshotPrefix must be empty or a safe key prefix/],
+    [{ snapshotPrefix: 'a//' }, /snapshotPrefix must be empty or a safe key prefix/],
     [{ clientSecretParameterName: 'bad name' }, /clientSecretParameterName must be an SSM parameter name/],
     [{ kmsKeyArn: 'alias/aws/ssm' }, /kmsKeyArn must be a key ARN/],
     [{ alarmEmail: 'ops' }, /alarmEmail must be an e-mail address/],
@@ -187,12 +195,14 @@ describe('ExporterStack with every context value given (not bundled)', () => {
     const resources = statements
       .filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket')
       .flatMap((statement) => [statement.Resource].flat());
-    const underPrefix = /^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|checkpoints\/\*|curated\/\*|latest\.json)$/;
+    const underPrefix =
+      /^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|checkpoints\/\*|curated\/\*|curated\/(device_snapshots|device_changes)\/dt=\*\/run=\*\/part-\*\.parquet|curated\/state\/\*\.state\.gz|latest\.json)$/;
     expect(resources).not.toEqual([]);
     expect(resources.map((resource) => resource['Fn::Join'][1][1]).filter((key: string) => !underPrefix.test(key))).toEqual([]);
     const conditionalWrites = bucketPolicyStatements(s.template, bucketId).filter((statement) => statement.Action === 's3:PutObject');
     expect(conditionalWrites.map((statement) => statement.Resource['Fn::Join'][1][1])).toEqual([
       '/exports/fleet/manifests/*',
+      '/exports/fleet/checkpoints/*',
       '/exports/fleet/latest.json',
       '/exports/fleet/curated/runs/*',
       '/exports/fleet/curated/devices_current/symlink.txt',

@@ -3,6 +3,7 @@ import {
   attemptOfDataKey,
   attemptOfIndexKey,
   checkpointKeys,
+  CURATED_REMOVABLE,
   curatedKeys,
   manifestKey,
   markerKey,
@@ -74,5 +75,14 @@ describe('the bucket layout', () => {
     expect(runIdOfManifestKey('p/', keys.manifestKey)).toBe(RUN_ID);
     expect(runIdOfManifestKey('p/', 'p/manifests/notes.txt')).toBeUndefined();
     expect(runIdOfManifestKey('p/', `q/manifests/${RUN_ID}.json`)).toBeUndefined();
+  });
+
+  it("lets a failed curation's deletes reach its Parquet files and state, never a record nor the current table's symlink", () => {
+    // As IAM matches a resource pattern: `*` for any characters, "/" included.
+    const patterns = CURATED_REMOVABLE.map((pattern) => new RegExp(`^p/${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`));
+    const removable = (key: string) => patterns.some((pattern) => pattern.test(key));
+    const keys = curatedKeys('p/', RUN_ID);
+    for (const key of [keys.snapshotKey(0), keys.snapshotKey(12), keys.changesKey(0), keys.stateKey]) expect(removable(key), key).toBe(true);
+    for (const key of [keys.recordKey, keys.currentKey]) expect(removable(key), key).toBe(false);
   });
 });
