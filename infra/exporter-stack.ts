@@ -90,6 +90,7 @@ export class ExporterStack extends Stack {
       workGroup: this.analytics.workGroup,
       role,
       monitoring: this.monitoring,
+      ...(settings.snapshotExpirationDays === undefined ? {} : { expirationDays: settings.snapshotExpirationDays }),
     });
 
     this.fleetWatch = new FleetWatch(this, 'FleetWatch', {
@@ -294,6 +295,9 @@ export class ExporterStack extends Stack {
         }),
       );
     denyUnconditionalPut('ManifestsAreCreatedOnce', `${FOLDERS.manifests}*`, { 's3:if-none-match': 'true' });
+    // A checkpoint and its key sets are named by the attempt that saves them, once: none
+    // can be replaced by another object of the same name (a resume checks its hash too).
+    denyUnconditionalPut('CheckpointsAreCreatedOnce', `${FOLDERS.checkpoints}*`, { 's3:if-none-match': 'true' });
     // Keys under one Null operator must all match: denied when both headers are absent.
     denyUnconditionalPut('PointerIsWrittenConditionally', POINTER, { 's3:if-none-match': 'true', 's3:if-match': 'true' });
   }

@@ -47,7 +47,8 @@ export function sha256(bytes: Uint8Array | string): string {
  */
 export async function putKeySet(s3: S3Client, bucket: string, key: string, keys: KeySet): Promise<KeySetEntry> {
   const body = await encodeKeyIndex(keys);
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip' }));
+  // Created once (the bucket policy refuses any other write under checkpoints/).
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip', IfNoneMatch: '*' }));
   return { key, bytes: body.length, count: Array.isArray(keys) ? keys.length : (keys as ReadonlySet<unknown>).size, sha256: sha256(body) };
 }
 
@@ -72,7 +73,7 @@ export async function getKeySet(s3: S3Client, bucket: string, entry: KeySetEntry
 /** Writes a checkpoint, one line of JSON; returns the SHA-256 of exactly the bytes stored. */
 export async function putCheckpoint(s3: S3Client, bucket: string, key: string, checkpoint: unknown): Promise<string> {
   const body = `${JSON.stringify(checkpoint)}\n`;
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json', CacheControl: 'no-cache' }));
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json', CacheControl: 'no-cache', IfNoneMatch: '*' }));
   return sha256(body);
 }
 

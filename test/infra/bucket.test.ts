@@ -43,6 +43,7 @@ describe('ExporterStack with the default context', () => {
       });
       expect(denies).toEqual([
         deny('ManifestsAreCreatedOnce', 'manifests/*', created),
+        deny('CheckpointsAreCreatedOnce', 'checkpoints/*', created),
         deny('PointerIsWrittenConditionally', 'latest.json', conditional),
         deny('CurationRecordsAreCreatedOnce', 'curated/runs/*', created),
         deny('CurrentTableIsSwitchedConditionally', 'curated/devices_current/symlink.txt', conditional),
@@ -64,6 +65,10 @@ describe('ExporterStack with the default context', () => {
         { Id: 'expire-manifests', Prefix: 'thingpark/manifests/', ExpirationInDays: 90, Status: 'Enabled' },
         { Id: 'expire-indexes', Prefix: 'thingpark/indexes/', ExpirationInDays: 90, Status: 'Enabled' },
         { Id: 'expire-curated-state', Prefix: 'thingpark/curated/state/', ExpirationInDays: 7, Status: 'Enabled' },
+        // The curated tables hold the same device data: they go with the raw files.
+        { Id: 'expire-curated-snapshots', Prefix: 'thingpark/curated/device_snapshots/', ExpirationInDays: 90, Status: 'Enabled' },
+        { Id: 'expire-curated-changes', Prefix: 'thingpark/curated/device_changes/', ExpirationInDays: 90, Status: 'Enabled' },
+        { Id: 'expire-curated-records', Prefix: 'thingpark/curated/runs/', ExpirationInDays: 90, Status: 'Enabled' },
       ]);
     });
   });
