@@ -273,3 +273,25 @@ function messageOf(act: () => unknown): string {
   }
   throw new Error('expected an EventError');
 }
+
+describe('parseRequest: run ids of continuations and abandon events', () => {
+  const now = new Date('2026-12-01T00:00:00Z');
+  const reference = (runId: string) => ({
+    runId,
+    attempt: 'abc123',
+    bucket: 'thingpark-snapshots',
+    checkpoint: `thingpark/checkpoints/${runId}/abc123.json`,
+    sha256: 'ab'.repeat(32),
+  });
+  const continuation = (runId: string) => ({ status: 'continue', ...reference(runId), slice: 1, phase: 'sweep', devices: 0, pages: 0, elapsedMs: 0 });
+
+  it.each(['20261340T250000Z', '20260230T100000Z', '20261128T240000Z'])(
+    'refuses %s, a time that does not exist, as EventError before anything runs',
+    (runId) => {
+      for (const event of [continuation(runId), { abandon: reference(runId) }]) {
+        expect(() => parseRequest(event, now)).toThrow(EventError);
+        expect(() => parseRequest(event, now)).toThrow(`"runId" must be a run id such as 20261128T100000Z, got "${runId}"`);
+      }
+    },
+  );
+});
