@@ -19,6 +19,7 @@ describe('abort listeners on a long-lived signal', () => {
     const retry = retrying({ maxRetries: 2, budget: new RetryBudget(100_000), baseDelayMs: 1, maxDelayMs: 1 });
     let most = 0;
     let sent = 0;
+    const throttled = new Set<number>();
     const page = (index: number) =>
       retry(async (signal) => {
         const ticket = await window.acquire(index, signal);
@@ -27,8 +28,12 @@ describe('abort listeners on a long-lived signal', () => {
         await new Promise((resolve) => setImmediate(resolve));
         window.succeeded(ticket);
         window.release();
-        // Every seventh page is throttled once, so that retries wait on the signal too.
-        if (sent % 7 === 0 && index % 2 === 0) throw new TransientError(`page ${index}: HTTP 429`, 429, 1);
+        // Every seventh page is throttled on its first attempt only, so that retries wait on
+        // the signal too and none runs out of retries, however the pages interleave.
+        if (index % 7 === 0 && !throttled.has(index)) {
+          throttled.add(index);
+          throw new TransientError(`page ${index}: HTTP 429`, 429, 1);
+        }
         return index;
       }, run.signal);
     // 10,000 pages, 64 asked at once: 62 of each batch wait in a window of 2.
