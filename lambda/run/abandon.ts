@@ -12,8 +12,11 @@ import type { RunServices } from '../common/services.ts';
 
 /** What an abandon did. */
 export interface AbandonSummary {
-  /** `already-committed`: the run committed after all, and nothing of it was removed. */
-  status: 'abandoned' | 'already-committed';
+  /**
+   * `already-committed`: the run committed after all, and nothing of it was removed.
+   * `no-checkpoint`: S3 has no such checkpoint (abandoned already, expired, or never this function's), and nothing was removed.
+   */
+  status: 'abandoned' | 'already-committed' | 'no-checkpoint';
   runId: string;
   /** Data files and key indexes removed. */
   removed: string[];
@@ -34,7 +37,10 @@ export interface AbandonSummary {
  * are kept: a later committed run settles them.
  *
  * Refused (EventError, nothing removed) when the checkpoint named is another deployment's,
- * or is there but is not the one the continuation was given for.
+ * is there but is not the one the continuation was given for (its SHA-256 is compared
+ * whatever S3 holds), or names objects not its run's. Only S3's "no such key" is taken for
+ * no checkpoint, and then nothing is removed either: without it nothing shows which files
+ * are the continuation's. Any other failure to read it fails the abandon, to be retried.
  */
 export async function abandonRun(services: RunServices, request: AbandonRequest, logger: Logger): Promise<AbandonSummary> {
   const { s3, config } = services;
@@ -47,10 +53,18 @@ export async function abandonRun(services: RunServices, request: AbandonRequest,
   }
   const named = await lineageOf(services, request);
   if (named.checkpoint === 'different') {
-    throw new EventError(`The checkpoint ${request.checkpoint} is not the one this abandon event names (its SHA-256 differs): nothing was removed.`);
+    throw new EventError(
+      `The checkpoint ${request.checkpoint} is not the one this abandon event names (its SHA-256 differs, or it is not a checkpoint): nothing was removed.`,
+    );
   }
-  // Without its checkpoint (gone, or never saved) only the attempt named is known to be this continuation's.
-  const lineage = new Set(named.checkpoint === 'found' ? named.lineage : [request.attempt]);
+  if (named.checkpoint !== 'found') {
+    // Nothing shows which attempts are this continuation's: removing on the event's word alone would let anyone name any run's files.
+    logger.warn('No such checkpoint: nothing abandoned. An abandon already done, or a checkpoint expired, leaves the files to the settling of old attempts', {
+      runId,
+    });
+    return { status: 'no-checkpoint', runId, removed: [], running: [], refused: [], checkpoints: 0 };
+  }
+  const lineage = new Set(named.lineage);
   const others = (await readMarkers(s3, config.bucket, keys.markersPrefix)).filter(({ marker }) => marker.runId === runId && !lineage.has(marker.attempt));
   const live = liveAttempts(others);
   const files = await removeStrayFiles(s3, config.bucket, keys, (attempt) => attempt !== undefined && (lineage.has(attempt) || !live.has(attempt)));

@@ -5,6 +5,7 @@ import { SETTLED_MS } from '../storage/attempts.ts';
 import type { KeySetEntry } from '../storage/checkpoints.ts';
 import type { DataFile } from '../storage/data-writer.ts';
 import { checkpointKeys } from '../storage/layout.ts';
+import { checkContents } from './checkpoint-contents.ts';
 import type { ReaderCounts } from './fleet-reader.ts';
 import { sweepFinished, type PausedSnapshot, type SweepSoFar } from './stream-snapshot.ts';
 import type { PreviousRun, VerificationProgress } from './verify-fleet.ts';
@@ -148,8 +149,8 @@ export function checkForeign(request: Pick<Continuation, 'runId' | 'attempt' | '
 /**
  * The checkpoint a continuation names, as S3 holds it, checked against the continuation
  * and this deployment; EventError when it is missing (forged, or its run abandoned),
- * different (forged, or not the one this continuation was given for), of another run, or
- * too old to resume.
+ * different (forged, or not the one this continuation was given for), of another run,
+ * naming objects not its run's (checkpoint-contents.ts), or too old to resume.
  */
 export function checkedCheckpoint(
   request: Continuation,
@@ -179,6 +180,7 @@ export function checkedCheckpoint(
   if (!belongs) {
     throw new EventError(`The checkpoint ${request.checkpoint} is not of run ${request.runId}, attempt ${request.attempt}, in this bucket and prefix.`);
   }
+  checkContents(checkpoint, config.prefix);
   const ageMs = now.getTime() - Date.parse(checkpoint.savedAt);
   if (!(ageMs <= RESUME_WITHIN_MS)) {
     throw new EventError(

@@ -18,6 +18,7 @@ import type { Refusal } from '../storage/deletes.ts';
 import { MalformedKeyIndexError } from '../storage/key-index.ts';
 import { checkpointKeys, type RunKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
+import { checkContents } from './checkpoint-contents.ts';
 import { checkedCheckpoint, checkpointOf, continuationOf, type Checkpoint, type SliceRecord } from './checkpoint.ts';
 import { commitAndPublish } from './commit.ts';
 import type { FleetReader, ReaderCounts } from './fleet-reader.ts';
@@ -225,17 +226,30 @@ export async function readCheckpoint(services: RunServices, request: Continuatio
 
 /**
  * The invocations of a continued run as the checkpoint a continuation (or an abandon
- * request) names lists them: `missing` when S3 has no such checkpoint or cannot give it,
- * `different` when it holds another than the one the request was given for.
+ * request) names lists them: `missing` only when S3 answers that there is no such key,
+ * `different` when it holds another than the one the request was given for, or bytes that
+ * are not a checkpoint (its SHA-256 is compared first, whatever they are). A checkpoint that
+ * matches but names objects not its run's is refused (EventError, checkpoint-contents.ts);
+ * any other failure to read it is thrown, so that nothing is removed on a guess.
  */
 export async function lineageOf(
   services: RunServices,
   request: AbandonRequest,
 ): Promise<{ checkpoint: 'found'; lineage: string[] } | { checkpoint: 'missing' | 'different' }> {
-  const stored = await getCheckpoint<Checkpoint>(services.s3, services.config.bucket, request.checkpoint).catch(() => undefined);
+  const { s3, config } = services;
+  let stored;
+  try {
+    stored = await getCheckpoint<Checkpoint>(s3, config.bucket, request.checkpoint);
+  } catch (error) {
+    if (error instanceof CheckpointMismatchError) return { checkpoint: 'different' };
+    throw error;
+  }
   if (!stored) return { checkpoint: 'missing' };
   if (stored.sha256 !== request.sha256) return { checkpoint: 'different' };
-  return { checkpoint: 'found', lineage: stored.value.slices.map(({ attempt }) => attempt) };
+  const checkpoint = stored.value;
+  if (checkpoint?.runId !== request.runId || checkpoint.attempt !== request.attempt) return { checkpoint: 'different' };
+  checkContents(checkpoint, config.prefix);
+  return { checkpoint: 'found', lineage: checkpoint.slices.map(({ attempt }) => attempt) };
 }
 
 /**

@@ -79,15 +79,15 @@ export async function putCheckpoint(s3: S3Client, bucket: string, key: string, c
 
 /**
  * A stored checkpoint, parsed, with the SHA-256 of its bytes and when S3 stored it;
- * undefined when there is none (S3's 404, nothing else). CheckpointMismatchError when it is
- * over CHECKPOINT_MAX_BYTES (refused before its body is read) or not JSON.
+ * undefined only when S3 answers that there is no such key. CheckpointMismatchError when it
+ * is over CHECKPOINT_MAX_BYTES (refused before its body is read) or not JSON.
  */
 export async function getCheckpoint<T>(s3: S3Client, bucket: string, key: string): Promise<{ value: T; sha256: string; storedAt?: Date } | undefined> {
   let object;
   try {
     object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
   } catch (error) {
-    if (statusOf(error) === 404) return undefined;
+    if (isNoSuchKey(error)) return undefined;
     throw error;
   }
   const tooLarge = () => new CheckpointMismatchError('TOO_LARGE', `${key} is over ${CHECKPOINT_MAX_BYTES} bytes, more than any checkpoint this code writes`);
@@ -152,7 +152,13 @@ export async function deleteRunCheckpoints(s3: S3Client, bucket: string, prefix:
   return result;
 }
 
-/** An object's bytes; undefined when there is none; one of another size than `bytes` is not read. */
+/** S3's answer that the key is not there: anything else (a missing bucket, a refusal) is no answer about the object. */
+function isNoSuchKey(error: unknown): boolean {
+  const { name } = error as { name?: string };
+  return name === 'NoSuchKey' || (statusOf(error) === 404 && name !== 'NoSuchBucket');
+}
+
+/** An object's bytes; undefined only when S3 answers there is no such key; one of another size than `bytes` is not read. */
 async function getBytes(s3: S3Client, bucket: string, key: string, bytes: number): Promise<Uint8Array | undefined> {
   try {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
@@ -162,7 +168,7 @@ async function getBytes(s3: S3Client, bucket: string, key: string, bytes: number
     }
     return (await object.Body?.transformToByteArray()) ?? new Uint8Array();
   } catch (error) {
-    if (statusOf(error) === 404) return undefined;
+    if (isNoSuchKey(error)) return undefined;
     throw error;
   }
 }

@@ -198,6 +198,31 @@ export function attemptOfIndexKey(key: string): string | undefined {
   return INDEX_FILE.exec(key)?.[1];
 }
 
+/** An attempt's name, as newAttempt makes it: lower-case letters and digits (requests.ts takes 1 to 32). */
+export const ATTEMPT = /^[a-z0-9]{1,32}$/;
+
+/** Whether `attempt` is an attempt's name: one that can only name a key of this layout. */
+export function isAttempt(attempt: unknown): attempt is string {
+  return typeof attempt === 'string' && ATTEMPT.test(attempt);
+}
+
+/** The file number and attempt of a data file of the run named, under P; undefined for any other key. */
+export function parseDataKey(prefix: string, runId: string, key: string): { fileIndex: number; attempt: string } | undefined {
+  const { dataPrefix } = runKeys(prefix, runId, '');
+  if (!key.startsWith(dataPrefix)) return undefined;
+  const match = /^part-(\d{5})-([a-z0-9]{1,32})\.ndjson\.gz$/.exec(key.slice(dataPrefix.length));
+  return match ? { fileIndex: Number(match[1]), attempt: match[2]! } : undefined;
+}
+
+/** The run and attempt of a key index under P; undefined for any other key. */
+export function parseIndexKey(prefix: string, key: string): { runId: string; attempt: string } | undefined {
+  const folder = `${prefix}${FOLDERS.indexes}`;
+  if (!key.startsWith(folder)) return undefined;
+  const match = /^([^/]+)\/([a-z0-9]{1,32})\.keys\.gz$/.exec(key.slice(folder.length));
+  if (!match || !parseRunId(match[1]!)?.exists) return undefined;
+  return { runId: match[1]!, attempt: match[2]! };
+}
+
 /** The run a manifest's key names; undefined for a key under the manifests' folder that is not a manifest. */
 export function runIdOfManifestKey(prefix: string, key: string): string | undefined {
   const folder = manifestsPrefix(prefix);

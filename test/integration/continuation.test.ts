@@ -378,7 +378,7 @@ describe('a continuation invoked by hand', () => {
 
     const abandoned = await captureOutput(() => handler({ abandon }, lambdaContext()));
     expect(abandoned.error).toBeUndefined();
-    expect(abandoned.result).toMatchObject({ status: 'abandoned', runId: RUN_ID, removed: [], refused: [] });
+    expect(abandoned.result).toMatchObject({ status: 'no-checkpoint', runId: RUN_ID, removed: [], refused: [] });
 
     const exported = await captureOutput(() => handler(SCHEDULE, lambdaContext()));
     expect(exported.error).toMatchObject({ name: 'ConfigError' });

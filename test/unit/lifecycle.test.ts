@@ -1,16 +1,19 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DeleteObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../lambda/common/config.ts';
 import { EventError } from '../../lambda/common/errors.ts';
 import type { Continuation } from '../../lambda/common/request-types.ts';
 import type { RunServices } from '../../lambda/common/services.ts';
+import { abandonRun } from '../../lambda/run/abandon.ts';
 import { buildManifest } from '../../lambda/run/build-manifest.ts';
+import type { Checkpoint } from '../../lambda/run/checkpoint.ts';
 import { FleetReader } from '../../lambda/run/fleet-reader.ts';
 import { lineageOf, readCheckpoint, SliceLifecycle, type Slice } from '../../lambda/run/lifecycle.ts';
 import type { PausedSnapshot } from '../../lambda/run/stream-snapshot.ts';
 import { putMarker, type Marker } from '../../lambda/storage/attempts.ts';
+import { getCheckpoint, putCheckpoint, sha256 } from '../../lambda/storage/checkpoints.ts';
 import type { DataFile } from '../../lambda/storage/data-writer.ts';
 import { writeKeyIndex } from '../../lambda/storage/key-index.ts';
 import { checkpointKeys, checkpointsPrefix, markerKey, runKeys } from '../../lambda/storage/layout.ts';
@@ -277,6 +280,82 @@ describe('the lineage a request names, for an abandon', () => {
     expect(await lineageOf(services, second)).toEqual({ checkpoint: 'found', lineage: [attemptOf(1), attemptOf(2)] });
     expect(await lineageOf(services, { ...second, sha256: first.sha256 })).toEqual({ checkpoint: 'different' });
     expect(await lineageOf(services, { ...second, checkpoint: `${second.checkpoint}.gone` })).toEqual({ checkpoint: 'missing' });
+  });
+});
+
+describe('what an abandon trusts', () => {
+  /** A run that stopped once, whose invocation then failed for good (its marker `failed`): what an abandon would remove. */
+  async function stoppedRun() {
+    const { services, runId, prefix } = newRun();
+    const continuation = await sliceThatStops(services, firstSlice(services, runId, attemptOf(1)), attemptOf(1), 0);
+    const stale = await markerOf(services, attemptOf(1));
+    await putMarker(s3, services.config.bucket, markerKey(prefix, attemptOf(1)), { ...stale!, state: 'failed' });
+    const dataPrefix = runKeys(prefix, runId, attemptOf(1)).dataPrefix;
+    return { services, runId, prefix, continuation, dataPrefix, files: await keysUnder(services, dataPrefix) };
+  }
+  const abandonOf = (continuation: Continuation, attempt: string, prefix: string, sha: string) => ({
+    runId: continuation.runId,
+    attempt,
+    bucket: continuation.bucket,
+    checkpoint: checkpointKeys(prefix, continuation.runId, attempt).checkpoint,
+    sha256: sha,
+  });
+
+  it('removes nothing for a checkpoint S3 has no such key for, whatever attempt and sha256 the event names', async () => {
+    const { services, prefix, continuation, dataPrefix, files } = await stoppedRun();
+    expect(files).toHaveLength(1);
+
+    const summary = await abandonRun(services, abandonOf(continuation, attemptOf(9), prefix, '0'.repeat(64)), logger);
+
+    expect(summary).toMatchObject({ status: 'no-checkpoint', removed: [] });
+    expect(await keysUnder(services, dataPrefix)).toEqual(files);
+  });
+
+  it('refuses a checkpoint of junk bytes, even with their own sha256, and removes nothing', async () => {
+    const { services, runId, prefix, continuation, dataPrefix, files } = await stoppedRun();
+    const junk = Buffer.from([0xde, 0xad, 0xbe, 0xef]);
+    await s3.send(new PutObjectCommand({ Bucket: services.config.bucket, Key: checkpointKeys(prefix, runId, attemptOf(9)).checkpoint, Body: junk }));
+
+    const abandoned = abandonRun(services, abandonOf(continuation, attemptOf(9), prefix, sha256(junk)), logger);
+
+    await expect(abandoned).rejects.toThrow(EventError);
+    await expect(abandoned).rejects.toThrow('nothing was removed');
+    expect(await keysUnder(services, dataPrefix)).toEqual(files);
+  });
+
+  it("refuses a checkpoint whose contents name objects not its run's, though its sha256 was recomputed", async () => {
+    const { services, runId, prefix, continuation, dataPrefix, files } = await stoppedRun();
+    const { value } = (await getCheckpoint<Checkpoint>(s3, services.config.bucket, continuation.checkpoint))!;
+    const forge = async (changed: Checkpoint) => ({
+      ...continuation,
+      sha256: await putCheckpoint(s3, services.config.bucket, continuation.checkpoint, changed),
+    });
+    const elsewhere = `other/devices/dt=2026-11-28/run=${runId}/part-00000-${attemptOf(1)}.ndjson.gz`;
+    const cases: [Checkpoint, string][] = [
+      [{ ...value, files: [{ ...value.files[0]!, key: elsewhere }] }, '"files[0].key" must be data file 0'],
+      [{ ...value, slices: [{ ...value.slices[0]!, attempt: '../x' }, ...value.slices] }, '"slices[0].attempt"'],
+      [{ ...value, seen: { ...value.seen, key: `${prefix}latest.json` } }, '"seen.key" must be'],
+      [{ ...value, lookups: { ...value.seen } }, '"lookups.key" must be'],
+      [
+        { ...value, previous: { verification: 'compared', runId: '20261127T100000Z', indexKey: `${prefix}manifests/20261127T100000Z.json` } },
+        '"previous.indexKey"',
+      ],
+    ];
+    for (const [changed, problem] of cases) {
+      const forged = await forge(changed);
+      await expect(readCheckpoint(services, forged, new Date())).rejects.toThrow(problem);
+      await expect(abandonRun(services, forged, logger)).rejects.toThrow(problem);
+    }
+    expect(await keysUnder(services, dataPrefix)).toEqual(files);
+  });
+
+  it('abandons the run its genuine checkpoint names', async () => {
+    const { services, continuation, dataPrefix } = await stoppedRun();
+
+    const summary = await abandonRun(services, continuation, logger);
+
+    expect(summary).toMatchObject({ status: 'abandoned', refused: [] });
+    expect(await keysUnder(services, dataPrefix)).toEqual([]);
   });
 });
 
