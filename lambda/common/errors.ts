@@ -24,6 +24,7 @@ export const ErrorCode = {
   POINTER_CONTENDED: 'POINTER_CONTENDED',
   DATA_NOT_DELETED: 'DATA_NOT_DELETED',
   WRITER_CLOSED: 'WRITER_CLOSED',
+  RUN_FILES_GONE: 'RUN_FILES_GONE',
   RUN_NOT_COMMITTED: 'RUN_NOT_COMMITTED',
   RAW_DAMAGED: 'RAW_DAMAGED',
   CURRENT_CONTENDED: 'CURRENT_CONTENDED',
@@ -127,7 +128,9 @@ export class RetryBudgetError extends plainError('RetryBudgetError', ErrorCode.R
  * - POINTER_CONTENDED: `latest` kept changing under concurrent writers; the run is
  *   committed, only the pointer was left as it was;
  * - DATA_NOT_DELETED: S3 refused to delete data files (the message lists them);
- * - WRITER_CLOSED: data was written after the run's writer was closed or discarded.
+ * - WRITER_CLOSED: data was written after the run's writer was closed or discarded;
+ * - RUN_FILES_GONE: just before its commit, a continued run's earlier files were no longer
+ *   all there (an abandon removed them meanwhile): nothing was committed.
  */
 export class StorageError extends ExporterError {
   override readonly name = 'StorageError';
@@ -137,7 +140,8 @@ export class StorageError extends ExporterError {
       | typeof ErrorCode.COMMIT_REFUSED
       | typeof ErrorCode.POINTER_CONTENDED
       | typeof ErrorCode.DATA_NOT_DELETED
-      | typeof ErrorCode.WRITER_CLOSED,
+      | typeof ErrorCode.WRITER_CLOSED
+      | typeof ErrorCode.RUN_FILES_GONE,
     message: string,
     options?: { cause?: unknown },
   ) {

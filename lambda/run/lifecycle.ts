@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DeviceKey } from '../common/device-key.ts';
-import { EventError } from '../common/errors.ts';
+import { ErrorCode, EventError, StorageError } from '../common/errors.ts';
 import type { AbandonRequest, Continuation, Trigger } from '../common/request-types.ts';
 import type { RunServices } from '../common/services.ts';
 import {
@@ -82,10 +82,7 @@ export class SliceLifecycle {
       const missing = await missingObjects(s3, config.bucket, keys.dataPrefix, earlier.files);
       if (missing.length > 0) {
         await marker.ended(run.logger);
-        throw new EventError(
-          `Run ${runId} cannot be resumed: ${missing.length} of its data files are gone (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}). ` +
-            'Start the run again from its first event.',
-        );
+        throw new EventError(`Run ${runId} cannot be resumed: ${goneFiles(missing)}. Start the run again from its first event.`);
       }
     }
     return new SliceLifecycle(services, slice, marker, startedAt, run.logger);
@@ -164,6 +161,7 @@ export class SliceLifecycle {
     const lineage = this.#lineage();
     const tracked = this.#marker;
     const services = this.#services;
+    if (lineage.length > 0) await this.#earlierFilesStillThere();
     const marker: TrackedMarker =
       lineage.length === 0
         ? tracked
@@ -186,6 +184,23 @@ export class SliceLifecycle {
     await settleAfterCommit(this.#services, keys, { runId, lineage, committedHere: summary.status === 'committed', logger: this.#logger });
   }
 
+  /**
+   * The earlier invocations' files, checked again just before the commit: start found them,
+   * but an abandon of this run (a retried Abandon step, an operator's) may have removed them
+   * since, and a manifest must never name a missing file. This invocation's files go too.
+   */
+  async #earlierFilesStillThere(): Promise<void> {
+    const { config, s3 } = this.#services;
+    const { runId, keys, earlier } = this.#slice;
+    const missing = await missingObjects(s3, config.bucket, keys.dataPrefix, earlier.files);
+    if (missing.length === 0) return;
+    await this.discard();
+    throw new StorageError(
+      ErrorCode.RUN_FILES_GONE,
+      `Run ${runId} was not committed: ${goneFiles(missing)} since it resumed. Start the run again from its first event.`,
+    );
+  }
+
   /** This invocation, as the run's checkpoint lists it. */
   #record(): SliceRecord {
     return { attempt: this.attempt, startedAt: this.#startedAt.toISOString(), durationMs: Date.now() - this.#startedAt.getTime() };
@@ -195,6 +210,11 @@ export class SliceLifecycle {
   #lineage(): string[] {
     return this.#slice.earlier.slices.map(({ attempt }) => attempt);
   }
+}
+
+/** The data files of a run that are gone, for a message: how many, and the first few. */
+function goneFiles(missing: readonly string[]): string {
+  return `${missing.length} of its data files are gone (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''})`;
 }
 
 /** What a continuation resumes from: its checkpoint, checked, and the key sets the checkpoint names. */

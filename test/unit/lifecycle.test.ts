@@ -256,6 +256,23 @@ describe('commit and release', () => {
     expect((await keysUnder(services, slice.keys.dataPrefix)).sort()).toEqual(manifest.files.map(({ key }) => key).sort());
   });
 
+  it("refuses to commit when the earlier invocations' files went after it resumed, and removes its own", async () => {
+    const { services, runId } = newRun();
+    const { lifecycle, slice, manifest } = await lastSlice(services, runId);
+    const [gone, own] = manifest.files;
+    await s3.send(new DeleteObjectCommand({ Bucket: services.config.bucket, Key: gone!.key }));
+
+    const committed = lifecycle.commit(manifest);
+
+    await expect(committed).rejects.toMatchObject({ name: 'StorageError', code: 'RUN_FILES_GONE' });
+    await expect(committed).rejects.toThrow(`1 of its data files are gone (${gone!.key})`);
+    expect(await readJson<Manifest>(s3, services.config.bucket, slice.keys.manifestKey)).toBeUndefined();
+    // Its own file and key index went with it.
+    expect(own!.key).toContain(attemptOf(2));
+    expect(await keysUnder(services, slice.keys.dataPrefix)).toEqual([]);
+    expect(await keysUnder(services, slice.keys.indexKey)).toEqual([]);
+  });
+
   it('removes what the earlier invocations wrote when another attempt committed the run', async () => {
     const { services, runId, prefix } = newRun();
     const first = await sliceThatStops(services, firstSlice(services, runId, attemptOf(1)), attemptOf(1), 0);
