@@ -21,7 +21,7 @@ export interface OrchestrationProps {
 export const LAMBDA_TRANSIENT_ERRORS = ['Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.TooManyRequestsException'];
 
 /** Function errors that the same event would meet again: a retry cannot help (docs/failure-behaviour.md). */
-export const NOT_RETRIED_ERRORS = ['EventError', 'ConfigError', 'ClientRejectedError'];
+export const NOT_RETRIED_ERRORS = ['EventError', 'ConfigError', 'ClientRejectedError', 'RunLimitError'];
 
 /**
  * The state machine that runs an export to its end, however many invocations it takes

@@ -28,6 +28,8 @@ export interface Config {
   fileMaxBytes: number;
   deadlineMarginSeconds: number;
   checkpointMarginSeconds: number;
+  maxSlices: number;
+  maxRunMinutes: number;
 }
 
 /**
@@ -77,6 +79,8 @@ export function loadConfig(env: Env = process.env): Config {
     fileMaxBytes: readInteger(env, 'SNAPSHOT_FILE_MAX_BYTES', problems),
     deadlineMarginSeconds: readInteger(env, 'RUN_DEADLINE_MARGIN_SECONDS', problems),
     checkpointMarginSeconds: readInteger(env, 'RUN_CHECKPOINT_MARGIN_SECONDS', problems),
+    maxSlices: readInteger(env, 'RUN_MAX_SLICES', problems),
+    maxRunMinutes: readInteger(env, 'RUN_MAX_MINUTES', problems),
   };
   checkWindow(config, isGiven(env, 'THINGPARK_MAX_CONCURRENCY'), problems);
   if (problems.list.length > 0) throw new ConfigError(problems.list);

@@ -151,6 +151,18 @@ export const VARIABLES = {
     check: integer(1, 600),
     default: 30,
   },
+  RUN_MAX_SLICES: {
+    family: 'run',
+    meaning: 'fail a continued run (RUN_SLICE_LIMIT) that would need more invocations than this',
+    check: integer(1, 1_000),
+    default: 48,
+  },
+  RUN_MAX_MINUTES: {
+    family: 'run',
+    meaning: 'fail a continued run (RUN_TIME_LIMIT) this long after its first invocation started',
+    check: integer(15, 1_440),
+    default: 720,
+  },
   CURATE_CHANGE_FIELDS: {
     family: 'curate',
     meaning: 'top-level brief fields whose change makes a device changed',

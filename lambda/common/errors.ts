@@ -25,6 +25,9 @@ export const ErrorCode = {
   DATA_NOT_DELETED: 'DATA_NOT_DELETED',
   WRITER_CLOSED: 'WRITER_CLOSED',
   RUN_FILES_GONE: 'RUN_FILES_GONE',
+  RUN_PAGE_LIMIT: 'RUN_PAGE_LIMIT',
+  RUN_SLICE_LIMIT: 'RUN_SLICE_LIMIT',
+  RUN_TIME_LIMIT: 'RUN_TIME_LIMIT',
   RUN_NOT_COMMITTED: 'RUN_NOT_COMMITTED',
   RAW_DAMAGED: 'RAW_DAMAGED',
   CURRENT_CONTENDED: 'CURRENT_CONTENDED',
@@ -116,6 +119,23 @@ export class ListIncompleteError extends ExporterError {
 
 /** The run would not finish before the Lambda's hard timeout, so it stopped itself. */
 export class DeadlineError extends plainError('DeadlineError', ErrorCode.DEADLINE_NEAR) {}
+
+/**
+ * A run reached one of its ceilings, so that a platform that never ends its list (a page
+ * repeated forever, `more` always true) cannot keep it, and the reserved slot, for the
+ * state machine's 24 hours. The code says which: more pages than the platform's count
+ * allows (`RUN_PAGE_LIMIT`), more invocations (`RUN_SLICE_LIMIT`), or more time since the
+ * run's first invocation started (`RUN_TIME_LIMIT`). Nothing is committed.
+ */
+export class RunLimitError extends ExporterError {
+  override readonly name = 'RunLimitError';
+  constructor(
+    readonly code: typeof ErrorCode.RUN_PAGE_LIMIT | typeof ErrorCode.RUN_SLICE_LIMIT | typeof ErrorCode.RUN_TIME_LIMIT,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** The run spent its whole retry budget: the platform is too unhealthy to keep pushing. */
 export class RetryBudgetError extends plainError('RetryBudgetError', ErrorCode.RETRY_BUDGET_SPENT) {}

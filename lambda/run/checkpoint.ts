@@ -1,5 +1,5 @@
 import type { Config } from '../common/config.ts';
-import { EventError } from '../common/errors.ts';
+import { ErrorCode, EventError, RunLimitError } from '../common/errors.ts';
 import type { Continuation, Trigger } from '../common/request-types.ts';
 import { SETTLED_MS } from '../storage/attempts.ts';
 import type { KeySetEntry } from '../storage/checkpoints.ts';
@@ -189,4 +189,34 @@ export function checkedCheckpoint(
     );
   }
   return checkpoint;
+}
+
+/**
+ * Refuses to go on with a run past its ceilings: as many invocations as RUN_MAX_SLICES
+ * allows have run, or RUN_MAX_MINUTES have passed since its first invocation started.
+ * Checked as an invocation resumes, before anything is read of the platform: a run that
+ * cannot end (a platform repeating its list) fails within them, and the next schedule starts
+ * a run of its own.
+ */
+export function checkCeilings(
+  checkpoint: Pick<Checkpoint, 'runId' | 'slices' | 'startedAt'>,
+  config: Pick<Config, 'maxSlices' | 'maxRunMinutes'>,
+  now: Date,
+): void {
+  const { runId, slices } = checkpoint;
+  if (slices.length >= config.maxSlices) {
+    throw new RunLimitError(
+      ErrorCode.RUN_SLICE_LIMIT,
+      `Run ${runId} has had ${slices.length} invocations, as many as RUN_MAX_SLICES (${config.maxSlices}) allows, and is not continued: ` +
+        'a fleet that needs more invocations needs a higher RUN_MAX_SLICES; otherwise the platform may not be ending its list.',
+    );
+  }
+  const minutes = (now.getTime() - Date.parse(checkpoint.startedAt)) / 60_000;
+  if (minutes >= config.maxRunMinutes) {
+    throw new RunLimitError(
+      ErrorCode.RUN_TIME_LIMIT,
+      `Run ${runId} started ${Math.floor(minutes)} minutes ago, RUN_MAX_MINUTES (${config.maxRunMinutes}) allows no more, and is not continued: ` +
+        'a fleet that takes longer needs a higher RUN_MAX_MINUTES (and a schedule period longer than that); otherwise the platform may not be ending its list.',
+    );
+  }
 }

@@ -8,7 +8,7 @@ import type { Manifest } from '../storage/manifest.ts';
 import { advancePointer, pointerTo } from '../storage/pointer.ts';
 import { readJson } from '../storage/s3-json.ts';
 import { buildManifest } from './build-manifest.ts';
-import { checkForeign, triggerOf } from './checkpoint.ts';
+import { checkCeilings, checkForeign, triggerOf } from './checkpoint.ts';
 import { FleetReader } from './fleet-reader.ts';
 import { readCheckpoint, releaseContinuation, SliceLifecycle, type Slice } from './lifecycle.ts';
 import { reportProgress } from './progress.ts';
@@ -78,6 +78,7 @@ export async function resumeRun(services: RunServices, request: Continuation, op
     return committed;
   }
   const { checkpoint, seen, lookups } = await readCheckpoint(services, request, startedAt);
+  checkCeilings(checkpoint, config, startedAt);
   const previous = previousRunAgain(services, checkpoint.previous, logger);
   void previous.catch(() => undefined);
   const { duplicates, unkeyed, requests, retries, pages, tokenRequests } = checkpoint.counts;

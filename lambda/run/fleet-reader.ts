@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { ListIncompleteError, PlatformError } from '../common/errors.ts';
+import { ErrorCode, ListIncompleteError, PlatformError, RunLimitError } from '../common/errors.ts';
 import { RetryBudget, logRetries, retrying } from '../common/retry.ts';
 import { AdaptiveWindow } from '../platform/adaptive-window.ts';
 import { deviceFetcher } from '../platform/device-lookup.ts';
@@ -121,6 +121,7 @@ export class FleetReader {
         }
         this.pages += 1;
         next = page.index + 1;
+        checkPageCeiling(page.index, sweep, this.services.config.pageSize, this.run.runId);
         this.run.logger.debug('Page written', { runId: this.run.runId, page: page.index, briefs: page.briefs.length, window: this.#window.limit });
         if (pause?.aborted && !isLast(page)) {
           sweep.next = next;
@@ -222,3 +223,26 @@ function pastOffsetLimit(error: unknown, sweep: Sweep): boolean {
 export function isAbort(error: unknown, pause: AbortSignal): boolean {
   return error === pause.reason || (error instanceof Error && error.name === 'AbortError');
 }
+
+/**
+ * An offset pass reads about count / pageSize pages. A platform that repeats its last page
+ * forever, or never says `more: false`, sends page indexes past that: the run fails
+ * (RUN_PAGE_LIMIT) instead of paging on until its time runs out. The margin leaves room
+ * for a fleet that grows while it is read (the count is the largest any page gave) and for
+ * a list whose first page is 1.
+ */
+function checkPageCeiling(pageIndex: number, sweep: Sweep, pageSize: number, runId: string): void {
+  if (sweep.lastCount === undefined) return;
+  const count = Math.max(sweep.firstCount ?? 0, sweep.lastCount);
+  const pages = Math.ceil(count / pageSize);
+  const ceiling = pages + Math.max(PAGE_MARGIN, Math.ceil(pages / 10));
+  if (pageIndex <= ceiling) return;
+  throw new RunLimitError(
+    ErrorCode.RUN_PAGE_LIMIT,
+    `Run ${runId} was sent page ${pageIndex} while the platform counts ${count} devices (${pages} pages of ${pageSize}, and a margin of ${ceiling - pages}): ` +
+      'the platform is not ending its list (a page repeated, or `more` always true), and the run is not committed.',
+  );
+}
+
+/** Pages past the count's a pass may read at least, for a fleet that grows while it is read. */
+const PAGE_MARGIN = 10;

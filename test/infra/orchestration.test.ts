@@ -120,7 +120,7 @@ describe('ExporterStack with the default context', () => {
       const { States } = definition();
       expect(States.Export.Retry).toEqual([
         transient,
-        { ErrorEquals: ['EventError', 'ConfigError', 'ClientRejectedError'], MaxAttempts: 0 },
+        { ErrorEquals: ['EventError', 'ConfigError', 'ClientRejectedError', 'RunLimitError'], MaxAttempts: 0 },
         { ErrorEquals: ['States.ALL'], IntervalSeconds: 60, BackoffRate: 2, MaxAttempts: 2 },
       ]);
       expect(States.Curate.Retry).toEqual([transient, { ErrorEquals: ['States.ALL'], IntervalSeconds: 60, BackoffRate: 2, MaxAttempts: 2 }]);

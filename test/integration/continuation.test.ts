@@ -204,6 +204,45 @@ describe('a run over several invocations, driven by the state machine', () => {
     expect(await objects(h, prefix)).toEqual(before);
   });
 
+  it('fails a run at its ceiling of invocations, says which, removes what it wrote, and the next schedule starts normally', async () => {
+    const prefix = freshPrefix();
+    await reset(h, { fleet: FLEET, latencyMs: 25 });
+    const handler = await exporter(h, prefix, { ...SLICED, RUN_MAX_SLICES: '2' });
+    const before = await objects(h, prefix);
+    const execution = await runMachine(handler, SCHEDULE);
+
+    expect(execution.error?.name).toBe('RunLimitError');
+    expect(causeOf(execution).errorMessage).toContain('RUN_MAX_SLICES (2)');
+    // Two invocations ran; the third was refused once, not retried, and the cleanup ran.
+    expect(exports(execution).map(({ error }) => error)).toEqual([undefined, undefined, 'RunLimitError']);
+    const cleanup = execution.invocations.filter(({ state }) => state === 'Abandon');
+    expect(cleanup.map(({ answer }) => (answer as { status: string }).status)).toEqual(['abandoned']);
+    expect(await objects(h, prefix)).toEqual(before);
+
+    await reset(h, { fleet: 300 });
+    const next = await runMachine(handler, { scheduledTime: '2024-05-01T11:00:00Z' });
+    expect(next.output).toMatchObject({ status: 'committed', runId: '20240501T110000Z', devices: 300 });
+  });
+
+  it('fails a run whose platform repeats its last page forever within its page ceiling, and the next schedule starts normally', async () => {
+    const prefix = freshPrefix();
+    // 300 devices in pages of 100: from the third page on, the platform sends it again and again, saying there is more.
+    const repeated = JSON.stringify({ briefs: [{ ref: '2000299' }], more: true, count: 300, now: '2024-05-01T10:00:00Z' });
+    const sim = await reset(h, { fleet: 300, fault: ({ pageIndex }) => (pageIndex >= 2 ? { status: 200, body: repeated } : undefined) });
+    const handler = await exporter(h, prefix, { ...SLICED, THINGPARK_PAGING: 'offset' });
+    const execution = await runMachine(handler, SCHEDULE);
+
+    expect(execution.error?.name).toBe('RunLimitError');
+    expect(causeOf(execution).errorMessage).toContain('while the platform counts 300 devices (3 pages of 100, and a margin of 10)');
+    expect(exports(execution).map(({ error }) => error)).toEqual(['RunLimitError']);
+    expect(sim.stats.requests).toBeLessThan(30);
+    expect(await objects(h, prefix)).toEqual({});
+
+    await reset(h, { fleet: 300 });
+    const next = await runMachine(handler, { scheduledTime: '2024-05-01T11:00:00Z' });
+    expect(next.output).toMatchObject({ status: 'committed', runId: '20240501T110000Z', devices: 300 });
+  });
+
   it('verifies against the previous run across invocations: the second sweep and the lookups go on where they stopped', async () => {
     const prefix = freshPrefix();
     await reset(h, { fleet: FLEET });

@@ -2,10 +2,10 @@ import { gzipSync } from 'node:zlib';
 import { GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { EventError } from '../../lambda/common/errors.ts';
+import { EventError, RunLimitError } from '../../lambda/common/errors.ts';
 import type { Continuation } from '../../lambda/common/request-types.ts';
 import { parseRequest } from '../../lambda/requests.ts';
-import { checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, type Checkpoint } from '../../lambda/run/checkpoint.ts';
+import { checkCeilings, checkedCheckpoint, checkForeign, RESUME_WITHIN_MS, type Checkpoint } from '../../lambda/run/checkpoint.ts';
 import { pauseFor, SliceEnd } from '../../lambda/common/deadline.ts';
 import { SETTLED_MS } from '../../lambda/storage/attempts.ts';
 import { CHECKPOINT_MAX_BYTES, CheckpointMismatchError, getCheckpoint, getKeySet, putCheckpoint, putKeySet, sha256 } from '../../lambda/storage/checkpoints.ts';
@@ -42,12 +42,12 @@ const checkpoint = (overrides: Partial<Checkpoint> = {}): Checkpoint => ({
   trigger: { kind: 'schedule', runTime: '2026-11-28T10:00:00.000Z' },
   startedAt: '2026-11-28T10:00:01.000Z',
   savedAt: savedAt.toISOString(),
-  slices: [],
-  files: [],
+  slices: [{ attempt: ATTEMPT, startedAt: '2026-11-28T10:00:01.000Z', durationMs: 850_000 }],
+  files: [{ key: `thingpark/devices/dt=2026-11-28/run=${RUN_ID}/part-00000-${ATTEMPT}.ndjson.gz`, devices: 420_000, bytes: 1, uncompressedBytes: 2 }],
   sweep: { pages: 4200, wasted: 3, written: 420_000, next: 4200 },
   counts: { duplicates: 0, unkeyed: 0, requests: { requests: 4203, throttled: 0, tokenRefusals: 0 }, retries: 0, pages: 4200, tokenRequests: 1 },
   previous: { verification: 'first-run' },
-  seen: { key: 'k', bytes: 1, count: 1, sha256: 'c'.repeat(64) },
+  seen: { key: `thingpark/checkpoints/${RUN_ID}/${ATTEMPT}.seen.gz`, bytes: 1, count: 1, sha256: 'c'.repeat(64) },
   ...overrides,
 });
 
@@ -132,6 +132,37 @@ describe('the checkpoint a continuation names', () => {
     expect(message).toContain('start the run again from its first event');
     // An hour later and more: refused the same way.
     expect(messageOf(() => check(stored(checkpoint()), new Date(savedAt.getTime() + 3 * SETTLED_MS)))).toContain('180 minutes ago');
+  });
+});
+
+describe("a run's ceilings", () => {
+  const limits = { maxSlices: 3, maxRunMinutes: 60 };
+  const started = Date.parse('2026-11-28T10:00:01.000Z');
+  const slices = (n: number) => Array.from({ length: n }, () => checkpoint().slices[0]!);
+  const ceilingOf = (fn: () => void) => {
+    try {
+      fn();
+    } catch (error) {
+      expect(error).toBeInstanceOf(RunLimitError);
+      return error as RunLimitError;
+    }
+    throw new Error('expected a RunLimitError');
+  };
+
+  it('lets a run go on below them', () => {
+    expect(() => checkCeilings(checkpoint({ slices: slices(2) }), limits, new Date(started + 59 * 60_000))).not.toThrow();
+  });
+
+  it('fails a run that has had RUN_MAX_SLICES invocations, saying which ceiling', () => {
+    const error = ceilingOf(() => checkCeilings(checkpoint({ slices: slices(3) }), limits, new Date(started + 60_000)));
+    expect(error.code).toBe('RUN_SLICE_LIMIT');
+    expect(error.message).toContain('3 invocations, as many as RUN_MAX_SLICES (3) allows');
+  });
+
+  it('fails a run RUN_MAX_MINUTES after its first invocation started, however few its invocations', () => {
+    const error = ceilingOf(() => checkCeilings(checkpoint(), limits, new Date(started + 60 * 60_000)));
+    expect(error.code).toBe('RUN_TIME_LIMIT');
+    expect(error.message).toContain('started 60 minutes ago, RUN_MAX_MINUTES (60)');
   });
 });
 
