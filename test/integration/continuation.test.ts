@@ -10,7 +10,7 @@ import { DEMO } from '../../tools/stand-ins/standins.ts';
 import { execute, exporterDefinition, type Execution, type Invoke } from '../support/step-functions.ts';
 
 /**
- * The stack's state machine, run locally (aws-local-stepfunctions) against the real handler
+ * The stack's state machine, run locally (test/support/states-language.ts) against the real handler
  * in this process and the stand-ins, with invocations given a few seconds each, so that a
  * run takes several of them: 10,000 devices in pages of 100, one page in flight at 25 ms,
  * about a second of work per invocation (its time less RUN_DEADLINE_MARGIN_SECONDS and

@@ -1,26 +1,11 @@
 import { App, type CfnElement } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { Context } from 'aws-lambda';
-import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import cdkJson from '../../cdk.json' with { type: 'json' };
 import { ExporterStack } from '../../infra/exporter-stack.ts';
 import { settingsFromContext } from '../../infra/settings.ts';
-
-// aws-local-stepfunctions is built for Node 22, which has Promise.withResolvers; the tests
-// run on Node 20 too. The function's own code never uses it.
-if (!('withResolvers' in Promise)) {
-  Object.defineProperty(Promise, 'withResolvers', {
-    value: <T>() => {
-      let resolve!: (value: T | PromiseLike<T>) => void;
-      let reject!: (reason?: unknown) => void;
-      const promise = new Promise<T>((ok, fail) => {
-        resolve = ok;
-        reject = fail;
-      });
-      return { promise, resolve, reject };
-    },
-  });
-}
+import { run, type ExecutionEvent } from './states-execution.ts';
+import { load, StatesError } from './states-language.ts';
 
 /** What the function's ARN reads as in the definition the tests run. */
 export const FUNCTION_ARN = 'arn:aws:lambda:eu-west-1:123456789012:function:thingpark-exporter';
@@ -30,14 +15,14 @@ export const FUNCTION_ARN = 'arn:aws:lambda:eu-west-1:123456789012:function:thin
  * Functions: the template's DefinitionString (an Fn::Join of text and references) with the
  * function's ARN and the pseudo parameters filled in. Synthesized without bundling.
  */
-export function exporterDefinition(context: Record<string, unknown> = {}): StateMachineDefinition {
+export function exporterDefinition(context: Record<string, unknown> = {}): unknown {
   const app = new App({ context: { ...cdkJson.context, ...context, 'aws:cdk:bundling-stacks': [] } });
   const stack = new ExporterStack(app, 'DefinitionUnderTest', { env: { account: '123456789012', region: 'eu-west-1' }, settings: settingsFromContext(app) });
   const template = Template.fromStack(stack);
   const machines = Object.values(template.findResources('AWS::StepFunctions::StateMachine')) as { Properties: { DefinitionString: unknown } }[];
   if (machines.length !== 1) throw new Error(`Expected one state machine, found ${machines.length}`);
   const functionId = stack.getLogicalId(stack.function.node.defaultChild as CfnElement);
-  return JSON.parse(resolveText(machines[0]?.Properties.DefinitionString, functionId)) as StateMachineDefinition;
+  return JSON.parse(resolveText(machines[0]?.Properties.DefinitionString, functionId)) as unknown;
 }
 
 function resolveText(value: unknown, functionId: string): string {
@@ -53,8 +38,8 @@ function resolveText(value: unknown, functionId: string): string {
   throw new Error(`Unexpected reference in the definition: ${JSON.stringify(value)}`);
 }
 
-/** An event of the execution's history, as aws-local-stepfunctions reports it (its type is not exported). */
-export type EventLog = { type: string; state?: { name: string } } & Record<string, unknown>;
+/** An event of the execution's history. */
+export type EventLog = ExecutionEvent;
 
 /** The function as the state machine's tasks reach it: an event in, an answer out, or a thrown error. */
 export type Invoke = (event: unknown, context: Context) => Promise<unknown>;
@@ -71,7 +56,8 @@ export interface Execution {
 }
 
 /**
- * Runs the definition locally, every Task state invoking `invoke` in this process as the
+ * Runs the definition locally (./states-language.ts: a definition using what it does not
+ * implement is refused), every Task state invoking `invoke` in this process as the
  * optimized `lambda:invoke` integration does (`{ FunctionName, Payload }` in, `{ Payload }`
  * out). A thrown error reaches the state machine as Lambda reports a function error: named
  * by its errorType, with `{ errorType, errorMessage }` as its cause. Retries wait
@@ -79,52 +65,26 @@ export interface Execution {
  * request id, and the time it may take.
  */
 export async function execute(
-  definition: StateMachineDefinition,
+  definition: unknown,
   input: unknown,
   options: { invoke: Invoke; context: (state: string) => Context; retryWaitMs?: number },
 ): Promise<Execution> {
   const invocations: Execution['invocations'] = [];
-  const task = (state: string) => async (parameters: unknown) => {
+  const task = async (state: string, parameters: unknown) => {
     const { FunctionName, Payload } = parameters as { FunctionName: string; Payload: unknown };
     if (FunctionName !== FUNCTION_ARN) throw new Error(`The ${state} task invokes ${FunctionName}, not the function`);
     const record: Execution['invocations'][number] = { state, event: Payload };
     invocations.push(record);
     try {
       record.answer = await options.invoke(Payload, options.context(state));
-      return { Payload: record.answer, StatusCode: 200 } as never;
+      return { Payload: record.answer, StatusCode: 200 };
     } catch (error) {
       const errorType = error instanceof Error ? error.name : 'Error';
       const errorMessage = error instanceof Error ? error.message : String(error);
       record.error = errorType;
-      const failure = new Error(JSON.stringify({ errorType, errorMessage }));
-      failure.name = errorType;
-      throw failure;
+      throw new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
     }
   };
-  const states = Object.entries(definition.States)
-    .filter(([, state]) => state.Type === 'Task')
-    .map(([name]) => name);
-  const machine = new StateMachine(definition);
-  const wait = options.retryWaitMs ?? 0;
-  const run = machine.run(input as never, {
-    overrides: {
-      taskResourceLocalHandlers: Object.fromEntries(states.map((name) => [name, task(name)])),
-      retryIntervalOverrides: Object.fromEntries(states.map((name) => [name, wait])),
-    },
-  });
-  const events: EventLog[] = [];
-  const collecting = (async () => {
-    for await (const event of run.eventLogs) events.push(event as unknown as EventLog);
-  })();
-  try {
-    const output = await run.result;
-    await collecting;
-    return { output, events, invocations };
-  } catch (error) {
-    await collecting.catch(() => undefined);
-    const failed = events.find((event) => event.type === 'ExecutionFailed');
-    const name = typeof failed?.Error === 'string' ? failed.Error : (error as Error).name;
-    const message = typeof failed?.Cause === 'string' ? failed.Cause : (error as Error).message;
-    return { error: { name, message }, events, invocations };
-  }
+  const result = await run(load(definition), input, { task, retryWaitMs: options.retryWaitMs });
+  return { ...result, invocations };
 }
