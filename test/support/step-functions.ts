@@ -77,7 +77,8 @@ export async function execute(
     invocations.push(record);
     try {
       record.answer = await options.invoke(Payload, options.context(state));
-      return { Payload: record.answer, StatusCode: 200 };
+      // Lambda answers null for a handler that returns nothing.
+      return { Payload: record.answer ?? null, StatusCode: 200 };
     } catch (error) {
       const errorType = error instanceof Error ? error.name : 'Error';
       const errorMessage = error instanceof Error ? error.message : String(error);
