@@ -337,6 +337,7 @@ export const CURATED_RUN_TABLE = jsonTable([
   ['snapshotFiles', files('rows')],
   ['changeFiles', files('rows')],
   ['stateKey', STRING],
+  ['manifestHash', STRING, 'Which commit of the run this record is of: a run exported again under its id has a record of its own'],
 ]);
 
 /** The queries an operator wants on day one, saved in the workgroup (docs/analytics.md explains each). */

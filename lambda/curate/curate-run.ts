@@ -14,6 +14,7 @@ import { ParquetFiles } from './parquet-files.ts';
 import { previousCommittedRun, type CommittedRun } from './previous-run.ts';
 import { rawBriefs } from './raw-briefs.ts';
 import type { CurationRecord } from './record.ts';
+import { lookUpRecord, manifestHash, removeReplacedFiles } from './record-lookup.ts';
 import type { CurationSettings } from './settings.ts';
 import { snapshotRow, SNAPSHOT_COLUMNS } from './snapshot-rows.ts';
 import { deadlineIn } from '../common/deadline.ts';
@@ -28,6 +29,8 @@ export type CurationSummary = CurationRecord & {
   currentKey: string;
   /** This invocation's time: all of the curation, or only the check of an already curated run. */
   elapsedMs: number;
+  /** The record of an earlier commit of this run id, when the run was exported again after its manifest expired. */
+  supersedes?: string;
 };
 
 export interface CurateRequest {
@@ -43,7 +46,8 @@ export interface CurateRequest {
  * files (typed Parquet) and, at the same time, its state for the next run; its changes
  * since the previous run (device_changes); its record, written once, last; then the
  * devices_current switch. A run already curated is only switched (if nothing newer is
- * current). If anything fails before the record, what this attempt wrote is removed and
+ * current); a run exported again under the same id (its manifest expired and the schedule
+ * was redone) is curated anew, with a record of its own (record-lookup.ts). If anything fails before the record, what this attempt wrote is removed and
  * nothing visible changed; a retry writes the same files again.
  */
 export async function curateRun(services: { s3: S3Client; config: Config }, settings: CurationSettings, request: CurateRequest): Promise<CurationSummary> {
@@ -58,18 +62,20 @@ export async function curateRun(services: { s3: S3Client; config: Config }, sett
     );
   }
   const keys = curatedKeys(config.prefix, runId);
+  const { recordKey, existing, supersedes, earlier } = await lookUpRecord(s3, config.bucket, keys, manifest);
   const summaryOf = async (record: CurationRecord, status: CurationSummary['status']): Promise<CurationSummary> => {
     const files = record.snapshotFiles.map(({ key }) => key);
     const current = await switchCurrent(s3, config.bucket, keys.currentKey, { runId, runTime: manifest.runTime }, files);
     if (current === 'newer-run-current') logger.info('A newer run is current; devices_current left as it is', { runId });
-    return { ...record, status, current, bucket: config.bucket, recordKey: keys.recordKey, currentKey: keys.currentKey, elapsedMs: Date.now() - started };
+    const elapsedMs = Date.now() - started;
+    return { ...record, status, current, bucket: config.bucket, recordKey, currentKey: keys.currentKey, elapsedMs, ...(supersedes ? { supersedes } : {}) };
   };
 
-  const existing = await readJson<CurationRecord>(s3, config.bucket, keys.recordKey);
   if (existing) {
-    logger.info('Run already curated; its files are kept as they are', { runId });
-    return summaryOf(existing.value, 'already-curated');
+    logger.info('Run already curated; its files are kept as they are', { runId, recordKey });
+    return summaryOf(existing, 'already-curated');
   }
+  if (supersedes) logger.warn('The run was exported again after its manifest expired: curating this commit anew', { runId, supersedes, recordKey });
 
   const deadline = curationDeadline(runId, request.remainingMs() - config.deadlineMarginSeconds * 1000, config.deadlineMarginSeconds);
   const metadata = { 'export-run-id': runId };
@@ -92,14 +98,18 @@ export async function curateRun(services: { s3: S3Client; config: Config }, sett
     deadline.clear();
   }
   try {
-    await putJson(s3, config.bucket, keys.recordKey, record, { IfNoneMatch: '*' });
+    await putJson(s3, config.bucket, recordKey, record, { IfNoneMatch: '*' });
   } catch (error) {
     if (statusOf(error) !== 412) throw error;
     // Another curation of this run wrote the same files and its record first.
     logger.warn('Another curation of this run recorded it first', { runId });
-    const winner = await readJson<CurationRecord>(s3, config.bucket, keys.recordKey);
+    const winner = await readJson<CurationRecord>(s3, config.bucket, recordKey);
     if (winner) return summaryOf(winner.value, 'already-curated');
     throw error;
+  }
+  if (earlier) {
+    const refused = await removeReplacedFiles(s3, config.bucket, keys, earlier, record);
+    if (refused.length > 0) logger.error("S3 did not delete the earlier commit's curated files that this one replaces", { runId, refused });
   }
   logger.info('Run curated', { runId, devices: record.devices, added: record.added, removed: record.removed, changed: record.changed });
   return summaryOf(record, 'curated');
@@ -194,6 +204,7 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
     snapshotFiles,
     changeFiles,
     stateKey: keys.stateKey,
+    manifestHash: manifestHash(manifest),
   };
 }
 

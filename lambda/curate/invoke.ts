@@ -11,6 +11,7 @@ export type CurationOutcome =
   | (Pick<CurationSummary, 'status' | 'devices' | 'added' | 'removed' | 'changed' | 'removalsConfirmed' | 'signals' | 'current' | 'recordKey' | 'elapsedMs'> & {
       comparison: CurationSummary['comparison'];
       previousRunId?: string;
+      supersedes?: string;
     })
   | { status: 'skipped'; reason: string; event: { curate: string } }
   | { status: 'failed'; error: string; errorType: string; code?: string; event: { curate: string } };
@@ -55,7 +56,8 @@ export async function curateAfterExport<Summary extends { runId: string }>(
   try {
     const curated = await curateRun(services, settings, { runId: summary.runId, remainingMs: options.remainingMs, logger });
     if (curated.status === 'curated') recordCuration(services, curated);
-    const { status, devices, added, removed, changed, removalsConfirmed, signals, current, recordKey, elapsedMs, comparison, previousRunId } = curated;
+    const { status, devices, added, removed, changed, removalsConfirmed, signals, current, recordKey, elapsedMs, comparison, previousRunId, supersedes } =
+      curated;
     return {
       ...summary,
       curation: {
@@ -71,6 +73,7 @@ export async function curateAfterExport<Summary extends { runId: string }>(
         elapsedMs,
         comparison,
         ...(previousRunId ? { previousRunId } : {}),
+        ...(supersedes ? { supersedes } : {}),
       },
     };
   } catch (error) {

@@ -11,6 +11,8 @@ export type Comparison = 'compared' | 'first-run';
  * What curating a run wrote, and its changes: `P curated/runs/<runId>.json`, one line of
  * JSON (the `curated_runs` table), written once, last, so that its presence says the
  * run's curated files are complete. Created only if absent (If-None-Match), as a manifest is.
+ * A later commit of the same run id (a schedule redone after its manifest expired) is
+ * curated anew under `curated/runs/<runId>.<sha256:16>.json`, the start of its manifest's sha256.
  */
 export interface CurationRecord {
   schemaVersion: 1;
@@ -42,4 +44,9 @@ export interface CurationRecord {
   snapshotFiles: ParquetFile[];
   changeFiles: ParquetFile[];
   stateKey: string;
+  /**
+   * The sha256 (hex) of the manifest curated (record-lookup.ts): which commit of the run this
+   * record is of. Absent from records written before it was kept.
+   */
+  manifestHash?: string;
 }

@@ -18,6 +18,7 @@ import { parseRunId } from '../common/run-id.ts';
  *   P curated/device_changes/dt=YYYY-MM-DD/run=<runId>/part-00000.parquet     table device_changes
  *   P curated/devices_current/symlink.txt           table devices_current: the newest curated run's files
  *   P curated/runs/<runId>.json                     table curated_runs: one record per curated run
+ *   P curated/runs/<runId>.<sha256:16>.json         the record of a later commit of the same run id
  *   P curated/state/<runId>.state.gz                what the next run's curation compares itself with
  *
  * Manifests, the pointer, markers, key indexes and checkpoints sit outside the table
@@ -34,6 +35,8 @@ import { parseRunId } from '../common/run-id.ts';
  * from the same checkpoint never overwrites what another saved. Curated file names carry no
  * attempt: a run's curated files are the same bytes however often it is curated (the raw
  * files and the code decide them), and nothing lists them until the run's record exists.
+ * Only a run exported again under its id (a schedule redone after its manifest expired) is
+ * curated anew over them, under a record of its own.
  */
 export const FOLDERS = {
   table: 'devices/',
@@ -155,6 +158,8 @@ export interface CuratedKeys {
   currentKey: string;
   recordsLocation: string;
   recordKey: string;
+  /** The record of a later commit of the same run id (a redone schedule), named by its manifest's sha256. */
+  recordKeyOfCommit: (manifestHash: string) => string;
   stateKey: string;
 }
 
@@ -176,6 +181,7 @@ export function curatedKeys(prefix: string, runId: string): CuratedKeys {
     currentKey: `${prefix}${CURRENT_SYMLINK}`,
     recordsLocation,
     recordKey: `${recordsLocation}${runId}.json`,
+    recordKeyOfCommit: (manifestHash) => `${recordsLocation}${runId}.${manifestHash.slice(0, 16)}.json`,
     stateKey: stateKeyOf(prefix, runId),
   };
 }

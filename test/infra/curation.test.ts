@@ -108,6 +108,7 @@ describe('ExporterStack: the curated tables (infra/curation.ts)', () => {
         'changed bigint',
         'removals_confirmed boolean',
         'change_fields array<string>',
+        'manifest_hash string',
         'signals struct<silent_after_hours:int,devices_by_health:map<string,bigint>,health_share:map<string,double>,active_share:double,active_share_change:double,silent_devices:bigint,silent_share:double,never_seen_devices:bigint,never_seen_share:double,added_share:double,removed_share:double,changed_share:double>',
       ]),
     );

@@ -1,5 +1,5 @@
 import { gzipSync } from 'node:zlib';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import type { CuratedRunSummary } from '../../lambda/handler.ts';
 import type { CurationSummary } from '../../lambda/curate/curate-run.ts';
@@ -501,6 +501,65 @@ describe('curation: devices_current', () => {
     expect(again).toMatchObject({ status: 'already-curated', current: 'already-current', devices: 80 });
     expect(h.proxy.log.filter((request) => request.method !== 'GET' && request.method !== 'HEAD')).toEqual([]);
     expect(await listKeys(s3(), DEMO.bucket, `${prefix}curated/`)).toEqual(before);
+  });
+});
+
+describe('curation: a run exported again under the same id', () => {
+  const SCHEDULE = { scheduledTime: '2026-11-02T03:00:00Z' };
+  const manifestOf = (prefix: string, runId: string) => `${prefix}manifests/${runId}.json`;
+  const expire = (key: string) => h.proxy.direct.send(new DeleteObjectCommand({ Bucket: DEMO.bucket, Key: key }));
+
+  it('curates a redone schedule whose manifest expired anew, under a record of its own, and keeps the earlier record as it was', async () => {
+    const prefix = freshPrefix();
+    const handler = await curatingExporter(prefix);
+    await reset(h, { fleet: 60 });
+    const first = (await invokeOk(h, handler, SCHEDULE)) as CuratedRunSummary;
+    expect(first.curation).toMatchObject({ status: 'curated', devices: 60 });
+    const earlier = await recordOf(prefix, first.runId);
+
+    await expire(manifestOf(prefix, first.runId));
+    await reset(h, { fleet: 75 });
+    const again = (await invokeOk(h, handler, SCHEDULE)) as CuratedRunSummary;
+    expect(again.runId).toBe(first.runId);
+    const supersedes = `${prefix}curated/runs/${first.runId}.json`;
+    // devices_current already names this run's files, which now hold the new commit's devices.
+    expect(again.curation).toMatchObject({ status: 'curated', devices: 75, supersedes });
+    const recordKey = (again.curation as { recordKey: string }).recordKey;
+    expect(recordKey).toMatch(new RegExp(`^${prefix}curated/runs/${first.runId}\\.[0-9a-f]{16}\\.json$`));
+    const record = await getJson<CurationRecord>(s3(), DEMO.bucket, recordKey);
+    expect(record.devices).toBe(75);
+    expect(record.manifestHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(record.manifestHash).not.toBe(earlier.manifestHash);
+    expect(await recordOf(prefix, first.runId)).toEqual(earlier);
+    const [counts] = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      await currentKeys(s3(), DEMO.bucket, prefix),
+      'SELECT count(*)::INTEGER AS devices FROM read_parquet({files})',
+    );
+    expect(counts).toEqual({ devices: 75 });
+
+    // Delivered again, this commit is already curated: by its own record, not the earlier one.
+    h.proxy.log.length = 0;
+    const redelivered = await curateOk(handler, first.runId);
+    expect(redelivered).toMatchObject({ status: 'already-curated', devices: 75, recordKey, supersedes });
+    expect(h.proxy.log.filter((request) => request.method !== 'GET' && request.method !== 'HEAD')).toEqual([]);
+  });
+
+  it('tells a record written before records named their manifest by its time: one older than the commit is of an earlier commit', async () => {
+    const prefix = freshPrefix();
+    const handler = await curatingExporter(prefix);
+    await reset(h, { fleet: 40 });
+    const first = (await invokeOk(h, handler, SCHEDULE)) as CuratedRunSummary;
+    const key = `${prefix}curated/runs/${first.runId}.json`;
+    const { manifestHash: _sha, ...legacy } = await recordOf(prefix, first.runId);
+    await h.proxy.direct.send(new PutObjectCommand({ Bucket: DEMO.bucket, Key: key, Body: JSON.stringify(legacy) }));
+    expect(await curateOk(handler, first.runId)).toMatchObject({ status: 'already-curated', recordKey: key, devices: 40 });
+
+    await expire(manifestOf(prefix, first.runId));
+    await reset(h, { fleet: 45 });
+    const again = (await invokeOk(h, handler, SCHEDULE)) as CuratedRunSummary;
+    expect(again.curation).toMatchObject({ status: 'curated', devices: 45, supersedes: key });
   });
 });
 
