@@ -50,7 +50,7 @@ describe('the bucket layout', () => {
 
   it('puts curated tables in locations of their own', () => {
     const keys = curatedKeys('p/', RUN_ID);
-    expect({ ...keys, snapshotKey: keys.snapshotKey(0), changesKey: keys.changesKey(1) }).toEqual({
+    expect({ ...keys, snapshotKey: keys.snapshotKey(0), changesKey: keys.changesKey(1), recordKeyOfCommit: keys.recordKeyOfCommit('ab'.repeat(32)) }).toEqual({
       snapshotLocation: 'p/curated/device_snapshots/',
       snapshotPrefix: `p/curated/device_snapshots/dt=2026-11-28/run=${RUN_ID}/`,
       snapshotKey: `p/curated/device_snapshots/dt=2026-11-28/run=${RUN_ID}/part-00000.parquet`,
@@ -61,6 +61,7 @@ describe('the bucket layout', () => {
       currentKey: 'p/curated/devices_current/symlink.txt',
       recordsLocation: 'p/curated/runs/',
       recordKey: `p/curated/runs/${RUN_ID}.json`,
+      recordKeyOfCommit: `p/curated/runs/${RUN_ID}.abababababababab.json`,
       stateKey: `p/curated/state/${RUN_ID}.state.gz`,
     });
   });
