@@ -124,7 +124,7 @@ export class DeadlineError extends plainError('DeadlineError', ErrorCode.DEADLIN
  * A run reached one of its ceilings, so that a platform that never ends its list (a page
  * repeated forever, `more` always true) cannot keep it, and the reserved slot, for the
  * state machine's 24 hours. The code says which: more pages than the platform's count
- * allows, or an invocation's pages holding only devices already written (`RUN_PAGE_LIMIT`), more invocations (`RUN_SLICE_LIMIT`), or more time since the
+ * allows (`RUN_PAGE_LIMIT`), more invocations (`RUN_SLICE_LIMIT`), or more time since the
  * run's first invocation started (`RUN_TIME_LIMIT`). Nothing is committed.
  */
 export class RunLimitError extends ExporterError {

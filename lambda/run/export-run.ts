@@ -1,5 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { deadlineFor, pauseFor } from '../common/deadline.ts';
+import { DeadlineError } from '../common/errors.ts';
 import type { Continuation, Trigger } from '../common/request-types.ts';
 import type { RunServices } from '../common/services.ts';
 import { runKeys, type RunKeys } from '../storage/layout.ts';
@@ -11,7 +12,6 @@ import { checkCeilings, checkForeign, triggerOf } from './checkpoint.ts';
 import { FleetReader } from './fleet-reader.ts';
 import { readCheckpoint, releaseContinuation, SliceLifecycle, type Slice } from './lifecycle.ts';
 import { reportProgress } from './progress.ts';
-import { sliceStart, stall } from './slice-progress.ts';
 import { streamSnapshot, sweepFinished, type PausedSnapshot, type StreamedSnapshot } from './stream-snapshot.ts';
 import { summaryOf, type RunSummary } from './summary.ts';
 import { FleetVerification, previousRun, previousRunAgain } from './verify-fleet.ts';
@@ -126,7 +126,7 @@ async function exportSlice(services: RunServices, slice: Slice, options: RunOpti
  * Streams this invocation's part of the fleet (stream-snapshot.ts) into the lifecycle's
  * writer, within the invocation's deadline, stopping at a page boundary once it is time to
  * checkpoint; progress is logged as it goes. A failure, or a pause before any progress
- * (slice-progress.ts: a run that makes none is not continued), fails the invocation.
+ * (a run that makes none is not continued), fails the invocation.
  */
 async function streamSlice(
   services: RunServices,
@@ -142,7 +142,7 @@ async function streamSlice(
   const deadline = deadlineFor(remainingMs, config.deadlineMarginSeconds);
   const pause = pauseFor(remainingMs, config);
   const reader = new FleetReader(services, { runId, writer, logger }, earlier.reader);
-  const start = sliceStart(reader);
+  const pagesBefore = reader.pages;
   const progress = reportProgress(
     () => ({
       devices: reader.seen.size + reader.unkeyed,
@@ -175,10 +175,12 @@ async function streamSlice(
   }
   progress.report();
   if (!('paused' in outcome)) return outcome;
-  const stalled = stall(reader, start, outcome.paused, config.checkpointMarginSeconds);
-  if (stalled) {
+  if (reader.pages === pagesBefore && (outcome.paused.verification?.resolved ?? 0) === 0) {
     await lifecycle.discard();
-    throw stalled;
+    throw new DeadlineError(
+      `The invocation's time for work ran out before it wrote a page or resolved a device (RUN_CHECKPOINT_MARGIN_SECONDS ${config.checkpointMarginSeconds}); ` +
+        'a run that makes no progress is not continued. Check that the platform answers, or give the invocation more time.',
+    );
   }
   return { paused: outcome.paused, reader };
 }
