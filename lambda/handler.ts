@@ -1,6 +1,7 @@
 import type { Context } from 'aws-lambda';
 import { loadConfig } from './common/config.ts';
 import { unknownVariables } from './common/env.ts';
+import { awsFailureCode } from './common/aws-failures.ts';
 import { ExporterError } from './common/errors.ts';
 import { curateAfterExport, curateOnRequest, type CurationOutcome } from './curate/invoke.ts';
 import type { CurationSummary } from './curate/curate-run.ts';
@@ -75,7 +76,7 @@ export async function handler(event: unknown, context: Context): Promise<Handler
     logger.error('Run failed', {
       error: error instanceof Error ? error.message : String(error),
       errorType: error instanceof Error ? error.name : typeof error,
-      code: error instanceof ExporterError ? error.code : undefined,
+      code: error instanceof ExporterError ? error.code : awsFailureCode(error),
     });
     throw error;
   } finally {

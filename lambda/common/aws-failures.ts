@@ -33,10 +33,32 @@ export function nameAwsFailures(service: string) {
       try {
         return await next(args);
       } catch (error) {
-        if (error instanceof Error) error.message = `${service} ${callOf(args, context)} failed (${codeOf(error)}): ${error.message}`;
+        if (error instanceof Error) {
+          error.message = `${service} ${callOf(args, context)} failed (${codeOf(error)}): ${error.message}`;
+          failureCodes.set(error, failureCode(service, error));
+        }
         throw error;
       }
     };
+}
+
+// Beside the error, not on it: its own fields (`code`, `name`, `$metadata`) are the SDK's and Node's.
+const failureCodes = new WeakMap<Error, string>();
+
+/**
+ * The code a run that an AWS call failed is logged with, naming the service: `S3_TIMEOUT`
+ * or `SSM_TIMEOUT` (no answer in time), `S3_NO_ANSWER` (no connection, or it broke),
+ * `S3_ERROR` (an answer refusing the call; its own code is in the message).
+ */
+export function awsFailureCode(error: unknown): string | undefined {
+  return error instanceof Error ? failureCodes.get(error) : undefined;
+}
+
+function failureCode(service: string, error: Error): string {
+  const prefix = service.toUpperCase();
+  if ((error as { $metadata?: Metadata }).$metadata?.httpStatusCode !== undefined) return `${prefix}_ERROR`;
+  const timedOut = error.name === 'TimeoutError' || systemCode(error) === 'ETIMEDOUT';
+  return `${prefix}_${timedOut ? 'TIMEOUT' : 'NO_ANSWER'}`;
 }
 
 /** The operation, what it was about, and where it went: `GetObject s3://bucket/key at host`. */

@@ -85,6 +85,8 @@ describe('a frozen endpoint fails the run within its bound, named, and publishes
     });
     expect(frozen.connections()).toBe(3);
     expect(h.platform.stats.tokens.size).toBe(0);
+    // The log line an operator searches for names the service in its code.
+    expect(result.outcome.output).toMatch(/"message":"Run failed".*"code":"S3_TIMEOUT"|"code":"S3_TIMEOUT".*"message":"Run failed"/);
   });
 
   it('SSM: the operation, the parameters, the host and the timeout, under the credentials it was reading', async () => {
