@@ -93,14 +93,13 @@ export async function releaseLineage(
   lineage: readonly string[],
   logger: Logger,
   runId: string,
-): Promise<{ deleted: string[]; refused: Refusal[] }> {
+): Promise<void> {
   const { s3, config } = services;
   const mine = new Set(lineage);
   const files = await removeStrayFiles(s3, config.bucket, keys, (attempt) => attempt !== undefined && mine.has(attempt));
   if (files.refused.length > 0) {
     logger.error('S3 did not delete data files of an abandoned run; their markers stay for a later run to settle them', { runId, refused: files.refused });
-    return files;
+    return;
   }
-  const refused = await removeMarkers(services, lineage);
-  return { deleted: files.deleted, refused };
+  await removeMarkers(services, lineage);
 }
