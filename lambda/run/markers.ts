@@ -87,13 +87,7 @@ export async function removeMarkers(services: RunServices, attempts: readonly st
  * before, so a committed run's files always stay), then their markers: the markers stay
  * where a file could not be removed, so that a later run settles it.
  */
-export async function releaseLineage(
-  services: RunServices,
-  keys: RunKeys,
-  lineage: readonly string[],
-  logger: Logger,
-  runId: string,
-): Promise<void> {
+export async function releaseLineage(services: RunServices, keys: RunKeys, lineage: readonly string[], logger: Logger, runId: string): Promise<void> {
   const { s3, config } = services;
   const mine = new Set(lineage);
   const files = await removeStrayFiles(s3, config.bucket, keys, (attempt) => attempt !== undefined && mine.has(attempt));
