@@ -16,3 +16,18 @@ export type Paging = 'cursor' | 'offset';
  * range that ended short of its count, or ranges that add up to less than the fleet's count.
  */
 export type Fallback = 'filter-ignored' | 'order-broken' | 'range-short' | 'fleet-short';
+
+/**
+ * The most pages a read of `count` devices may take: the count's pages, and a margin for a
+ * list that grows while it is read (the count is the largest the platform gave) and for a
+ * list whose first page is 1. A platform that repeats its last page forever, or never says
+ * `more: false`, goes past it, and the run fails (RUN_PAGE_LIMIT) instead of paging on until
+ * its time runs out.
+ */
+export function pageCeiling(count: number, pageSize: number): { pages: number; margin: number } {
+  const pages = Math.ceil(count / Math.max(1, pageSize));
+  return { pages, margin: Math.max(PAGE_MARGIN, Math.ceil(pages / 10)) };
+}
+
+/** Pages past the count's a read may take at least, for a fleet that grows while it is read. */
+const PAGE_MARGIN = 10;

@@ -1,5 +1,5 @@
-import { MalformedPageError } from '../common/errors.ts';
-import type { Fallback } from '../common/paging.ts';
+import { ErrorCode, MalformedPageError, RunLimitError } from '../common/errors.ts';
+import { pageCeiling, type Fallback } from '../common/paging.ts';
 import type { Brief, DevicePage, ListQuery, Target } from './devices-api.ts';
 import { euiOf, inRange, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
 
@@ -11,8 +11,9 @@ export interface RangeState {
   /** The last EUI taken: every EUI of the next page must come after it. */
   edge?: string;
   done: boolean;
-  /** Devices the range's pages held. */
+  /** Devices the range's pages held, and the pages. */
   read: number;
+  pages: number;
   /** The platform's count for the range on its first page, and on its latest. */
   counts: number[];
 }
@@ -80,6 +81,8 @@ export class CursorSweep {
   #halt = new AbortController();
   #signal: AbortSignal;
   #noCursorMode = false;
+  /** The largest page taken that was not a range's last: the page size the platform serves, which may be less than asked for. */
+  #fullPage = 0;
 
   constructor(
     private readonly source: CursorSource,
@@ -208,7 +211,7 @@ export class CursorSweep {
       return false;
     }
     if (desc) state.wasted += 1;
-    const range: RangeState = { prefixes, done: false, read: 0, counts: count === undefined ? [] : [count] };
+    const range: RangeState = { prefixes, done: false, read: 0, pages: 0, counts: count === undefined ? [] : [count] };
     state.ranges.push(range);
     await this.#take(range, asc, `the first page of ${rangeName(prefixes)}`);
     if (!range.done) this.#spawn(() => this.#sweep(range));
@@ -276,7 +279,10 @@ export class CursorSweep {
     if (page.count !== undefined) range.counts = [range.counts[0] ?? page.count, page.count];
     await this.source.take(kept.briefs, state.mode === 'single');
     range.read += page.briefs.length;
+    range.pages += 1;
     state.pages += 1;
+    if (page.more !== false) this.#fullPage = Math.min(this.source.pageSize, Math.max(this.#fullPage, page.briefs.length));
+    this.#checkCeiling(range, name);
     if (kept.edge !== undefined) range.edge = kept.edge;
     const ended = page.more === false || page.briefs.length === 0;
     if (!ended && page.cursor === undefined) {
@@ -320,6 +326,23 @@ export class CursorSweep {
     return !outside;
   }
 
+  /**
+   * A range read past its page ceiling (common/paging.ts) fails the run: the platform is
+   * not ending its list. Without a count there is no ceiling, only the run's time limit.
+   */
+  #checkCeiling(range: RangeState, name: string): void {
+    if (range.counts.length === 0) return;
+    const count = Math.max(...range.counts);
+    const pageSize = this.#fullPage || this.source.pageSize;
+    const { pages, margin } = pageCeiling(count, pageSize);
+    if (range.pages <= pages + margin) return;
+    throw new RunLimitError(
+      ErrorCode.RUN_PAGE_LIMIT,
+      `The platform sent ${name} while it counts ${count} devices there (${pages} pages of ${pageSize}, and a margin of ${margin}): ` +
+        'it is not ending its list (a page repeated, or `more` always true), and the run is not committed.',
+    );
+  }
+
   #finish(range: RangeState): void {
     range.done = true;
     if (this.state.mode === 'ranges' && shortfall(range.read, range.counts) > 0) this.#giveUp('range-short');
@@ -346,7 +369,7 @@ export class CursorSweep {
     state.fallback = reason;
     state.mode = 'single';
     state.unprobed = [];
-    state.ranges = [{ prefixes: [], done: false, read: 0, counts: state.fleetCounts.slice(0, 1) }];
+    state.ranges = [{ prefixes: [], done: false, read: 0, pages: 0, counts: state.fleetCounts.slice(0, 1) }];
     this.#signal = this.#arm();
   }
 }

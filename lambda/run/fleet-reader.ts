@@ -9,6 +9,7 @@ import { isLast, orderedPages, type PagingStats } from '../platform/ordered-page
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
 import type { RunServices } from '../common/services.ts';
+import { pageCeiling } from '../common/paging.ts';
 
 /** What one pass over the device list saw. */
 export interface Sweep extends PagingStats {
@@ -19,6 +20,8 @@ export interface Sweep extends PagingStats {
   lastCount?: number;
   /** Where the pass stopped when it was paused (see `sweep`): the next page to read. */
   next?: number;
+  /** The largest page that was not the last: the page size the platform serves, which may be less than asked for. */
+  fullPage?: number;
 }
 
 /** What a reader has counted, carried from one invocation of a continued run to the next. */
@@ -121,7 +124,8 @@ export class FleetReader {
         }
         this.pages += 1;
         next = page.index + 1;
-        checkPageCeiling(page.index, sweep, this.services.config.pageSize, this.run.runId);
+        if (!isLast(page)) sweep.fullPage = Math.min(this.services.config.pageSize, Math.max(sweep.fullPage ?? 0, page.briefs.length));
+        checkPageCeiling(page.index, sweep, this.run.runId);
         this.run.logger.debug('Page written', { runId: this.run.runId, page: page.index, briefs: page.briefs.length, window: this.#window.limit });
         if (pause?.aborted && !isLast(page)) {
           sweep.next = next;
@@ -224,25 +228,16 @@ export function isAbort(error: unknown, pause: AbortSignal): boolean {
   return error === pause.reason || (error instanceof Error && error.name === 'AbortError');
 }
 
-/**
- * An offset pass reads about count / pageSize pages. A platform that repeats its last page
- * forever, or never says `more: false`, sends page indexes past that: the run fails
- * (RUN_PAGE_LIMIT) instead of paging on until its time runs out. The margin leaves room
- * for a fleet that grows while it is read (the count is the largest any page gave) and for
- * a list whose first page is 1.
- */
-function checkPageCeiling(pageIndex: number, sweep: Sweep, pageSize: number, runId: string): void {
-  if (sweep.lastCount === undefined) return;
+/** An offset pass past its page ceiling (common/paging.ts) fails the run, instead of paging on until its time runs out. */
+function checkPageCeiling(pageIndex: number, sweep: Sweep, runId: string): void {
+  const pageSize = sweep.fullPage;
+  if (sweep.lastCount === undefined || pageSize === undefined) return;
   const count = Math.max(sweep.firstCount ?? 0, sweep.lastCount);
-  const pages = Math.ceil(count / pageSize);
-  const ceiling = pages + Math.max(PAGE_MARGIN, Math.ceil(pages / 10));
-  if (pageIndex <= ceiling) return;
+  const { pages, margin } = pageCeiling(count, pageSize);
+  if (pageIndex <= pages + margin) return;
   throw new RunLimitError(
     ErrorCode.RUN_PAGE_LIMIT,
-    `Run ${runId} was sent page ${pageIndex} while the platform counts ${count} devices (${pages} pages of ${pageSize}, and a margin of ${ceiling - pages}): ` +
+    `Run ${runId} was sent page ${pageIndex} while the platform counts ${count} devices (${pages} pages of ${pageSize}, and a margin of ${margin}): ` +
       'the platform is not ending its list (a page repeated, or `more` always true), and the run is not committed.',
   );
 }
-
-/** Pages past the count's a pass may read at least, for a fleet that grows while it is read. */
-const PAGE_MARGIN = 10;

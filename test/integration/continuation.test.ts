@@ -7,6 +7,9 @@ import { describeError, exporter, freshPrefix, objects, reset, useHarness, type 
 import { captureOutput, lambdaContext } from '../support/lambda.ts';
 import { getJson, listKeys, runRows, type Row } from '../../tools/inspect/snapshot.ts';
 import { DEMO } from '../../tools/stand-ins/standins.ts';
+import { encodeCursor } from '../../tools/stand-ins/device-list.ts';
+import { SPEC_7_3 } from '../../tools/stand-ins/simulator.ts';
+import { simulatedEui } from '../../tools/stand-ins/identifiers.ts';
 import { execute, exporterDefinition, type Execution, type Invoke } from '../support/step-functions.ts';
 
 /**
@@ -241,6 +244,30 @@ describe('a run over several invocations, driven by the state machine', () => {
     await reset(h, { fleet: 300 });
     const next = await runMachine(handler, { scheduledTime: '2024-05-01T11:00:00Z' });
     expect(next.output).toMatchObject({ status: 'committed', runId: '20240501T110000Z', devices: 300 });
+  });
+
+  it('fails a cursor read whose platform repeats a page forever within its page ceiling, after the fallback sweep', async () => {
+    const prefix = freshPrefix();
+    // 300 devices in pages of 100: from a sweep's third page on, the platform sends the fleet's last device again and
+    // again, with its cursor, saying there is more. The ranges see EUIs out of order and fall back to one sweep, which meets it too.
+    const last = Array.from({ length: 300 }, (_, i) => simulatedEui(i, 'skewed'))
+      .sort()
+      .at(-1) as string;
+    const repeated = JSON.stringify({ briefs: [{ EUI: last }], more: true, count: 300, now: '2024-05-01T10:00:00Z', cursors: { last: encodeCursor(last) } });
+    const sim = await reset(h, {
+      ...SPEC_7_3,
+      fleet: 300,
+      fault: ({ mode, pageIndex, pageAfter }) => (mode === 'cursor' && pageAfter !== undefined && pageIndex >= 2 ? { status: 200, body: repeated } : undefined),
+    });
+    // The spec's list, read as the exporter reads it by default.
+    const handler = await exporter(h, prefix, { ...SLICED, THINGPARK_PAGING: undefined, THINGPARK_FIRST_PAGE_INDEX: undefined });
+    const execution = await runMachine(handler, SCHEDULE);
+
+    expect(execution.error?.name).toBe('RunLimitError');
+    expect(causeOf(execution).errorMessage).toContain('while it counts 300 devices there (3 pages of 100, and a margin of 10)');
+    expect(exports(execution).map(({ error }) => error)).toEqual(['RunLimitError']);
+    expect(sim.stats.requests).toBeLessThan(40);
+    expect(await objects(h, prefix)).toEqual({});
   });
 
   it('verifies against the previous run across invocations: the second sweep and the lookups go on where they stopped', async () => {

@@ -14,13 +14,19 @@ interface ListBehaviour {
   hideFromFiltered?: (eui: string) => boolean;
   /** Called before each answer: the list may change under the sweep. */
   beforeAnswer?: (query: ListQuery, list: string[]) => void;
+  /** From this request on, every page read on from a cursor is the last one answered again, still saying there is more. */
+  repeatFrom?: number;
 }
 
 function cursorList(euis: string[], pageSize: number, behaviour: ListBehaviour = {}) {
   const list = [...euis].sort();
   const queries: ListQuery[] = [];
+  let answered: DevicePage | undefined;
   const fetch = (query: ListQuery): Promise<DevicePage> => {
     queries.push(query);
+    if (behaviour.repeatFrom !== undefined && queries.length >= behaviour.repeatFrom && query.after !== undefined && answered) {
+      return Promise.resolve(answered);
+    }
     behaviour.beforeAnswer?.(query, list);
     const prefixes = behaviour.ignoreFilter ? [] : (query.prefixes ?? []);
     const filtered = prefixes.length > 0;
@@ -33,13 +39,14 @@ function cursorList(euis: string[], pageSize: number, behaviour: ListBehaviour =
     const page = start < 0 ? [] : matching.slice(start, start + size);
     const more = start >= 0 && start + size < matching.length;
     const last = page.at(-1);
-    return Promise.resolve({
+    answered = {
       index: 0,
       briefs: page.map((EUI): Brief => ({ EUI })),
       more,
       count: matching.length,
       ...(more && !behaviour.noCursors && last ? { cursor: Buffer.from(JSON.stringify({ EUI: last })).toString('base64') } : {}),
-    });
+    };
+    return Promise.resolve(answered);
   };
   return { list, queries, fetch };
 }
@@ -173,6 +180,28 @@ describe('CursorSweep', () => {
     const survivors = euis.filter((eui) => !deleted.includes(eui));
     expect(survivors.filter((eui) => !taken.includes(eui))).toEqual([]);
     expect(duplicatesOf(taken)).toEqual([]);
+  });
+
+  it('fails with RUN_PAGE_LIMIT when the platform repeats a page forever, past the ranges and the unfiltered sweep', async () => {
+    const euis = skewedFleet(2000);
+    const run = sweepAll(euis, { pageSize: 50, sweeps: 4, behaviour: { repeatFrom: 12 } });
+    await expect(run).rejects.toMatchObject({ name: 'RunLimitError', code: 'RUN_PAGE_LIMIT' });
+    await expect(run).rejects.toThrow(/while it counts 2000 devices there \(40 pages of 50, and a margin of 10\)/);
+  });
+
+  it('sets its page ceiling by the page size the platform serves, not the one asked for', async () => {
+    const euis = skewedFleet(600);
+    const platform = cursorList(euis, 20);
+    // Asked for pages of 100, served pages of 20: 30 pages in one range, past a ceiling of 6 + 10 pages of 100.
+    const fetch = (query: ListQuery) => platform.fetch({ ...query, pageSize: Math.min(query.pageSize ?? 20, 20) });
+    let taken = 0;
+    const sweep = new CursorSweep(
+      { fetch, take: (briefs) => Promise.resolve(void (taken += briefs.length)), pageSize: 100, sweeps: 1 },
+      freshCursorState(),
+      new AbortController().signal,
+    );
+    expect(await sweep.run()).toBe('complete');
+    expect(taken).toBe(600);
   });
 
   it('pauses at a page boundary and resumes from its state to the same result', async () => {
