@@ -1,6 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { place, select, type Path } from './json-path.ts';
-import { StatesError, type ChoiceState, type FailState, type Machine, type Retrier, type Rule, type TaskState, type Template } from './states-language.ts';
+import {
+  StatesError,
+  type ChoiceState,
+  type FailState,
+  type Machine,
+  type PassState,
+  type Retrier,
+  type Rule,
+  type TaskState,
+  type Template,
+} from './states-language.ts';
 
 /** An event of an execution's history, named as Step Functions names its own. */
 export type ExecutionEvent =
@@ -16,12 +27,33 @@ export type ExecutionEvent =
  * Runs a Task's resource: its answer, or a thrown StatesError for the state's Retry and Catch
  * to see. Anything else thrown is a fault of the caller and ends the run with it.
  */
-export type TaskRunner = (state: string, parameters: unknown) => Promise<unknown>;
+export type TaskRunner = (state: string, parameters: unknown, resource: string) => Promise<unknown>;
+
+/** Which execution this is, as its context object (`$$`) says: of which state machine, under which name. */
+export interface ExecutionIdentity {
+  stateMachineArn: string;
+  name: string;
+}
 
 export interface RunOptions {
   task: TaskRunner;
   /** How long a retry waits, instead of the delay its retrier asks for (which its event records). */
   retryWaitMs?: number;
+  /** By default, an execution with a name of its own of a state machine of this account and region. */
+  identity?: ExecutionIdentity;
+}
+
+const DEFAULT_STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:machine';
+
+/** An execution's ARN, as Step Functions makes it from its state machine's and its name. */
+export const executionArn = ({ stateMachineArn, name }: ExecutionIdentity) => `${stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+
+/** The context object of an execution: the fields of CONTEXT_FIELDS (./states-language.ts). */
+function contextObject(identity: ExecutionIdentity, input: unknown, startTime: Date) {
+  return {
+    Execution: { Id: executionArn(identity), Input: input, Name: identity.name, StartTime: startTime.toISOString() },
+    StateMachine: { Id: identity.stateMachineArn, Name: identity.stateMachineArn.split(':').at(-1) },
+  };
 }
 
 export type RunResult = ({ output: unknown; error?: undefined } | { output?: undefined; error: { name: string; message: string } }) & {
@@ -33,23 +65,23 @@ class RuntimeFailure extends Error {}
 
 const copy = (value: unknown): unknown => (value === undefined ? null : JSON.parse(JSON.stringify(value)));
 
-function selected(data: unknown, path: Path | null, what: string): unknown {
+function selected(data: unknown, path: Path | null, what: string, context: unknown): unknown {
   if (path === null) return {};
-  const found = select(data, path);
-  if (!found.found) throw new RuntimeFailure(`The ${what} '$${path.map((field) => `.${field}`).join('')}' matched nothing in ${JSON.stringify(data)}`);
+  const found = select(data, path, context);
+  if (!found.found) throw new RuntimeFailure(`The ${what} '${path.text}' matched nothing in ${JSON.stringify(path.context ? context : data)}`);
   return found.value;
 }
 
-function render(shape: Template, data: unknown, what: string): unknown {
-  if ('path' in shape) return selected(data, shape.path, `${what} path`);
+function render(shape: Template, data: unknown, what: string, context: unknown): unknown {
+  if ('path' in shape) return selected(data, shape.path, `${what} path`, context);
   if ('value' in shape) return shape.value;
-  return Object.fromEntries(shape.fields.map(([key, inner]) => [key, render(inner, data, what)]));
+  return Object.fromEntries(shape.fields.map(([key, inner]) => [key, render(inner, data, what, context)]));
 }
 
 function combined(input: unknown, result: unknown, path: Path | null): unknown {
   if (path === null) return input;
   const placed = place(input, path, result);
-  if (!placed) throw new RuntimeFailure(`The ResultPath '$${path.map((field) => `.${field}`).join('')}' cannot be placed in ${JSON.stringify(input)}`);
+  if (!placed) throw new RuntimeFailure(`The ResultPath '${path.text}' cannot be placed in ${JSON.stringify(input)}`);
   return placed.placed;
 }
 
@@ -75,6 +107,8 @@ class Execution {
   constructor(
     private readonly machine: Machine,
     private readonly options: RunOptions,
+    /** The context object (`$$`). */
+    private readonly context: unknown,
   ) {}
 
   /** The task's answer, after its retries: or the error no retrier (any more) retries. */
@@ -82,7 +116,7 @@ class Execution {
     const attempts = state.retry.map(() => 0);
     for (;;) {
       try {
-        return copy(await timed(this.options.task(name, copy(parameters)), state.timeoutSeconds));
+        return copy(await timed(this.options.task(name, copy(parameters), state.resource), state.timeoutSeconds));
       } catch (error) {
         if (!(error instanceof StatesError)) throw error;
         const index = state.retry.findIndex((retrier) => matches(retrier.errors, error.error));
@@ -98,12 +132,12 @@ class Execution {
   }
 
   private async task(name: string, state: TaskState, input: unknown): Promise<{ output: unknown; next?: string }> {
-    const effective = selected(input, state.inputPath, 'InputPath');
-    const parameters = state.parameters ? render(state.parameters, effective, 'Parameters') : effective;
+    const effective = selected(input, state.inputPath, 'InputPath', this.context);
+    const parameters = state.parameters ? render(state.parameters, effective, 'Parameters', this.context) : effective;
     try {
       const result = await this.attempt(name, state, parameters);
-      const kept = state.resultSelector ? render(state.resultSelector, result, 'ResultSelector') : result;
-      return { output: selected(combined(input, kept, state.resultPath), state.outputPath, 'OutputPath'), next: state.next };
+      const kept = state.resultSelector ? render(state.resultSelector, result, 'ResultSelector', this.context) : result;
+      return { output: selected(combined(input, kept, state.resultPath), state.outputPath, 'OutputPath', this.context), next: state.next };
     } catch (error) {
       const catcher = error instanceof StatesError ? state.catch.find(({ errors }) => matches(errors, error.error)) : undefined;
       if (!catcher || !(error instanceof StatesError)) throw error;
@@ -113,12 +147,22 @@ class Execution {
     }
   }
 
+  /** A Pass state's output: its result (its Parameters, or its effective input) placed at its ResultPath. */
+  private pass(state: PassState, input: unknown): unknown {
+    const effective = selected(input, state.inputPath, 'InputPath', this.context);
+    const result = state.parameters ? render(state.parameters, effective, 'Parameters', this.context) : effective;
+    return selected(combined(input, result, state.resultPath), state.outputPath, 'OutputPath', this.context);
+  }
+
   private holds(rule: Rule, data: unknown): boolean {
     if ('and' in rule) return rule.and.every((inner) => this.holds(inner, data));
     if ('or' in rule) return rule.or.some((inner) => this.holds(inner, data));
-    const found = select(data, rule.variable);
+    if ('not' in rule) return !this.holds(rule.not, data);
+    const found = select(data, rule.variable, this.context);
     if ('isPresent' in rule) return found.found === rule.isPresent;
-    const value = selected(data, rule.variable, 'Variable');
+    const value = selected(data, rule.variable, 'Variable', this.context);
+    // A string comparison holds only between strings.
+    if ('stringEqualsPath' in rule) return typeof value === 'string' && value === selected(data, rule.stringEqualsPath, 'StringEqualsPath', this.context);
     return value === rule.stringEquals;
   }
 
@@ -131,7 +175,7 @@ class Execution {
   private failure(state: FailState, input: unknown): StatesError {
     const text = (field: string | Path, what: string): string => {
       if (typeof field === 'string') return field;
-      const value = selected(input, field, what);
+      const value = selected(input, field, what, this.context);
       if (typeof value !== 'string') throw new RuntimeFailure(`The ${what} selected ${JSON.stringify(value)}, not a string`);
       return value;
     };
@@ -150,6 +194,7 @@ class Execution {
       if (state.type === 'Fail') throw this.failure(state, data);
       let next: string | undefined;
       if (state.type === 'Task') ({ output: data, next } = await this.task(name, state, data));
+      if (state.type === 'Pass') ({ output: data, next } = { output: this.pass(state, data), next: state.next });
       if (state.type === 'Choice') next = this.choose(name, state, data);
       this.events.push({ type: 'StateExited', state: { name, type: state.type, output: data } });
       if (next === undefined) return data;
@@ -175,7 +220,8 @@ function timeLimit(seconds: number | undefined, execution: Execution): { limit: 
  * task failure no Retry retries and no Catch catches fails the execution with it.
  */
 export async function run(machine: Machine, input: unknown, options: RunOptions): Promise<RunResult> {
-  const execution = new Execution(machine, options);
+  const identity = options.identity ?? { stateMachineArn: DEFAULT_STATE_MACHINE, name: randomUUID() };
+  const execution = new Execution(machine, options, contextObject(identity, copy(input), new Date()));
   const { events } = execution;
   events.push({ type: 'ExecutionStarted', input });
   const { limit, clear } = timeLimit(machine.timeoutSeconds, execution);

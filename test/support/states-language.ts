@@ -1,13 +1,15 @@
-import { parsePath, type Path } from './json-path.ts';
+import { parsePath, type Path, type PathRules } from './json-path.ts';
 
 /**
  * A strict interpreter of the part of the Amazon States Language the stack's state machine
- * uses: Task states on the optimized `lambda:invoke` integration (InputPath, Parameters,
- * ResultSelector, ResultPath, OutputPath, TimeoutSeconds, Retry, Catch), Choice states
- * (StringEquals and IsPresent, And and Or, Default), Fail and Succeed. Every state type,
- * field, operator, path or reserved error name it does not implement is refused when the
- * definition is loaded, so that a change to the definition cannot pass the tests with a
- * meaning it would not have in Step Functions.
+ * uses: Task states on the optimized `lambda:invoke` integration and on the AWS SDK
+ * integration's `sfn:listExecutions` (InputPath, Parameters, ResultSelector, ResultPath,
+ * OutputPath, TimeoutSeconds, Retry, Catch), Pass states (InputPath, Parameters, ResultPath,
+ * OutputPath), Choice states (StringEquals, StringEqualsPath and IsPresent, And, Or and Not,
+ * Default), Fail and Succeed, with the paths of ./json-path.ts and the context object's
+ * fields in CONTEXT_FIELDS. Every state type, field, operator, path or reserved error name it
+ * does not implement is refused when the definition is loaded, so that a change to the
+ * definition cannot pass the tests with a meaning it would not have in Step Functions.
  *
  * Semantics follow the specification (https://states-language.net/spec.html) for what is
  * implemented. One simplification: a path that selects nothing, or a ResultPath that cannot
@@ -30,8 +32,30 @@ export class StatesError extends Error {
   }
 }
 
-/** The only Task resource implemented: Lambda's optimized integration. */
+/** Lambda's optimized integration: invokes a function and answers `{ Payload, StatusCode, ... }`. */
 export const LAMBDA_INVOKE = 'arn:aws:states:::lambda:invoke';
+/** Step Functions' ListExecutions through the AWS SDK integration: answers `{ Executions: [...] }`, most recent first. */
+export const LIST_EXECUTIONS = 'arn:aws:states:::aws-sdk:sfn:listExecutions';
+
+/**
+ * The Task resources implemented and the parameters each takes (as `Name` or as `Name.$`):
+ * the first is required. The task runner of the test answers each.
+ */
+const RESOURCES = new Map<string, readonly string[]>([
+  [LAMBDA_INVOKE, ['FunctionName', 'Payload']],
+  [LIST_EXECUTIONS, ['StateMachineArn', 'StatusFilter']],
+]);
+
+/** The fields of the context object (`$$`) an execution here fills in (./states-execution.ts); a path to any other is refused. */
+export const CONTEXT_FIELDS = new Map<string, readonly string[]>([
+  ['Execution', ['Id', 'Input', 'Name', 'StartTime']],
+  ['StateMachine', ['Id', 'Name']],
+]);
+
+/** What each field allows in its paths: reference paths (one node), a payload template's `.$` paths, a ResultPath. */
+const REFERENCE: PathRules = { context: true, indexes: true };
+const TEMPLATE: PathRules = { context: true, indexes: true, slice: true };
+const RESULT: PathRules = {};
 
 export type Template = { path: Path } | { fields: [string, Template][] } | { value: unknown };
 export interface Retrier {
@@ -46,9 +70,16 @@ interface Catcher {
   resultPath: Path | null;
   next: string;
 }
-export type Rule = { variable: Path; stringEquals: string } | { variable: Path; isPresent: boolean } | { and: Rule[] } | { or: Rule[] };
+export type Rule =
+  | { variable: Path; stringEquals: string }
+  | { variable: Path; stringEqualsPath: Path }
+  | { variable: Path; isPresent: boolean }
+  | { and: Rule[] }
+  | { or: Rule[] }
+  | { not: Rule };
 export interface TaskState {
   type: 'Task';
+  resource: string;
   inputPath: Path | null;
   parameters?: Template;
   resultSelector?: Template;
@@ -57,6 +88,14 @@ export interface TaskState {
   timeoutSeconds?: number;
   retry: Retrier[];
   catch: Catcher[];
+  next?: string;
+}
+export interface PassState {
+  type: 'Pass';
+  inputPath: Path | null;
+  parameters?: Template;
+  resultPath: Path | null;
+  outputPath: Path | null;
   next?: string;
 }
 export interface ChoiceState {
@@ -69,7 +108,7 @@ export interface FailState {
   error: string | Path;
   cause?: string | Path;
 }
-export type State = TaskState | ChoiceState | FailState | { type: 'Succeed' };
+export type State = TaskState | PassState | ChoiceState | FailState | { type: 'Succeed' };
 
 /** A definition checked and compiled: what `run` executes. */
 export interface Machine {
@@ -86,12 +125,22 @@ function allow(raw: Json, allowed: readonly string[], where: string): void {
   for (const key of Object.keys(raw)) if (!allowed.includes(key)) throw unsupported(`field "${key}"`, where);
 }
 
-function path(raw: Json, field: string, where: string): Path | null {
-  if (!(field in raw)) return [];
+/** `text` as a path `rules` allow, and of the context object only the fields in CONTEXT_FIELDS. */
+function parsed(text: unknown, rules: PathRules): Path | undefined {
+  const found = parsePath(text, rules);
+  if (!found?.context) return found;
+  const [group, field] = found.steps;
+  const known = group !== undefined && 'field' in group && field !== undefined && 'field' in field && CONTEXT_FIELDS.get(group.field)?.includes(field.field);
+  return known ? found : undefined;
+}
+
+/** The path of `field`: `$` when it is absent, null when it is null. */
+function path(raw: Json, field: string, where: string, rules: PathRules): Path | null {
+  if (!(field in raw)) return parsePath('$') as Path;
   if (raw[field] === null) return null;
-  const parsed = parsePath(raw[field]);
-  if (!parsed) throw unsupported(`${field} ${JSON.stringify(raw[field])}`, where);
-  return parsed;
+  const found = parsed(raw[field], rules);
+  if (!found) throw unsupported(`${field} ${JSON.stringify(raw[field])}`, where);
+  return found;
 }
 
 function integer(raw: Json, field: string, where: string, min: number): number | undefined {
@@ -106,9 +155,9 @@ function template(raw: unknown, where: string): Template {
   if (!isObject(raw)) return { value: raw };
   const fields = Object.entries(raw).map(([key, value]): [string, Template] => {
     if (!key.endsWith('.$')) return [key, template(value, where)];
-    const parsed = parsePath(value);
-    if (!parsed) throw unsupported(`path ${JSON.stringify(value)} for "${key}"`, where);
-    return [key.slice(0, -2), { path: parsed }];
+    const found = parsed(value, TEMPLATE);
+    if (!found) throw unsupported(`path ${JSON.stringify(value)} for "${key}"`, where);
+    return [key.slice(0, -2), { path: found }];
   });
   return { fields };
 }
@@ -151,8 +200,34 @@ function catchers(raw: unknown, where: string): Catcher[] {
     if (!isObject(catcher)) throw unsupported('Catch rule that is not an object', where);
     allow(catcher, ['ErrorEquals', 'ResultPath', 'Next'], where);
     if (typeof catcher.Next !== 'string') throw unsupported('Catch rule without Next', where);
-    return { errors: errorNames(catcher, where, i === raw.length - 1), resultPath: path(catcher, 'ResultPath', where), next: catcher.Next };
+    return { errors: errorNames(catcher, where, i === raw.length - 1), resultPath: path(catcher, 'ResultPath', where, RESULT), next: catcher.Next };
   });
+}
+
+/** Exactly one of Next and End (true): the state's successor, or undefined for the last. */
+function successor(raw: Json, where: string): string | undefined {
+  if ((raw.Next === undefined) === (raw.End !== true)) throw unsupported(`${String(raw.Type)} without exactly one of Next and End`, where);
+  if (raw.End !== undefined && raw.End !== true) throw unsupported(`End ${JSON.stringify(raw.End)}`, where);
+  if (raw.Next !== undefined && typeof raw.Next !== 'string') throw unsupported(`Next ${JSON.stringify(raw.Next)}`, where);
+  return raw.Next;
+}
+
+/** The Parameters of a Task on `resource`: an object of exactly the parameters it takes, its first one given. */
+function resourceParameters(raw: Json, where: string): Json {
+  const names = RESOURCES.get(raw.Resource as string);
+  if (!names) throw unsupported(`Resource ${JSON.stringify(raw.Resource)}`, where);
+  const parameters = raw.Parameters;
+  if (!isObject(parameters)) throw unsupported(`${String(raw.Resource)} without Parameters`, where);
+  allow(
+    parameters,
+    names.flatMap((name) => [name, `${name}.$`]),
+    `the Parameters of ${where}`,
+  );
+  for (const name of names) if (name in parameters && `${name}.$` in parameters) throw unsupported(`both ${name} and ${name}.$`, where);
+  const [required] = names;
+  if (required !== undefined && !(required in parameters) && !(`${required}.$` in parameters))
+    throw unsupported(`${String(raw.Resource)} without ${required}`, where);
+  return parameters;
 }
 
 function task(raw: Json, where: string): TaskState {
@@ -161,37 +236,46 @@ function task(raw: Json, where: string): TaskState {
     ['Type', 'Comment', 'Resource', 'InputPath', 'Parameters', 'ResultSelector', 'ResultPath', 'OutputPath', 'TimeoutSeconds', 'Retry', 'Catch', 'Next', 'End'],
     where,
   );
-  if (raw.Resource !== LAMBDA_INVOKE) throw unsupported(`Resource ${JSON.stringify(raw.Resource)}`, where);
-  const parameters = raw.Parameters;
-  if (!isObject(parameters)) throw unsupported('lambda:invoke without Parameters', where);
-  allow(parameters, ['FunctionName', 'Payload', 'Payload.$'], `the Parameters of ${where}`);
-  if (typeof parameters.FunctionName !== 'string') throw unsupported('lambda:invoke without a FunctionName', where);
-  if ((raw.Next === undefined) === (raw.End !== true)) throw unsupported('Task without exactly one of Next and End', where);
-  if (raw.End !== undefined && raw.End !== true) throw unsupported(`End ${JSON.stringify(raw.End)}`, where);
+  const parameters = resourceParameters(raw, where);
   return {
     type: 'Task',
-    inputPath: path(raw, 'InputPath', where),
+    resource: raw.Resource as string,
+    inputPath: path(raw, 'InputPath', where, REFERENCE),
     parameters: template(parameters, where),
     resultSelector: raw.ResultSelector === undefined ? undefined : template(raw.ResultSelector, where),
-    resultPath: path(raw, 'ResultPath', where),
-    outputPath: path(raw, 'OutputPath', where),
+    resultPath: path(raw, 'ResultPath', where, RESULT),
+    outputPath: path(raw, 'OutputPath', where, REFERENCE),
     timeoutSeconds: integer(raw, 'TimeoutSeconds', where, 1),
     retry: retriers(raw.Retry, where),
     catch: catchers(raw.Catch, where),
-    next: raw.Next as string | undefined,
+    next: successor(raw, where),
   };
 }
 
-function variable(raw: Json, where: string): Path {
-  const parsed = parsePath(raw.Variable);
-  if (!parsed) throw unsupported(`Variable ${JSON.stringify(raw.Variable)}`, where);
-  return parsed;
+function pass(raw: Json, where: string): PassState {
+  allow(raw, ['Type', 'Comment', 'InputPath', 'Parameters', 'ResultPath', 'OutputPath', 'Next', 'End'], where);
+  return {
+    type: 'Pass',
+    inputPath: path(raw, 'InputPath', where, REFERENCE),
+    parameters: raw.Parameters === undefined ? undefined : template(raw.Parameters, where),
+    resultPath: path(raw, 'ResultPath', where, RESULT),
+    outputPath: path(raw, 'OutputPath', where, REFERENCE),
+    next: successor(raw, where),
+  };
 }
+
+function reference(raw: Json, field: string, where: string): Path {
+  const found = parsed(raw[field], REFERENCE);
+  if (!found) throw unsupported(`${field} ${JSON.stringify(raw[field])}`, where);
+  return found;
+}
+
+const OPERATORS = ['Variable', 'StringEquals', 'StringEqualsPath', 'IsPresent', 'And', 'Or', 'Not'];
 
 function rule(raw: unknown, where: string, top: boolean): Rule {
   if (!isObject(raw)) throw unsupported('choice rule that is not an object', where);
   const keys = Object.keys(raw).filter((key) => !(top && key === 'Next'));
-  const unknown = keys.find((key) => !['Variable', 'StringEquals', 'IsPresent', 'And', 'Or'].includes(key));
+  const unknown = keys.find((key) => !OPERATORS.includes(key));
   if (unknown !== undefined) throw unsupported(`choice operator "${unknown}"`, where);
   const [first] = keys;
   if (keys.length === 1 && (first === 'And' || first === 'Or')) {
@@ -200,9 +284,12 @@ function rule(raw: unknown, where: string, top: boolean): Rule {
     const inner = rules.map((item) => rule(item, where, false));
     return first === 'And' ? { and: inner } : { or: inner };
   }
+  // Not takes one rule, not a list.
+  if (keys.length === 1 && first === 'Not') return { not: rule(raw.Not, where, false) };
   if (keys.length !== 2 || !('Variable' in raw)) throw unsupported(`choice rule with ${JSON.stringify(keys)}`, where);
-  if (typeof raw.StringEquals === 'string') return { variable: variable(raw, where), stringEquals: raw.StringEquals };
-  if (typeof raw.IsPresent === 'boolean') return { variable: variable(raw, where), isPresent: raw.IsPresent };
+  if (typeof raw.StringEquals === 'string') return { variable: reference(raw, 'Variable', where), stringEquals: raw.StringEquals };
+  if ('StringEqualsPath' in raw) return { variable: reference(raw, 'Variable', where), stringEqualsPath: reference(raw, 'StringEqualsPath', where) };
+  if (typeof raw.IsPresent === 'boolean') return { variable: reference(raw, 'Variable', where), isPresent: raw.IsPresent };
   throw unsupported(`choice rule ${JSON.stringify(raw)}`, where);
 }
 
@@ -227,9 +314,9 @@ function fail(raw: Json, where: string): FailState {
       return raw[field];
     }
     if (raw[`${field}Path`] === undefined) return undefined;
-    const parsed = parsePath(raw[`${field}Path`]);
-    if (!parsed) throw unsupported(`${field}Path ${JSON.stringify(raw[`${field}Path`])}`, where);
-    return parsed;
+    const found = parsed(raw[`${field}Path`], RESULT);
+    if (!found) throw unsupported(`${field}Path ${JSON.stringify(raw[`${field}Path`])}`, where);
+    return found;
   };
   const error = text('Error');
   // Step Functions lets a Fail state name no error; the tests read the error's name, so one is required.
@@ -240,6 +327,7 @@ function fail(raw: Json, where: string): FailState {
 function state(raw: unknown, where: string): State {
   if (!isObject(raw)) throw unsupported('state that is not an object', where);
   if (raw.Type === 'Task') return task(raw, where);
+  if (raw.Type === 'Pass') return pass(raw, where);
   if (raw.Type === 'Choice') return choice(raw, where);
   if (raw.Type === 'Fail') return fail(raw, where);
   if (raw.Type === 'Succeed') {
@@ -251,6 +339,7 @@ function state(raw: unknown, where: string): State {
 
 function transitions(compiled: State): string[] {
   if (compiled.type === 'Task') return [...(compiled.next === undefined ? [] : [compiled.next]), ...compiled.catch.map(({ next }) => next)];
+  if (compiled.type === 'Pass') return compiled.next === undefined ? [] : [compiled.next];
   if (compiled.type === 'Choice') return [...compiled.choices.map(({ next }) => next), ...(compiled.default === undefined ? [] : [compiled.default])];
   return [];
 }

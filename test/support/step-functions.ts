@@ -4,11 +4,34 @@ import type { Context } from 'aws-lambda';
 import cdkJson from '../../cdk.json' with { type: 'json' };
 import { ExporterStack } from '../../infra/exporter-stack.ts';
 import { settingsFromContext } from '../../infra/settings.ts';
-import { run, type ExecutionEvent } from './states-execution.ts';
-import { load, StatesError } from './states-language.ts';
+import { randomUUID } from 'node:crypto';
+import { executionArn, run, type ExecutionEvent } from './states-execution.ts';
+import { LAMBDA_INVOKE, LIST_EXECUTIONS, load, StatesError } from './states-language.ts';
 
 /** What the function's ARN reads as in the definition the tests run. */
 export const FUNCTION_ARN = 'arn:aws:lambda:eu-west-1:123456789012:function:thingpark-exporter';
+/** The state machine's ARN, as its executions' context object (`$$.StateMachine.Id`) gives it. */
+export const STATE_MACHINE_ARN = 'arn:aws:states:eu-west-1:123456789012:stateMachine:thingpark-exporter';
+
+/** An execution as ListExecutions lists it (through the AWS SDK integration: PascalCase). */
+export interface ListedExecution {
+  ExecutionArn: string;
+  StateMachineArn: string;
+  Name: string;
+  Status: 'RUNNING';
+  StartDate: string;
+}
+
+/** The running execution of the state machine named `name`, as ListExecutions lists it. */
+export function listed(name: string, startDate = new Date()): ListedExecution {
+  return {
+    ExecutionArn: executionArn({ stateMachineArn: STATE_MACHINE_ARN, name }),
+    StateMachineArn: STATE_MACHINE_ARN,
+    Name: name,
+    Status: 'RUNNING',
+    StartDate: startDate.toISOString(),
+  };
+}
 
 /**
  * The exporter stack's state machine definition, as CloudFormation would hand it to Step
@@ -53,24 +76,60 @@ export interface Execution {
   events: EventLog[];
   /** Each invocation: the task state, the event it was given, and what came of it. */
   invocations: { state: string; event: unknown; answer?: unknown; error?: string }[];
+  /** Each ListExecutions the execution made: the task state, and what it was answered (or the error it met). */
+  listings: { state: string; answer?: unknown; error?: string }[];
+  /** The execution's ARN (`$$.Execution.Id`). */
+  executionArn: string;
 }
 
 /**
+ * The executions of the state machine that are RUNNING when `self` lists them, most recent
+ * first, as ListExecutions answers; or a thrown StatesError, as the AWS SDK integration
+ * reports a failed call.
+ */
+export type Running = (self: ListedExecution) => ListedExecution[];
+
+/** The default: no other execution is running. */
+const ONLY_ITSELF: Running = (self) => [self];
+
+/**
  * Runs the definition locally (./states-language.ts: a definition using what it does not
- * implement is refused), every Task state invoking `invoke` in this process as the
- * optimized `lambda:invoke` integration does (`{ FunctionName, Payload }` in, `{ Payload }`
- * out). A thrown error reaches the state machine as Lambda reports a function error: named
- * by its errorType, with `{ errorType, errorMessage }` as its cause. Retries wait
- * `retryWaitMs` instead of their intervals. Each invocation gets `context(state)`: a fresh
- * request id, and the time it may take.
+ * implement is refused) as an execution of STATE_MACHINE_ARN named `name` (by default one of
+ * its own). Every `lambda:invoke` Task state invokes `invoke` in this process as the
+ * optimized integration does (`{ FunctionName, Payload }` in, `{ Payload }` out). A thrown
+ * error reaches the state machine as Lambda reports a function error: named by its
+ * errorType, with `{ errorType, errorMessage }` as its cause. Retries wait `retryWaitMs`
+ * instead of their intervals. Each invocation gets `context(state)`: a fresh request id, and
+ * the time it may take. A `sfn:listExecutions` Task state is answered with `running`'s
+ * executions (by default this one alone), and must ask for this state machine's RUNNING ones.
  */
 export async function execute(
   definition: unknown,
   input: unknown,
-  options: { invoke: Invoke; context: (state: string) => Context; retryWaitMs?: number },
+  options: { invoke: Invoke; context: (state: string) => Context; retryWaitMs?: number; name?: string; running?: Running },
 ): Promise<Execution> {
+  const identity = { stateMachineArn: STATE_MACHINE_ARN, name: options.name ?? randomUUID() };
+  const self = listed(identity.name);
   const invocations: Execution['invocations'] = [];
-  const task = async (state: string, parameters: unknown) => {
+  const listings: Execution['listings'] = [];
+  const list = (state: string, parameters: unknown) => {
+    const { StateMachineArn, StatusFilter } = parameters as { StateMachineArn?: unknown; StatusFilter?: unknown };
+    if (StateMachineArn !== STATE_MACHINE_ARN || StatusFilter !== 'RUNNING') {
+      throw new Error(`The ${state} task lists ${JSON.stringify(parameters)}, not the running executions of the state machine`);
+    }
+    const record: Execution['listings'][number] = { state };
+    listings.push(record);
+    try {
+      record.answer = { Executions: (options.running ?? ONLY_ITSELF)(self) };
+      return record.answer;
+    } catch (error) {
+      if (error instanceof StatesError) record.error = error.error;
+      throw error;
+    }
+  };
+  const task = async (state: string, parameters: unknown, resource: string) => {
+    if (resource === LIST_EXECUTIONS) return list(state, parameters);
+    if (resource !== LAMBDA_INVOKE) throw new Error(`The ${state} task's resource ${resource} has no runner`);
     const { FunctionName, Payload } = parameters as { FunctionName: string; Payload: unknown };
     if (FunctionName !== FUNCTION_ARN) throw new Error(`The ${state} task invokes ${FunctionName}, not the function`);
     const record: Execution['invocations'][number] = { state, event: Payload };
@@ -86,6 +145,6 @@ export async function execute(
       throw new StatesError(errorType, JSON.stringify({ errorType, errorMessage }));
     }
   };
-  const result = await run(load(definition), input, { task, retryWaitMs: options.retryWaitMs });
-  return { ...result, invocations };
+  const result = await run(load(definition), input, { task, retryWaitMs: options.retryWaitMs, identity });
+  return { ...result, invocations, listings, executionArn: self.ExecutionArn };
 }
