@@ -70,6 +70,7 @@ export class ExporterStack extends Stack {
       functionTimeout: FUNCTION_TIMEOUT,
       deadlineMargin: Duration.seconds(Number(settings.functionEnvironment.RUN_DEADLINE_MARGIN_SECONDS ?? DEFAULTS.RUN_DEADLINE_MARGIN_SECONDS)),
       stateMachine: this.orchestration.stateMachine,
+      skippedSchedules: this.orchestration.skippedSchedules,
       schedulePeriod: Duration.minutes(settings.schedulePeriodMinutes),
       serviceName: SERVICE_NAME,
       metricsNamespace: METRICS_NAMESPACE,
@@ -210,7 +211,7 @@ export class ExporterStack extends Stack {
     // A run takes as many invocations as it needs (lambda/run/export-run.ts); the state
     // machine invokes the function until the run is committed. The function can still be
     // invoked directly, for fleets that fit one invocation.
-    const orchestration = new Orchestration(this, 'Orchestration', { function: fn, functionTimeout: FUNCTION_TIMEOUT });
+    const orchestration = new Orchestration(this, 'Orchestration', { function: fn, functionTimeout: FUNCTION_TIMEOUT, metricsNamespace: METRICS_NAMESPACE });
     const schedule = new Schedule(this, 'Schedule', {
       scheduleGroup,
       schedule: ScheduleExpression.expression(settings.scheduleExpression),

@@ -1,4 +1,6 @@
-import { CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import { Aws, CfnElement, Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
@@ -9,6 +11,8 @@ export interface OrchestrationProps {
   function: lambda.IFunction;
   /** The function's own timeout: an invocation's task may take it and a little more. */
   functionTimeout: Duration;
+  /** Where the count of skipped schedules goes: the exporter's metrics namespace. */
+  metricsNamespace: string;
 }
 
 /**
@@ -16,12 +20,21 @@ export interface OrchestrationProps {
  * function runs one invocation at a time (reserved concurrency 1), so another run's
  * invocation in progress answers TooManyRequestsException for up to its 15 minutes: the
  * retries reach a minute apart and last 21 minutes in all. No jitter: the only contender is
- * that one invocation, and jitter would halve the time the retries cover.
+ * that one invocation, and jitter would halve the time the retries cover. A scheduled
+ * execution does not wait here for another execution's run: it ends at once (`skipIfOverlapping`);
+ * an execution started by hand, the Curate and Abandon steps, and any execution while the
+ * function is invoked directly, do.
  */
 export const LAMBDA_TRANSIENT_ERRORS = ['Lambda.ServiceException', 'Lambda.AWSLambdaException', 'Lambda.SdkClientException', 'Lambda.TooManyRequestsException'];
 
 /** Function errors that the same event would meet again: a retry cannot help (docs/failure-behaviour.md). */
 export const NOT_RETRIED_ERRORS = ['EventError', 'ConfigError', 'ClientRejectedError', 'RunLimitError'];
+
+/** The state a skipped scheduled execution ends in; the state machine's log counts its entries as `scheduleSkipped`. */
+export const SKIPPED_STATE = 'Skipped';
+
+/** Of the executions ListExecutions lists (most recent first), the last: the oldest still running. */
+const OLDEST_RUNNING = '$.running.oldest[0].ExecutionArn';
 
 /**
  * The state machine that runs an export to its end, however many invocations it takes
@@ -30,11 +43,14 @@ export const NOT_RETRIED_ERRORS = ['EventError', 'ConfigError', 'ClientRejectedE
  * run if the export's invocation had no time left to (or failed to). A failed invocation is
  * retried (from the same checkpoint); when it fails for good, the run's partial data is
  * removed (`{"abandon": ...}`, once a checkpoint exists) and the execution fails with the
- * invocation's error. JSONPath throughout.
+ * invocation's error. A scheduled execution that finds an older one running ends at once
+ * instead (`skipIfOverlapping`). JSONPath throughout.
  */
 export class Orchestration extends Construct {
   readonly stateMachine: sfn.StateMachine;
   readonly logGroup: logs.LogGroup;
+  /** Scheduled executions that ended at once because an older one was running (from the state machine's log). */
+  readonly skippedSchedules: cloudwatch.Metric;
 
   constructor(scope: Construct, id: string, props: OrchestrationProps) {
     super(scope, id);
@@ -55,6 +71,7 @@ export class Orchestration extends Construct {
       .when(sfn.Condition.and(sfn.Condition.isPresent('$.status'), sfn.Condition.stringEquals('$.status', 'continue')), exportSlice)
       .otherwise(curated);
     exportSlice.next(more);
+    const start = this.skipIfOverlapping(exportSlice);
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       retention: logs.RetentionDays.ONE_MONTH,
@@ -63,12 +80,113 @@ export class Orchestration extends Construct {
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.STANDARD,
       comment: 'thingpark-exporter: one export, over as many invocations as it takes, then its curation',
-      definitionBody: sfn.DefinitionBody.fromChainable(exportSlice),
+      definitionBody: sfn.DefinitionBody.fromChainable(start),
       // A run of ten million devices at the platform's fair use takes about six hours.
       timeout: Duration.hours(24),
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });
+    this.grantListExecutions();
+    this.skippedSchedules = this.countSkips(props.metricsNamespace);
     this.acknowledgeFindings(props.function);
+  }
+
+  /**
+   * Where an execution starts. One the schedule started (its input has `scheduledTime`) first
+   * lists the executions of this state machine that are running. When an older one is among
+   * them (a run longer than the schedule period, or one started by hand), this one's Export
+   * would only queue on the function's one reserved slot, for the 21 minutes of
+   * LAMBDA_TRANSIENT_ERRORS, then fail and raise the ExecutionsFailed alarm for nothing: it
+   * ends at once instead, saying which execution runs.
+   *
+   * It ends succeeded, not failed: a skipped schedule is no fault of this run, and the one
+   * still running is watched already (ExecutionsFailed when it fails, at the latest at its
+   * RUN_MAX_MINUTES or RUN_MAX_SLICES ceiling; ExecutionTime when it closes, being longer
+   * than the schedule period; NoSuccess when two periods pass without a commit). A failure
+   * would page once more for each schedule the long run overlaps. The skip stays visible: the
+   * execution's output (`"status": "skipped"` and the running execution's ARN), and the
+   * `scheduleSkipped` count on the dashboard.
+   *
+   * ListExecutions answers most recent first, so the last listed is the oldest running: when
+   * that is this execution, none older runs. Two executions started together both read the
+   * same list, so both take the same one for the oldest: that one runs, the other skips. An
+   * execution started by hand (no `scheduledTime`) goes straight to Export, as before. When
+   * the listing fails, the execution goes on to Export: the check can skip a schedule, never
+   * fail one.
+   */
+  private skipIfOverlapping(exportSlice: sfn.IChainable): sfn.Choice {
+    const running = new sfn.CustomState(this, 'RunningExecutions', {
+      // A CustomState rather than CallAwsService: that one grants its action in the role's
+      // default policy, which the state machine depends on and so cannot name it (a
+      // dependency cycle); the grant is in a policy of its own (grantListExecutions).
+      stateJson: {
+        Type: 'Task',
+        Comment: "Lists this state machine's running executions, most recent first",
+        Resource: `arn:${Aws.PARTITION}:states:::aws-sdk:sfn:listExecutions`,
+        Parameters: { 'StateMachineArn.$': '$$.StateMachine.Id', StatusFilter: 'RUNNING' },
+        // The last listed (a list of none or one): the oldest running.
+        ResultSelector: { 'oldest.$': '$.Executions[-1:]' },
+        ResultPath: '$.running',
+      },
+    });
+    // Back to the execution's own input, which is what Export takes (the function refuses any other field).
+    const proceed = new sfn.Pass(this, 'Proceed', {
+      comment: "No older execution runs: the schedule's run starts, with the execution's input",
+      inputPath: '$$.Execution.Input',
+    }).next(exportSlice);
+    running.addCatch(proceed, { resultPath: '$.runningFailure' });
+
+    const skipped = new sfn.Pass(this, 'SkipSchedule', {
+      comment: 'An older execution runs: this schedule would only queue behind it',
+      parameters: {
+        status: 'skipped',
+        reason:
+          "An older execution of this state machine is running (runningExecution). The function runs one invocation at a time, so this schedule's run would only have waited behind it; it did not start. The next schedule starts a run as usual.",
+        scheduledTime: sfn.JsonPath.stringAt('$.scheduledTime'),
+        runningExecution: sfn.JsonPath.stringAt(OLDEST_RUNNING),
+      },
+    }).next(new sfn.Succeed(this, SKIPPED_STATE, { comment: 'Ended at once: no run, nothing written' }));
+    running.next(
+      new sfn.Choice(this, 'OlderRunning?', { comment: 'Whether the oldest running execution is another than this one' })
+        .when(
+          sfn.Condition.and(sfn.Condition.isPresent(OLDEST_RUNNING), sfn.Condition.not(sfn.Condition.stringEqualsJsonPath(OLDEST_RUNNING, '$$.Execution.Id'))),
+          skipped,
+        )
+        .otherwise(proceed),
+    );
+    return new sfn.Choice(this, 'Scheduled?', { comment: 'Started by the schedule: first, whether an older execution is still running' })
+      .when(sfn.Condition.isPresent('$.scheduledTime'), running)
+      .otherwise(exportSlice);
+  }
+
+  /**
+   * ListExecutions on this state machine alone, for the check above. In a policy of its own:
+   * the state machine is created after its role's default policy (it needs the log-delivery
+   * grants there to be created), so that policy cannot name it. Until this one is attached,
+   * the check fails and the execution runs, as before it existed.
+   */
+  private grantListExecutions(): void {
+    new iam.Policy(this, 'ListExecutionsPolicy', {
+      roles: [this.stateMachine.role],
+      statements: [new iam.PolicyStatement({ actions: ['states:ListExecutions'], resources: [this.stateMachine.stateMachineArn] })],
+    });
+  }
+
+  /**
+   * Skipped schedules, counted from the state machine's log (level ALL logs every state
+   * entered, by name). The log is delivered on a best-effort basis: a count for the
+   * dashboard, not for an alarm; each skipped execution's output is the record.
+   */
+  private countSkips(metricsNamespace: string): cloudwatch.Metric {
+    const filter = this.logGroup.addMetricFilter('SkippedSchedules', {
+      filterPattern: logs.FilterPattern.all(
+        logs.FilterPattern.stringValue('$.type', '=', 'SucceedStateEntered'),
+        logs.FilterPattern.stringValue('$.details.name', '=', SKIPPED_STATE),
+      ),
+      metricNamespace: metricsNamespace,
+      metricName: 'scheduleSkipped',
+      metricValue: '1',
+    });
+    return filter.metric({ statistic: 'Sum' });
   }
 
   /**

@@ -14,6 +14,8 @@ export interface Watched {
   deadlineMargin: Duration;
   /** The state machine that runs each scheduled export over as many invocations as it takes. */
   stateMachine: sfn.IStateMachine;
+  /** Scheduled executions that ended at once, an older one running (counted among the succeeded too). */
+  skippedSchedules: cloudwatch.Metric;
   /** How often a run is scheduled; two periods without a success raise an alarm. */
   schedulePeriod: Duration;
 }

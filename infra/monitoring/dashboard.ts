@@ -66,9 +66,10 @@ export function runRows(watched: Watched, limits: Thresholds, alarms: ExporterAl
 
 /**
  * A run over several invocations is one execution: how long runs take against the
- * schedule, and how their executions end.
+ * schedule, and how their executions end, with the schedules skipped because a run was
+ * still going (each also counted as succeeded).
  */
-export function executionRow({ stateMachine }: Watched, limits: Thresholds): cloudwatch.IWidget[] {
+export function executionRow({ stateMachine, skippedSchedules }: Watched, limits: Thresholds): cloudwatch.IWidget[] {
   return [
     new cloudwatch.GraphWidget({
       title: 'Run executions: time (ms)',
@@ -77,11 +78,12 @@ export function executionRow({ stateMachine }: Watched, limits: Thresholds): clo
       width: 12,
     }),
     new cloudwatch.GraphWidget({
-      title: 'Run executions: succeeded, failed, timed out',
+      title: 'Run executions: succeeded, failed, timed out; schedules skipped',
       left: [
         stateMachine.metricSucceeded({ statistic: 'Sum', period: hourly }),
         stateMachine.metricFailed({ statistic: 'Sum', period: hourly }),
         stateMachine.metricTimedOut({ statistic: 'Sum', period: hourly }),
+        skippedSchedules.with({ statistic: 'Sum', period: hourly }),
       ],
       width: 12,
     }),

@@ -138,7 +138,7 @@ describe('ExporterStack with the default context', () => {
         ['alarm', 'Alarms'],
         ['metric', 'Verified against the previous run'],
         ['metric', 'Run executions: time (ms)'],
-        ['metric', 'Run executions: succeeded, failed, timed out'],
+        ['metric', 'Run executions: succeeded, failed, timed out; schedules skipped'],
         ['metric', 'Fleet changes per run (curated)'],
         // The fleet's own row (test/infra/fleet-alarms.test.ts).
         ['metric', 'Fleet health: devices per state'],
@@ -160,7 +160,13 @@ describe('ExporterStack with the default context', () => {
         [exporter('exportSucceeded', 'Sum'), fn('Errors', 'Sum'), fn('Throttles', 'Sum')],
         [exporter('recovered', 'Sum'), exporter('removed', 'Sum'), exporter('unresolved', 'Sum'), exporter('verificationRequests', 'Sum', true)],
         [runs('ExecutionTime', 'Maximum')],
-        [runs('ExecutionsSucceeded', 'Sum'), runs('ExecutionsFailed', 'Sum'), runs('ExecutionsTimedOut', 'Sum')],
+        // Skipped schedules: counted from the state machine's log (no dimension), and among the succeeded too.
+        [
+          runs('ExecutionsSucceeded', 'Sum'),
+          runs('ExecutionsFailed', 'Sum'),
+          runs('ExecutionsTimedOut', 'Sum'),
+          ['ThingParkExporter', 'scheduleSkipped', hourly('Sum')],
+        ],
         [
           exporter('devicesAdded', 'Sum'),
           exporter('devicesRemoved', 'Sum'),
