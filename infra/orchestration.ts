@@ -107,7 +107,8 @@ export class Orchestration extends Construct {
    * `scheduleSkipped` count on the dashboard.
    *
    * ListExecutions answers most recent first, so the last listed is the oldest running: when
-   * that is this execution, none older runs. Two executions started together both read the
+   * that is this execution, none older runs (its first page holds 100: with more running, the
+   * last of them is still older than this one). Two executions started together both read the
    * same list, so both take the same one for the oldest: that one runs, the other skips. An
    * execution started by hand (no `scheduledTime`) goes straight to Export, as before. When
    * the listing fails, the execution goes on to Export: the check can skip a schedule, never
