@@ -1,4 +1,5 @@
 import { whenAborted } from '../common/abort-callbacks.ts';
+import { IN_FLIGHT_PAGE_BYTES, pagesFitting } from './page-memory.ts';
 import { RatePacer } from './rate-pacer.ts';
 
 /**
@@ -100,6 +101,8 @@ export class AdaptiveWindow {
   #inFlight = 0;
   #maxInFlight = 0;
   #lowestLatency = Number.POSITIVE_INFINITY;
+  /** The largest answer so far, in characters: how many fit in IN_FLIGHT_PAGE_BYTES caps the requests on the wire. */
+  #answerBytes = 0;
   /**
    * The round: it began at `start`, when request `from` was the next to go; the answers in
    * it and their total latency; whether one of its own requests is back; and the requests in
@@ -133,7 +136,20 @@ export class AdaptiveWindow {
    * ceiling.
    */
   get reach(): number {
-    return this.#reach;
+    return Math.min(this.#reach, this.#fitting());
+  }
+
+  /**
+   * Records an answer's size. However far the limit grows, no more requests go on the wire
+   * than answers of the largest size so far fit in IN_FLIGHT_PAGE_BYTES: memory is bounded
+   * by bytes, whatever the briefs weigh.
+   */
+  sized(bytes: number): void {
+    this.#answerBytes = Math.max(this.#answerBytes, bytes);
+  }
+
+  #fitting(): number {
+    return this.#answerBytes === 0 ? this.max : pagesFitting(IN_FLIGHT_PAGE_BYTES, this.#answerBytes);
   }
 
   get cuts(): number {
@@ -260,7 +276,7 @@ export class AdaptiveWindow {
   }
 
   #dispatch(): void {
-    while (this.#waiting.length > 0 && this.#inFlight < this.#limit) {
+    while (this.#waiting.length > 0 && this.#inFlight < Math.min(this.#limit, this.#fitting())) {
       const wait = this.pacer.delay();
       if (wait > 0) {
         // Looked at again at least every RECHECK_MS: while the pacer probes, its rate rises

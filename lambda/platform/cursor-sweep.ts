@@ -2,6 +2,7 @@ import { ErrorCode, MalformedPageError, RunLimitError } from '../common/errors.t
 import { pageCeiling, type Fallback } from '../common/paging.ts';
 import type { Brief, DevicePage, ListQuery, Target } from './devices-api.ts';
 import { euiOf, inRange, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
+import { HeldPages } from './page-memory.ts';
 
 /** A range of the EUI space (every EUI starting with one of `prefixes`; none: the whole fleet), read by one cursor sweep. */
 export interface RangeState {
@@ -63,8 +64,9 @@ const PROBE_PRIORITY = Number.MIN_SAFE_INTEGER;
  * splitting. If it is, one page from its end (`desc`) gives its last EUI, and the range is
  * split into groups of prefixes between the two (eui-ranges.ts), each probed in turn; if
  * not, the probe is the sweep's first page and the sweep reads on from its cursor. Pages
- * are taken as they come, one at a time, so memory is bounded by the requests in flight,
- * not by the ranges. What is read is held against the platform's counts, per range and for
+ * are taken as they come, one at a time; a sweep asks for its next page only while the
+ * pages waiting to be taken are under their byte budget (page-memory.ts), so memory is
+ * bounded by bytes, not by the ranges. What is read is held against the platform's counts, per range and for
  * the fleet; a shortfall, or a brief outside its range, makes it read the whole list again
  * in one unfiltered sweep.
  *
@@ -83,6 +85,8 @@ export class CursorSweep {
   #noCursorMode = false;
   /** The largest page taken that was not a range's last: the page size the platform serves, which may be less than asked for. */
   #fullPage = 0;
+  /** Pages fetched and not yet taken: each sweep waits for room before it asks for its next page. */
+  readonly #held = new HeldPages();
 
   constructor(
     private readonly source: CursorSource,
@@ -258,8 +262,14 @@ export class CursorSweep {
       const remaining = Math.max(0, (range.counts.at(-1) ?? 0) - range.read);
       // The longest ranges first: they decide when the read ends.
       const target = { priority: -remaining, name: `page ${page} of ${rangeName(range.prefixes)}` };
+      await this.#held.room(this.#signal);
       const answer = await this.#get(range.prefixes, 'asc', range.after, target);
-      await this.#locked(() => this.#take(range, answer, target.name));
+      this.#held.add(answer.bytes);
+      try {
+        await this.#locked(() => this.#take(range, answer, target.name));
+      } finally {
+        this.#held.remove(answer.bytes);
+      }
     }
   }
 

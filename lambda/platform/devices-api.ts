@@ -18,6 +18,8 @@ export interface DevicePage {
   count?: number;
   /** `cursors.last`: what `pageAfter` takes to read on, in cursor mode, while `more` is true. */
   cursor?: string;
+  /** Characters of its JSON: what holding it costs (page-memory.ts). */
+  bytes: number;
 }
 
 /**
@@ -190,6 +192,7 @@ async function send(source: PageSource, url: string, target: Target, signal: Abo
   }
   const { status } = response;
   const contentType = response.headers.get('content-type') ?? '';
+  window.sized(body.length);
   if (status === 200 || status === 401 || target.reads?.(status, body)) {
     if (status !== 401) window.succeeded(ticket);
     return { status, body, contentType, token };
@@ -247,6 +250,7 @@ export function parsePage(index: number, body: string, contentType: string, toke
     index,
     briefs: briefs as Brief[],
     more,
+    bytes: body.length,
     ...(typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? { count } : {}),
     ...(cursor === undefined ? {} : { cursor }),
   };

@@ -1,5 +1,6 @@
 import type { DevicePage } from './devices-api.ts';
 import type { AdaptiveWindow } from './adaptive-window.ts';
+import { HELD_PAGE_BYTES, pagesFitting } from './page-memory.ts';
 
 export interface PagingStats {
   pages: number;
@@ -9,9 +10,6 @@ export interface PagingStats {
    */
   wasted: number;
 }
-
-/** Briefs that may be held ahead (about 40 MB of parsed briefs); see `orderedPages`. */
-export const HELD_BRIEFS = 16_000;
 
 /**
  * Yields the device list's pages strictly in page-index order, whatever order they arrive
@@ -24,10 +22,10 @@ export const HELD_BRIEFS = 16_000;
  *   the wire. The reach is the limit, or what it was before the platform last pushed back:
  *   pages sleeping through a Retry-After after a cut do not stop the others from using
  *   the window, and fetching ahead follows the window as it grows and settles;
- * - at most `2 * window.reach` pages, or more if pages are small (up to `HELD_BRIEFS`
- *   briefs), are held: unfinished, or fetched and waiting for their turn. The reach is
- *   never above `window.max`, so this bounds memory by the window's ceiling and the page
- *   size, not the fleet (config.ts bounds their product). The slack lets the fetches
+ * - at most `2 * window.reach` pages, or more if pages are small (up to HELD_PAGE_BYTES
+ *   of them, page-memory.ts), are held: unfinished, or fetched and waiting for their turn.
+ *   The reach is never above `window.max`, nor above the pages that fit in
+ *   IN_FLIGHT_PAGE_BYTES, so this bounds memory by bytes, not by the fleet. The slack lets the fetches
  *   behind a slow or retried page carry on instead of stalling until it arrives (a
  *   Retry-After of a second is 20 pages at 20 requests/s); when the next page is already
  *   there (the writer lags) the slack is not used.
@@ -60,7 +58,7 @@ export async function* orderedPages(
       const reach = window.reach;
       // More than `reach` held pages only while the next page to yield is still unfinished:
       // when it is the writer that lags, fetching further ahead only costs memory.
-      const room = finished.has(expected) ? reach : Math.max(2 * reach, arrived ? Math.floor(HELD_BRIEFS / largest) : 0);
+      const room = finished.has(expected) ? reach : Math.max(2 * reach, arrived ? pagesFitting(HELD_PAGE_BYTES, largest) : 0);
       if (stopped || next > last || unfinished >= reach || pending.size >= room) return;
       const index = next;
       const request = fetchPage(index, signal);
@@ -69,7 +67,7 @@ export async function* orderedPages(
         finished.add(index);
         if (page) {
           if (isLast(page)) last = Math.min(last, index);
-          largest = Math.max(largest, page.briefs.length);
+          largest = Math.max(largest, page.bytes);
           arrived = true;
         }
         fill();

@@ -39,9 +39,11 @@ function cursorList(euis: string[], pageSize: number, behaviour: ListBehaviour =
     const page = start < 0 ? [] : matching.slice(start, start + size);
     const more = start >= 0 && start + size < matching.length;
     const last = page.at(-1);
+    const briefs = page.map((EUI): Brief => ({ EUI }));
     answered = {
       index: 0,
-      briefs: page.map((EUI): Brief => ({ EUI })),
+      briefs,
+      bytes: JSON.stringify(briefs).length,
       more,
       count: matching.length,
       ...(more && !behaviour.noCursors && last ? { cursor: Buffer.from(JSON.stringify({ EUI: last })).toString('base64') } : {}),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { HELD_BRIEFS, orderedPages, type PagingStats } from '../../lambda/platform/ordered-pages.ts';
+import { orderedPages, type PagingStats } from '../../lambda/platform/ordered-pages.ts';
+import { HELD_PAGE_BYTES } from '../../lambda/platform/page-memory.ts';
 import type { DevicePage } from '../../lambda/platform/devices-api.ts';
 import { AdaptiveWindow } from '../../lambda/platform/adaptive-window.ts';
 
@@ -14,9 +15,10 @@ interface Open {
  * A device list of `pages` pages of `size` briefs behind a fetch the test answers by hand
  * (or `auto`: every fetch answered after a pseudo-random number of ticks, so pages arrive
  * out of order). Pages past the end are empty with `more: false`, as the platform's are.
+ * Each page weighs `bytes` (4 MiB unless given: four fit in HELD_PAGE_BYTES).
  */
-function fakeList(options: { pages: number; size?: number; withMore?: boolean; auto?: boolean }) {
-  const { pages, size = 3, withMore = true, auto = false } = options;
+function fakeList(options: { pages: number; size?: number; bytes?: number; withMore?: boolean; auto?: boolean }) {
+  const { pages, size = 3, bytes = 4 * 1024 * 1024, withMore = true, auto = false } = options;
   const calls: number[] = [];
   const aborted: number[] = [];
   const open = new Map<number, Open>();
@@ -29,7 +31,7 @@ function fakeList(options: { pages: number; size?: number; withMore?: boolean; a
   const pageOf = (index: number): DevicePage => {
     const count = index < pages ? size : 0;
     const briefs = Array.from({ length: count }, (_, i) => ({ ref: `${index}-${i}` }));
-    return { index, briefs, more: withMore ? index < pages - 1 : undefined };
+    return { index, briefs, bytes, more: withMore ? index < pages - 1 : undefined };
   };
   const fetchPage = (index: number, signal: AbortSignal) =>
     new Promise<DevicePage>((resolve, reject) => {
@@ -155,7 +157,7 @@ describe('orderedPages', () => {
   });
 
   it('keeps at most window.max fetches unfinished, and past a slow page holds at most 2 × max large pages', async () => {
-    // HELD_BRIEFS / 4000 < 2 × 4: the window's bound applies.
+    // HELD_PAGE_BYTES holds 4 such pages, < 2 × 4: the window's bound applies.
     const list = fakeList({ pages: 100, size: 4000 });
     const { iterator } = run(list, 4);
     const first = iterator.next();
@@ -174,7 +176,7 @@ describe('orderedPages', () => {
   });
 
   it('fetches further ahead as the window grows, and never past twice its ceiling', async () => {
-    // HELD_BRIEFS / 4000 = 4 pages: only the window's bound applies.
+    // HELD_PAGE_BYTES holds 4 such pages: only the window's bound applies.
     const list = fakeList({ pages: 100, size: 4000 });
     const window = new AdaptiveWindow(8, { initial: 2, now: () => 0 });
     const stats: PagingStats = { pages: 0, wasted: 0 };
@@ -212,9 +214,9 @@ describe('orderedPages', () => {
     await iterator.return(undefined);
   });
 
-  it('holds more pages when they are small, up to HELD_BRIEFS briefs', async () => {
-    const size = 100;
-    const list = fakeList({ pages: 1000, size });
+  it('holds more pages when they are small, up to HELD_PAGE_BYTES of them', async () => {
+    const bytes = 64 * 1024;
+    const list = fakeList({ pages: 1000, size: 100, bytes });
     const { iterator } = run(list, 4);
     const first = iterator.next();
     await ticks();
@@ -222,7 +224,7 @@ describe('orderedPages', () => {
       for (const index of [...list.open.keys()].filter((i) => i !== 0)) list.answer(index);
       await ticks(2);
     }
-    expect(Math.max(...list.calls) + 1).toBe(HELD_BRIEFS / size);
+    expect(Math.max(...list.calls) + 1).toBe(HELD_PAGE_BYTES / bytes);
     list.answer(0);
     await first;
     await iterator.return(undefined);
