@@ -26,12 +26,21 @@ export interface KeyIndexEntry {
  * then each one's distance from the one before, all as unsigned LEB128 varints), then the
  * string keys (their count, then each as a varint byte length and its UTF-8 bytes), both
  * sorted. A platform's refs are mostly close together, so most distances take a byte or
- * two: about 1 MB per million devices before gzip, against 20 MB in the run's Set.
+ * two: about 1 MB per million devices before gzip, against 20 MB in the run's set.
  */
 const TAG = Buffer.from('TPK1');
 
-/** Keys to index, read twice (numbers, then strings): a set or an array, not a one-pass iterator. */
-export type KeySet = ReadonlySet<IndexKey> | readonly IndexKey[];
+/**
+ * A set of keys as the index reads it: walked twice (numbers, then strings), so not a
+ * one-pass iterator. A Set, or the run's own compact set (common/device-key-set.ts).
+ */
+export interface KeyCollection {
+  readonly size: number;
+  forEach(each: (key: IndexKey) => void): void;
+}
+
+/** Keys to index: a set of them, or an array. */
+export type KeySet = KeyCollection | readonly IndexKey[];
 
 /** The set's keys in the index format, gzip-compressed. Deterministic: the same set, the same bytes. */
 export async function encodeKeyIndex(keys: KeySet): Promise<Buffer> {
@@ -180,7 +189,7 @@ export class KeyIndex {
  * Stores a run's key index. Written before the manifest that lists it (the manifest is the
  * commit); outside the table location, so engines that read the table never see it.
  */
-export async function writeKeyIndex(s3: S3Client, bucket: string, key: string, keys: ReadonlySet<IndexKey>): Promise<KeyIndexEntry> {
+export async function writeKeyIndex(s3: S3Client, bucket: string, key: string, keys: KeyCollection): Promise<KeyIndexEntry> {
   const body = await encodeKeyIndex(keys);
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip' }));
   return { key, bytes: body.length, count: keys.size };
