@@ -9,7 +9,7 @@ import type { DeviceKey } from './device-key.ts';
  * digits) is kept instead as its EUI's 64 bits in a hash table of typed arrays, which the
  * collector does not trace: 16 to 32 bytes a device (8 a slot, a quarter to a half of the
  * slots filled). Every other key (a ref, an EUI of another length) stays in a Set as it is.
- * The two forms map one to one, so the keys read back are the keys added.
+ * The two forms map one to one, so the key index stores the keys added.
  */
 export class DeviceKeySet {
   readonly #others = new Set<DeviceKey>();
@@ -39,21 +39,18 @@ export class DeviceKeySet {
     return this;
   }
 
+  /** The keys not held as EUIs. */
+  get others(): ReadonlySet<DeviceKey> {
+    return this.#others;
+  }
+
   /**
-   * Every key: the others first, then the EUI keys made back into their strings, in
-   * ascending order, which is the order the key index sorts them into (a sort that then
-   * costs next to nothing).
+   * The EUI keys as their two 32-bit halves, smallest first, which is their order as
+   * strings too: the key index writes them so (storage/key-index.ts), with no string made
+   * per key.
    */
-  forEach(each: (key: DeviceKey) => void): void {
-    this.#others.forEach((key) => each(key));
-    // Each EUI key written into one buffer and read off it as a flat string: a string built
-    // by concatenation is a tree that sorting and hashing would flatten again.
-    const text = Buffer.from('e0000000000000000', 'latin1');
-    this.#euis.forEachAscending((hi, lo) => {
-      writeHex(text, 1, hi);
-      writeHex(text, 9, lo);
-      each(text.toString('latin1'));
-    });
+  forEachEui(each: (hi: number, lo: number) => void): void {
+    this.#euis.forEachAscending(each);
   }
 }
 
@@ -71,13 +68,6 @@ function euiHalf(key: string, from: number): number {
     value = value * 16 + digit;
   }
   return value;
-}
-
-const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
-
-/** A 32-bit half as eight upper-case hex digits, into `text` from `at` on. */
-function writeHex(text: Buffer, at: number, half: number): void {
-  for (let digit = 0; digit < 8; digit += 1) text[at + 7 - digit] = HEX_DIGITS[(half >>> (4 * digit)) & 15] as number;
 }
 
 const INITIAL_SLOTS = 1024;
