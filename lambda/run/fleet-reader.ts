@@ -8,6 +8,7 @@ import { firstPageIndex, listFetcher, pageFetcher, type Brief, type DevicePage, 
 import { isLast, orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
+import { DeviceKeySet } from '../common/device-key-set.ts';
 import type { RunServices } from '../common/services.ts';
 import { pageCeiling } from '../common/paging.ts';
 
@@ -43,7 +44,7 @@ export interface ReaderCounts {
  * de-duplication set, and the key index it commits.
  */
 export class FleetReader {
-  readonly seen: Set<DeviceKey>;
+  readonly seen: DeviceKeySet;
   readonly requests: RequestStats;
   readonly budget: RetryBudget;
   /** Devices the first sweep met again, and dropped. */
@@ -62,10 +63,10 @@ export class FleetReader {
     private readonly services: RunServices,
     private readonly run: { runId: string; writer: DataWriter; logger: Logger },
     /** A continued run's reader goes on from the set and the counts the earlier invocations left. */
-    carried?: { seen: Set<DeviceKey>; counts: ReaderCounts },
+    carried?: { seen: DeviceKeySet; counts: ReaderCounts },
   ) {
     const { config, tokens } = services;
-    this.seen = carried?.seen ?? new Set<DeviceKey>();
+    this.seen = carried?.seen ?? new DeviceKeySet();
     const counts = carried?.counts;
     this.requests = { requests: 0, throttled: 0, tokenRefusals: 0, ...counts?.requests };
     this.duplicates = counts?.duplicates ?? 0;

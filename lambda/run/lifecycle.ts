@@ -1,5 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DeviceKey } from '../common/device-key.ts';
+import { DeviceKeySet } from '../common/device-key-set.ts';
 import { ErrorCode, EventError, StorageError } from '../common/errors.ts';
 import type { AbandonRequest, Continuation, Trigger } from '../common/request-types.ts';
 import type { RunServices } from '../common/services.ts';
@@ -35,7 +36,7 @@ export interface Slice {
   startedAt: Date;
   keys: RunKeys;
   previous: Promise<PreviousRun>;
-  earlier: EarlierWork & { slices: SliceRecord[]; reader?: { seen: Set<DeviceKey>; counts: ReaderCounts } };
+  earlier: EarlierWork & { slices: SliceRecord[]; reader?: { seen: DeviceKeySet; counts: ReaderCounts } };
 }
 
 /**
@@ -221,7 +222,7 @@ function goneFiles(missing: readonly string[]): string {
 export interface Resumed {
   checkpoint: Checkpoint;
   /** The de-duplication set so far. */
-  seen: Set<DeviceKey>;
+  seen: DeviceKeySet;
   /** The verification's lookups not yet made, once it is looking devices up. */
   lookups?: DeviceKey[];
 }
@@ -235,7 +236,7 @@ export async function readCheckpoint(services: RunServices, request: Continuatio
   const { config, s3 } = services;
   try {
     const checkpoint = checkedCheckpoint(request, await getCheckpoint<Checkpoint>(s3, config.bucket, request.checkpoint), config, now);
-    const seen = new Set((await getKeySet(s3, config.bucket, checkpoint.seen)).keys());
+    const seen = DeviceKeySet.from((await getKeySet(s3, config.bucket, checkpoint.seen)).keys());
     const lookups = checkpoint.lookups ? [...(await getKeySet(s3, config.bucket, checkpoint.lookups)).keys()] : undefined;
     return { checkpoint, seen, ...(lookups ? { lookups } : {}) };
   } catch (error) {

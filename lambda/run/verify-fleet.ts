@@ -5,6 +5,7 @@ import type { Pointer } from '../storage/pointer.ts';
 import { readJson } from '../storage/s3-json.ts';
 import type { Brief } from '../platform/devices-api.ts';
 import type { DeviceKey } from '../common/device-key.ts';
+import type { DeviceKeySet } from '../common/device-key-set.ts';
 import { isAbort, type FleetReader, type Sweep } from './fleet-reader.ts';
 import type { RunServices } from '../common/services.ts';
 
@@ -129,11 +130,7 @@ export class FleetVerification {
   }
 
   /** Decides, once the first sweep is complete, what the verification will do, and says so. */
-  static start(
-    previous: PreviousRun,
-    seen: ReadonlySet<DeviceKey>,
-    run: { sweep: Sweep; firstPageIndex: number; logger: Logger; runId: string },
-  ): FleetVerification {
+  static start(previous: PreviousRun, seen: DeviceKeySet, run: { sweep: Sweep; firstPageIndex: number; logger: Logger; runId: string }): FleetVerification {
     const { sweep, firstPageIndex, logger, runId } = run;
     const { firstCount, lastCount } = sweep;
     const shrank = firstCount !== undefined && lastCount !== undefined && lastCount < firstCount;
@@ -266,7 +263,7 @@ export class FleetVerification {
 }
 
 /** Keys of the previous run's index this run has not seen, in the index's order. */
-function missingFrom(index: KeyIndex, seen: ReadonlySet<DeviceKey>): DeviceKey[] {
+function missingFrom(index: KeyIndex, seen: DeviceKeySet): DeviceKey[] {
   const missing: DeviceKey[] = [];
   for (const key of index.keys()) if (!seen.has(key)) missing.push(key);
   return missing;

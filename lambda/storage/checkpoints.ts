@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { deleteObjects, type Refusal } from './deletes.ts';
-import { decodeKeyIndex, discardBody, encodeKeyIndex, MalformedKeyIndexError, type KeyIndex, type KeySet } from './key-index.ts';
+import { decodeKeyIndex, discardBody, encodeKeyIndex, MalformedKeyIndexError, keyCount, type KeyIndex, type KeySet, type PackedKeys } from './key-index.ts';
 import { checkpointsPrefix, type CheckpointKeys } from './layout.ts';
 import { statusOf } from './s3-json.ts';
 
@@ -45,11 +45,11 @@ export function sha256(bytes: Uint8Array | string): string {
  * Stores a set of device keys in the key index's compact format (key-index.ts): the same
  * encoding a committed run's index uses, about a byte a key for refs close together.
  */
-export async function putKeySet(s3: S3Client, bucket: string, key: string, keys: KeySet): Promise<KeySetEntry> {
+export async function putKeySet(s3: S3Client, bucket: string, key: string, keys: KeySet | PackedKeys): Promise<KeySetEntry> {
   const body = await encodeKeyIndex(keys);
   // Created once (the bucket policy refuses any other write under checkpoints/).
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip', IfNoneMatch: '*' }));
-  return { key, bytes: body.length, count: Array.isArray(keys) ? keys.length : (keys as ReadonlySet<unknown>).size, sha256: sha256(body) };
+  return { key, bytes: body.length, count: keyCount(keys), sha256: sha256(body) };
 }
 
 /**

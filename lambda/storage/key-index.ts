@@ -26,15 +26,35 @@ export interface KeyIndexEntry {
  * then each one's distance from the one before, all as unsigned LEB128 varints), then the
  * string keys (their count, then each as a varint byte length and its UTF-8 bytes), both
  * sorted. A platform's refs are mostly close together, so most distances take a byte or
- * two: about 1 MB per million devices before gzip, against 20 MB in the run's Set.
+ * two: about 1 MB per million devices before gzip, against 20 MB in the run's set.
  */
 const TAG = Buffer.from('TPK1');
 
 /** Keys to index, read twice (numbers, then strings): a set or an array, not a one-pass iterator. */
 export type KeySet = ReadonlySet<IndexKey> | readonly IndexKey[];
 
+/**
+ * Keys as a run's set holds them (common/device-key-set.ts): the EUI keys (`e` and sixteen
+ * upper-case hex digits) as their 64 bits, given smallest first as two 32-bit halves, which
+ * is their order as strings too; every other key as it is. Their text is written straight
+ * into the index, with no string made per key.
+ */
+export interface PackedKeys {
+  readonly size: number;
+  readonly others: ReadonlySet<IndexKey>;
+  forEachEui(each: (hi: number, lo: number) => void): void;
+}
+
+/** Keys to index as a run holds them: a set, or packed. */
+export type RunKeys = ReadonlySet<IndexKey> | PackedKeys;
+
+const isPacked = (keys: KeySet | PackedKeys): keys is PackedKeys => 'forEachEui' in keys;
+
+/** How many keys a set holds. */
+export const keyCount = (keys: KeySet | PackedKeys): number => (Array.isArray(keys) ? keys.length : (keys as RunKeys).size);
+
 /** The set's keys in the index format, gzip-compressed. Deterministic: the same set, the same bytes. */
-export async function encodeKeyIndex(keys: KeySet): Promise<Buffer> {
+export async function encodeKeyIndex(keys: KeySet | PackedKeys): Promise<Buffer> {
   return gzipAsync(encodeKeys(keys));
 }
 
@@ -101,7 +121,10 @@ export class MalformedKeyIndexError extends Error {
   }
 }
 
-function encodeKeys(keys: KeySet): Buffer {
+function encodeKeys(all: KeySet | PackedKeys): Buffer {
+  const packed = isPacked(all) ? all : undefined;
+  const keys: KeySet = isPacked(all) ? all.others : all;
+  const euis = packed ? packed.size - packed.others.size : 0;
   let numbers = 0;
   let textBytes = 0;
   const strings: string[] = [];
@@ -122,7 +145,7 @@ function encodeKeys(keys: KeySet): Buffer {
   sorted.sort();
   strings.sort();
   // Sized for refs a few apart and the strings exactly, so that it rarely grows by copying.
-  const out = new ByteWriter(2 * numbers + textBytes + 64);
+  const out = new ByteWriter(2 * numbers + textBytes + EUI_KEY_BYTES * euis + 64);
   out.bytes(TAG);
   out.varint(numbers);
   let previous = 0;
@@ -131,9 +154,32 @@ function encodeKeys(keys: KeySet): Buffer {
     out.varint(key - previous);
     previous = key;
   }
-  out.varint(strings.length);
-  for (const key of strings) out.text(key);
+  out.varint(strings.length + euis);
+  let next = 0;
+  // The EUI keys merged into the other strings' order; the others are few, if any, so an
+  // EUI key's text is made only to be compared with one of them.
+  packed?.forEachEui((hi, lo) => {
+    while (next < strings.length && (strings[next] as string) < euiKeyText(hi, lo)) out.text(strings[next++] as string);
+    out.euiKey(hi, lo);
+  });
+  for (; next < strings.length; next += 1) out.text(strings[next] as string);
   return out.done();
+}
+
+/** An EUI key as the index stores it: its length (one varint byte), `e`, sixteen hex digits. */
+const EUI_KEY_BYTES = 18;
+const HEX_DIGITS = Buffer.from('0123456789ABCDEF', 'latin1');
+
+/** A 32-bit half as eight upper-case hex digits, into `out` from `at` on. */
+function writeHex(out: Buffer, at: number, half: number): void {
+  for (let digit = 0; digit < 8; digit += 1) out[at + 7 - digit] = HEX_DIGITS[(half >>> (4 * digit)) & 15] as number;
+}
+
+function euiKeyText(hi: number, lo: number): string {
+  const text = Buffer.from('e0000000000000000', 'latin1');
+  writeHex(text, 1, hi);
+  writeHex(text, 9, lo);
+  return text.toString('latin1');
 }
 
 /**
@@ -180,7 +226,7 @@ export class KeyIndex {
  * Stores a run's key index. Written before the manifest that lists it (the manifest is the
  * commit); outside the table location, so engines that read the table never see it.
  */
-export async function writeKeyIndex(s3: S3Client, bucket: string, key: string, keys: ReadonlySet<IndexKey>): Promise<KeyIndexEntry> {
+export async function writeKeyIndex(s3: S3Client, bucket: string, key: string, keys: RunKeys): Promise<KeyIndexEntry> {
   const body = await encodeKeyIndex(keys);
   await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip' }));
   return { key, bytes: body.length, count: keys.size };
@@ -234,6 +280,17 @@ class ByteWriter {
     this.#room(bytes.length);
     this.#buffer.set(bytes, this.#length);
     this.#length += bytes.length;
+  }
+
+  /** An EUI key from its halves, as `text` would write its string. */
+  euiKey(hi: number, lo: number): void {
+    this.#room(EUI_KEY_BYTES);
+    const at = this.#length;
+    this.#buffer[at] = EUI_KEY_BYTES - 1;
+    this.#buffer[at + 1] = 0x65;
+    writeHex(this.#buffer, at + 2, hi);
+    writeHex(this.#buffer, at + 10, lo);
+    this.#length += EUI_KEY_BYTES;
   }
 
   /** A string as its UTF-8 length and bytes, encoded in place: no buffer per key. */

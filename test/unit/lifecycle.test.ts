@@ -180,7 +180,7 @@ describe('checkpoint', () => {
       elapsedMs: expect.any(Number) as number,
     });
     const { checkpoint, seen } = await readCheckpoint(services, continuation, new Date());
-    expect([...seen].sort()).toEqual([0, 1, 2]);
+    expect({ size: seen.size, held: [0, 1, 2].filter((key) => seen.has(key)) }).toEqual({ size: 3, held: [0, 1, 2] });
     expect(checkpoint).toMatchObject({
       runId,
       attempt: attemptOf(1),
