@@ -184,9 +184,7 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
         })
       : none(),
   );
-  const signals = fleet.signals(
-    previous && { ...counts, previousDevices: base.size, previousActiveShare: await previousActiveShare(services, previous.runId) },
-  );
+  const signals = fleet.signals(previous && { ...counts, previousDevices: base.size, previousActiveShare: await previousActiveShare(services, previous) });
   return {
     schemaVersion: 1,
     runId,
@@ -250,11 +248,15 @@ async function entriesOf(
   };
 }
 
-/** The ACTIVE share the previous run's record holds: none when it was not curated, or before signals were. */
-async function previousActiveShare(services: { s3: S3Client; config: Config }, previousRunId: string): Promise<number | undefined> {
+/**
+ * The ACTIVE share the record of the previous run's commit holds (a run exported again under
+ * its id has a record of its own beside the earlier one's): none when that commit was not
+ * curated, or before signals were.
+ */
+async function previousActiveShare(services: { s3: S3Client; config: Config }, previous: CommittedRun): Promise<number | undefined> {
   const { s3, config } = services;
-  const record = await readJson<CurationRecord>(s3, config.bucket, curatedKeys(config.prefix, previousRunId).recordKey);
-  return record?.value.signals?.active_share;
+  const { existing } = await lookUpRecord(s3, config.bucket, curatedKeys(config.prefix, previous.runId), previous.manifest);
+  return existing?.signals?.active_share;
 }
 
 /** This run's entries, read back from the state it has just written. */

@@ -544,6 +544,13 @@ describe('curation: a run exported again under the same id', () => {
     const redelivered = await curateOk(handler, first.runId);
     expect(redelivered).toMatchObject({ status: 'already-curated', devices: 75, recordKey, supersedes });
     expect(h.proxy.log.filter((request) => request.method !== 'GET' && request.method !== 'HEAD')).toEqual([]);
+
+    // The next run is compared with this commit, and so are its fleet signals: the ACTIVE share
+    // it moved from is this commit's (39 of 75), not the earlier one's (30 of 60).
+    const next = (await invokeOk(h, handler, { scheduledTime: '2026-11-02T04:00:00Z' })) as CuratedRunSummary;
+    const nextRecord = await recordOf(prefix, next.runId);
+    expect([earlier.signals?.active_share, record.signals?.active_share, nextRecord.signals?.active_share]).toEqual([50, 52, 52]);
+    expect(nextRecord.signals?.active_share_change).toBe(0);
   });
 
   it('tells a record written before records named their manifest by its time: one older than the commit is of an earlier commit', async () => {
