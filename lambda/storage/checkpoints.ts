@@ -47,8 +47,7 @@ export function sha256(bytes: Uint8Array | string): string {
  */
 export async function putKeySet(s3: S3Client, bucket: string, key: string, keys: KeySet | PackedKeys): Promise<KeySetEntry> {
   const body = await encodeKeyIndex(keys);
-  // Created once (the bucket policy refuses any other write under checkpoints/).
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip', IfNoneMatch: '*' }));
+  await createOnce(s3, { Bucket: bucket, Key: key, Body: body, ContentType: 'application/gzip' });
   return { key, bytes: body.length, count: keyCount(keys), sha256: sha256(body) };
 }
 
@@ -73,8 +72,28 @@ export async function getKeySet(s3: S3Client, bucket: string, entry: KeySetEntry
 /** Writes a checkpoint, one line of JSON; returns the SHA-256 of exactly the bytes stored. */
 export async function putCheckpoint(s3: S3Client, bucket: string, key: string, checkpoint: unknown): Promise<string> {
   const body = `${JSON.stringify(checkpoint)}\n`;
-  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: 'application/json', CacheControl: 'no-cache', IfNoneMatch: '*' }));
+  await createOnce(s3, { Bucket: bucket, Key: key, Body: body, ContentType: 'application/json', CacheControl: 'no-cache' });
   return sha256(body);
+}
+
+/**
+ * Writes an object under checkpoints/, created once (If-None-Match; the bucket policy
+ * refuses any other write there). A write can land although its answer is lost, and the
+ * SDK's retry is then refused (412) by the very object it wrote: on a refusal, what S3
+ * holds is read back, and the write stands when it holds exactly these bytes.
+ */
+async function createOnce(
+  s3: S3Client,
+  put: { Bucket: string; Key: string; Body: Uint8Array | string; ContentType: string; CacheControl?: string },
+): Promise<void> {
+  try {
+    await s3.send(new PutObjectCommand({ ...put, IfNoneMatch: '*' }));
+  } catch (error) {
+    if (statusOf(error) !== 412) throw error;
+    const bytes = typeof put.Body === 'string' ? Buffer.from(put.Body) : put.Body;
+    const stored = await getBytes(s3, put.Bucket, put.Key, bytes.length).catch(() => undefined);
+    if (stored === undefined || sha256(stored) !== sha256(bytes)) throw error;
+  }
 }
 
 /**
