@@ -1,5 +1,5 @@
-import { ErrorCode, MalformedPageError, RunLimitError } from '../common/errors.ts';
-import { pageCeiling, type Fallback } from '../common/paging.ts';
+import { MalformedPageError } from '../common/errors.ts';
+import { checkPageCeiling, type Fallback } from '../common/paging.ts';
 import type { Brief, DevicePage, ListQuery, Target } from './devices-api.ts';
 import { euiOf, inRange, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
 import { HeldPages } from './page-memory.ts';
@@ -343,14 +343,7 @@ export class CursorSweep {
   #checkCeiling(range: RangeState, name: string): void {
     if (range.counts.length === 0) return;
     const count = Math.max(...range.counts);
-    const pageSize = this.#fullPage || this.source.pageSize;
-    const { pages, margin } = pageCeiling(count, pageSize);
-    if (range.pages <= pages + margin) return;
-    throw new RunLimitError(
-      ErrorCode.RUN_PAGE_LIMIT,
-      `The platform sent ${name} while it counts ${count} devices there (${pages} pages of ${pageSize}, and a margin of ${margin}): ` +
-        'it is not ending its list (a page repeated, or `more` always true), and the run is not committed.',
-    );
+    checkPageCeiling(range.pages, count, this.#fullPage || this.source.pageSize, (devices) => `The platform sent ${name} while it counts ${devices} there`);
   }
 
   #finish(range: RangeState): void {

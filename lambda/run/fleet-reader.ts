@@ -1,5 +1,5 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
-import { ErrorCode, ListIncompleteError, PlatformError, RunLimitError } from '../common/errors.ts';
+import { ListIncompleteError, PlatformError } from '../common/errors.ts';
 import { RetryBudget, logRetries, retrying } from '../common/retry.ts';
 import { AdaptiveWindow } from '../platform/adaptive-window.ts';
 import { deviceFetcher } from '../platform/device-lookup.ts';
@@ -10,7 +10,7 @@ import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
 import { DeviceKeySet } from '../common/device-key-set.ts';
 import type { RunServices } from '../common/services.ts';
-import { pageCeiling } from '../common/paging.ts';
+import { checkPageCeiling } from '../common/paging.ts';
 
 /** What one pass over the device list saw. */
 export interface Sweep extends PagingStats {
@@ -126,7 +126,7 @@ export class FleetReader {
         this.pages += 1;
         next = page.index + 1;
         if (!isLast(page)) sweep.fullPage = Math.min(this.services.config.pageSize, Math.max(sweep.fullPage ?? 0, page.briefs.length));
-        checkPageCeiling(page.index, sweep, this.run.runId);
+        checkOffsetCeiling(page.index, sweep, this.run.runId);
         this.run.logger.debug('Page written', { runId: this.run.runId, page: page.index, briefs: page.briefs.length, window: this.#window.limit });
         if (pause?.aborted && !isLast(page)) {
           sweep.next = next;
@@ -229,16 +229,9 @@ export function isAbort(error: unknown, pause: AbortSignal): boolean {
   return error === pause.reason || (error instanceof Error && error.name === 'AbortError');
 }
 
-/** An offset pass past its page ceiling (common/paging.ts) fails the run, instead of paging on until its time runs out. */
-function checkPageCeiling(pageIndex: number, sweep: Sweep, runId: string): void {
-  const pageSize = sweep.fullPage;
-  if (sweep.lastCount === undefined || pageSize === undefined) return;
+/** An offset pass past its page ceiling (common/paging.ts) fails the run; without a count, or before a full page, there is none yet. */
+function checkOffsetCeiling(pageIndex: number, sweep: Sweep, runId: string): void {
+  if (sweep.lastCount === undefined || sweep.fullPage === undefined) return;
   const count = Math.max(sweep.firstCount ?? 0, sweep.lastCount);
-  const { pages, margin } = pageCeiling(count, pageSize);
-  if (pageIndex <= pages + margin) return;
-  throw new RunLimitError(
-    ErrorCode.RUN_PAGE_LIMIT,
-    `Run ${runId} was sent page ${pageIndex} while the platform counts ${count} devices (${pages} pages of ${pageSize}, and a margin of ${margin}): ` +
-      'the platform is not ending its list (a page repeated, or `more` always true), and the run is not committed.',
-  );
+  checkPageCeiling(pageIndex, count, sweep.fullPage, (devices) => `Run ${runId} was sent page ${pageIndex} while the platform counts ${devices}`);
 }

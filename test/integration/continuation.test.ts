@@ -61,6 +61,14 @@ async function runMachine(handler: Handler, input: unknown, log: string[] = []):
 const exports = (execution: Execution) => execution.invocations.filter(({ state }) => state === 'Export');
 /** A failed execution's cause: the failed invocation's error, as Lambda reports it. */
 const causeOf = (execution: Execution) => JSON.parse(execution.error?.message ?? '{}') as { errorType?: string; errorMessage?: string };
+
+/** The run failed at its page ceiling (`ceiling`: what its message says of it), in its first invocation, not retried, leaving nothing. */
+async function expectPageLimit(execution: Execution, prefix: string, ceiling: string): Promise<void> {
+  expect(execution.error?.name).toBe('RunLimitError');
+  expect(causeOf(execution).errorMessage).toContain(ceiling);
+  expect(exports(execution).map(({ error }) => error)).toEqual(['RunLimitError']);
+  expect(await objects(h, prefix)).toEqual({});
+}
 const withoutRunId = (rows: Row[]) => rows.map(({ exportRunId: _runId, ...row }) => row);
 
 /** The snapshot one invocation makes of the same fleet, under a prefix of its own: its rows and its summary. */
@@ -235,11 +243,8 @@ describe('a run over several invocations, driven by the state machine', () => {
     const handler = await exporter(h, prefix, { ...SLICED, THINGPARK_PAGING: 'offset' });
     const execution = await runMachine(handler, SCHEDULE);
 
-    expect(execution.error?.name).toBe('RunLimitError');
-    expect(causeOf(execution).errorMessage).toContain('while the platform counts 300 devices (3 pages of 100, and a margin of 10)');
-    expect(exports(execution).map(({ error }) => error)).toEqual(['RunLimitError']);
+    await expectPageLimit(execution, prefix, 'while the platform counts 300 devices (3 pages of 100, and a margin of 10)');
     expect(sim.stats.requests).toBeLessThan(30);
-    expect(await objects(h, prefix)).toEqual({});
 
     await reset(h, { fleet: 300 });
     const next = await runMachine(handler, { scheduledTime: '2024-05-01T11:00:00Z' });
@@ -263,11 +268,8 @@ describe('a run over several invocations, driven by the state machine', () => {
     const handler = await exporter(h, prefix, { ...SLICED, THINGPARK_PAGING: undefined, THINGPARK_FIRST_PAGE_INDEX: undefined });
     const execution = await runMachine(handler, SCHEDULE);
 
-    expect(execution.error?.name).toBe('RunLimitError');
-    expect(causeOf(execution).errorMessage).toContain('while it counts 300 devices there (3 pages of 100, and a margin of 10)');
-    expect(exports(execution).map(({ error }) => error)).toEqual(['RunLimitError']);
+    await expectPageLimit(execution, prefix, 'while it counts 300 devices there (3 pages of 100, and a margin of 10)');
     expect(sim.stats.requests).toBeLessThan(40);
-    expect(await objects(h, prefix)).toEqual({});
   });
 
   it('verifies against the previous run across invocations: the second sweep and the lookups go on where they stopped', async () => {
