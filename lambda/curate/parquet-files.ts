@@ -88,7 +88,7 @@ export class ParquetFiles {
   async #writeFile(part: number, rows: AsyncIterable<Record<string, unknown>>): Promise<{ key: string; bytes: number }> {
     if (this.#discarded) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The curated files were discarded');
     const key = this.keyFor(part);
-    const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+    const body = new PassThrough({ objectMode: true, highWaterMark: 1 });
     const upload = new Upload({
       client: this.s3,
       params: { Bucket: this.bucket, Key: key, Body: body, ContentType: 'application/vnd.apache.parquet', Metadata: this.options.metadata },
@@ -174,22 +174,37 @@ export function rowBytes(row: Record<string, unknown>): number {
 
 type Writer = ConstructorParameters<typeof ParquetWriter>[0]['writer'];
 
+/** Bytes the writer's buffer holds before they go to the upload's body, as hyparquet-writer's own file writer does. */
+const CHUNK_BYTES = 1024 * 1024;
+
 /**
- * hyparquet-writer's byte buffer, flushed after every row group into the upload's body:
- * the bytes are copied out (the buffer is reused) and the next group waits while the body
- * is over its high-water mark.
+ * hyparquet-writer's byte buffer, emptied into the upload's body every CHUNK_BYTES, so that
+ * it stays that size (plus a page that does not fit) instead of growing to a row group's
+ * encoded bytes, each group copied out once more whole. The body is in object mode: each
+ * chunk stays a chunk of its own, which lib-storage gathers into parts, where a byte stream
+ * would hand it the group's chunks joined into one buffer. The next group waits while the
+ * body holds more than a chunk.
  */
 function uploadWriter(body: PassThrough, failed: Promise<never>): Writer & { bytes: number } {
-  const buffer = new ByteWriter(1024 * 1024);
-  const flush = async (): Promise<void> => {
+  const buffer = new ByteWriter(CHUNK_BYTES);
+  const grow = buffer.ensure.bind(buffer);
+  const emit = (): void => {
     if (buffer.index === 0) return;
     const chunk = Buffer.from(buffer.getBytes());
     buffer.index = 0;
     writer.bytes += chunk.length;
-    if (!body.write(chunk)) await Promise.race([once(body, 'drain'), failed]);
+    body.write(chunk);
+  };
+  const flush = async (): Promise<void> => {
+    emit();
+    if (body.writableNeedDrain) await Promise.race([once(body, 'drain'), failed]);
   };
   const writer: Writer & { bytes: number } = Object.assign(buffer, {
     bytes: 0,
+    ensure: (size: number) => {
+      if (buffer.index + size > CHUNK_BYTES) emit();
+      grow(size);
+    },
     flush,
     finish: async () => {
       await flush();
