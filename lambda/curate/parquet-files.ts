@@ -38,7 +38,7 @@ export const ROW_GROUP_MAX_BYTES = 32 * 1024 * 1024;
 export const FILE_MAX_ROWS = 5_000_000;
 
 /** lib-storage holds at most queueSize parts of partSize each per open file. */
-const PART_SIZE = 8 * 1024 * 1024;
+export const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 2;
 
 /**

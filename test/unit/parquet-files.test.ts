@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ColumnSpec } from '../../lambda/curate/columns.ts';
+import { PART_SIZE, ParquetFiles } from '../../lambda/curate/parquet-files.ts';
+import { PLAIN_BODIES, testS3 } from '../../tools/inspect/snapshot.ts';
+import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
+import { queryObjects } from '../support/curated.ts';
+
+const COLUMNS: ColumnSpec[] = [
+  { name: 'n', type: 'bigint', required: true, comment: 'Row number' },
+  { name: 'text', type: 'string', required: true, statistics: false, comment: 'Text Snappy cannot shrink' },
+];
+
+describe('Parquet files: memory while a large row group is uploaded', () => {
+  let standIns: StandIns;
+  let s3: S3Client;
+  /** For each part uploaded: its bytes, and the bytes of the buffer that holds them. */
+  const parts: { bytes: number; held: number }[] = [];
+
+  beforeAll(async () => {
+    standIns = await startStandIns();
+    s3 = testS3(standIns.s3Url, PLAIN_BODIES);
+    s3.middlewareStack.add(
+      (next, context) => (args) => {
+        const body = (args.input as { Body?: unknown }).Body;
+        if (context.commandName === 'UploadPartCommand' && body instanceof Uint8Array) parts.push({ bytes: body.byteLength, held: body.buffer.byteLength });
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await standIns?.stop();
+  });
+
+  it("holds each part in a buffer of about a part, not in one of the row group's whole bytes", async () => {
+    // 1,500 rows of 20 KB in one row group: 30 MB that Snappy cannot shrink, four parts.
+    const rows = 1_500;
+    const text = (n: number) => randomBytes(15_000).toString('base64') + String(n);
+    const files = new ParquetFiles(s3, DEMO.bucket, (part) => `parquet-files-${process.pid}/part-${part}.parquet`, COLUMNS, {
+      metadata: {},
+      groupBytes: 64 * 1024 * 1024,
+    });
+    const written = await files.write(
+      (async function* () {
+        for (let n = 0; n < rows; n += 1) yield { n: BigInt(n), text: text(n) };
+      })(),
+    );
+
+    expect(written).toHaveLength(1);
+    expect(written[0]?.bytes).toBeGreaterThan(3 * PART_SIZE);
+    expect(parts.length).toBeGreaterThanOrEqual(4);
+    for (const part of parts) expect(part.held).toBeLessThan(2 * PART_SIZE);
+    const [counted] = await queryObjects(
+      s3,
+      DEMO.bucket,
+      written.map(({ key }) => key),
+      'SELECT count(*)::INTEGER AS rows, sum(n)::BIGINT AS total, sum(length(text))::BIGINT AS chars FROM read_parquet({files})',
+    );
+    expect(counted).toEqual({ rows, total: BigInt((rows * (rows - 1)) / 2), chars: BigInt(rows * 20_000 + [...Array(rows).keys()].join('').length) });
+  }, 60_000);
+});
