@@ -16,6 +16,11 @@
  *     7.3 brief's daily up/down counts and driver metadata make them) and curate it: peak
  *     RSS against the function's memory (MEMORY_MB), which must stay within 70 %.
  *
+ * Each step's peak RSS is the kernel's (the child's maxRSS); next to it, the peaks of
+ * `process.memoryUsage()` sampled every 100 ms (curate-child.ts): the V8 heap (heapTotal),
+ * and `external`, the Buffers and typed arrays outside it. What RSS holds beyond the two is
+ * code, stacks, and memory the allocator keeps after it was freed.
+ *
  * Prints a table and the targets, and writes .bench/curate.md and .bench/results-curate.json.
  */
 import { bundleChild } from './bundle.ts';
@@ -133,7 +138,9 @@ try {
   const step = async (name: string, event: unknown) => {
     console.log(`${name} ...`);
     const result = await invoke(childFile, standIns, event);
-    console.log(`  ${f1(result.wallMs / 1000)} s, ${f1(result.cpuMs / 1000)} s CPU, peak RSS ${f1(result.maxRssMb)} MB`);
+    console.log(
+      `  ${f1(result.wallMs / 1000)} s, ${f1(result.cpuMs / 1000)} s CPU, peak RSS ${f1(result.maxRssMb)} MB (heap ${f1(result.memory.heapTotal)} MB, external ${f1(result.memory.external)} MB)`,
+    );
     return { name, ...result };
   };
   const firstExport = await step(`export ${int(fleet)} devices (first run)`, { label: 'bench-first' });
@@ -216,9 +223,11 @@ try {
     })),
   ];
   const lines = [
-    '| step | wall s | CPU s | peak RSS MB |',
-    '|---|---:|---:|---:|',
-    ...steps.map((s) => `| ${s.name} | ${f1(s.wallMs / 1000)} | ${f1(s.cpuMs / 1000)} | ${f1(s.maxRssMb)} |`),
+    '| step | wall s | CPU s | peak RSS MB | peak heap MB | peak external MB |',
+    '|---|---:|---:|---:|---:|---:|',
+    ...steps.map(
+      (s) => `| ${s.name} | ${f1(s.wallMs / 1000)} | ${f1(s.cpuMs / 1000)} | ${f1(s.maxRssMb)} | ${f1(s.memory.heapTotal)} | ${f1(s.memory.external)} |`,
+    ),
   ];
   const markdown = [
     `# Curation benchmark`,
