@@ -6,7 +6,7 @@
  * peak kept (`memory`), to tell the V8 heap from what lies outside it: `external` is memory
  * V8 objects hold outside the heap (Buffers, typed arrays, zlib's state), `arrayBuffers`
  * the part of it that is ArrayBuffer backing stores. With BENCH_MEMORY_TRACE set to a path,
- * every sample is also written there, one JSON line each.
+ * every sample is also appended there, one JSON line each, after a line naming the event.
  */
 import { appendFileSync } from 'node:fs';
 import { benchContext } from './lambda-context.ts';
@@ -42,6 +42,7 @@ const sample = () => {
   for (const part of Object.keys(memory) as (keyof MemoryPeaks)[]) memory[part] = Math.max(memory[part], usage[part] / 2 ** 20);
   if (trace) appendFileSync(trace, `${JSON.stringify({ ms: Math.round(performance.now() - start), ...usage })}\n`);
 };
+if (trace) appendFileSync(trace, `${JSON.stringify({ event })}\n`);
 const sampler = setInterval(sample, 100);
 const summary = (await handler(event, context)) as unknown as Record<string, unknown>;
 clearInterval(sampler);

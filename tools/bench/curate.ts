@@ -19,7 +19,8 @@
  * Each step's peak RSS is the kernel's (the child's maxRSS); next to it, the peaks of
  * `process.memoryUsage()` sampled every 100 ms (curate-child.ts): the V8 heap (heapTotal),
  * and `external`, the Buffers and typed arrays outside it. What RSS holds beyond the two is
- * code, stacks, and memory the allocator keeps after it was freed.
+ * code, stacks, and memory the allocator keeps after it was freed. BENCH_MEMORY_TRACE=<file>
+ * appends every sample of every step there, to see how each part moves over a run.
  *
  * Prints a table and the targets, and writes .bench/curate.md and .bench/results-curate.json.
  */
