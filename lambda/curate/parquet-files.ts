@@ -182,8 +182,8 @@ const CHUNK_BYTES = 1024 * 1024;
  * it stays that size (plus a page that does not fit) instead of growing to a row group's
  * encoded bytes, each group copied out once more whole. The body is in object mode: each
  * chunk stays a chunk of its own, which lib-storage gathers into parts, where a byte stream
- * would hand it the group's chunks joined into one buffer. The next group waits while the
- * body holds more than a chunk.
+ * would hand it the group's chunks joined into one buffer. The next group waits until
+ * lib-storage has taken every chunk from the body.
  */
 function uploadWriter(body: PassThrough, failed: Promise<never>): Writer & { bytes: number } {
   const buffer = new ByteWriter(CHUNK_BYTES);
