@@ -98,10 +98,8 @@ export class ParquetFiles {
     this.#open = { upload, body, key };
     this.#written.push(key);
     const done = upload.done();
-    // Raced against every wait below: a failed upload must not leave the writer waiting.
-    const failed = done.then(() => new Promise<never>(() => undefined));
-    failed.catch(() => undefined);
-    const writer = uploadWriter(body, failed);
+    done.catch(() => undefined);
+    const writer = uploadWriter(body, done);
     const parquet = new ParquetWriter({
       writer,
       schema: parquetSchema(this.columns),
@@ -185,7 +183,10 @@ const CHUNK_BYTES = 1024 * 1024;
  * would hand it the group's chunks joined into one buffer. The next group waits until
  * lib-storage has taken every chunk from the body.
  */
-function uploadWriter(body: PassThrough, failed: Promise<never>): Writer & { bytes: number } {
+function uploadWriter(body: PassThrough, done: Promise<unknown>): Writer & { bytes: number } {
+  // Raced against the wait for the body: a failed upload must not leave the writer waiting.
+  const failed = done.then(() => new Promise<never>(() => undefined));
+  failed.catch(() => undefined);
   const buffer = new ByteWriter(CHUNK_BYTES);
   const grow = buffer.ensure.bind(buffer);
   const emit = (): void => {
@@ -197,7 +198,15 @@ function uploadWriter(body: PassThrough, failed: Promise<never>): Writer & { byt
   };
   const flush = async (): Promise<void> => {
     emit();
-    if (body.writableNeedDrain) await Promise.race([once(body, 'drain'), failed]);
+    if (!body.writableNeedDrain) return;
+    try {
+      await Promise.race([once(body, 'drain'), failed]);
+    } catch (error) {
+      // A part S3 refused makes lib-storage stop reading and destroy the body, whose error
+      // ("The operation was aborted") comes first: the upload's own says why.
+      await done;
+      throw error;
+    }
   };
   const writer: Writer & { bytes: number } = Object.assign(buffer, {
     bytes: 0,

@@ -17,14 +17,20 @@ describe('Parquet files: memory while a large row group is uploaded', () => {
   let s3: S3Client;
   /** For each part uploaded: its bytes, and the bytes of the buffer that holds them. */
   const parts: { bytes: number; held: number }[] = [];
+  /** Keys whose parts S3 refuses, from the second on. */
+  const refused = new Set<string>();
 
   beforeAll(async () => {
     standIns = await startStandIns();
     s3 = testS3(standIns.s3Url, PLAIN_BODIES);
     s3.middlewareStack.add(
       (next, context) => (args) => {
-        const body = (args.input as { Body?: unknown }).Body;
-        if (context.commandName === 'UploadPartCommand' && body instanceof Uint8Array) parts.push({ bytes: body.byteLength, held: body.buffer.byteLength });
+        const { Body: body, Key: key, PartNumber: number } = args.input as { Body?: unknown; Key?: string; PartNumber?: number };
+        // s3rver has no AbortMultipartUpload (it answers 405): answered here as S3 does, with nothing.
+        if (context.commandName === 'AbortMultipartUploadCommand') return Promise.resolve({ output: { $metadata: {} } as never, response: {} });
+        if (context.commandName !== 'UploadPartCommand') return next(args);
+        if (refused.has(key ?? '') && (number ?? 0) > 1) throw new Error('S3 refused the part');
+        if (body instanceof Uint8Array) parts.push({ bytes: body.byteLength, held: body.buffer.byteLength });
         return next(args);
       },
       { step: 'initialize' },
@@ -60,5 +66,18 @@ describe('Parquet files: memory while a large row group is uploaded', () => {
       'SELECT count(*)::INTEGER AS rows, sum(n)::BIGINT AS total, sum(length(text))::BIGINT AS chars FROM read_parquet({files})',
     );
     expect(counted).toEqual({ rows, total: BigInt((rows * (rows - 1)) / 2), chars: BigInt(rows * 20_000 + [...Array(rows).keys()].join('').length) });
+  }, 60_000);
+
+  it("fails with S3's error, not the body's, when S3 refuses a part while a row group is written", async () => {
+    const key = `parquet-files-${process.pid}/refused.parquet`;
+    refused.add(key);
+    const files = new ParquetFiles(s3, DEMO.bucket, () => key, COLUMNS, { metadata: {}, groupBytes: 4 * 1024 * 1024 });
+    const written = files.write(
+      (async function* () {
+        for (let n = 0; n < 3_000; n += 1) yield { n: BigInt(n), text: randomBytes(15_000).toString('base64') };
+      })(),
+    );
+    await expect(written).rejects.toThrow('S3 refused the part');
+    expect(await files.discard()).toEqual([]);
   }, 60_000);
 });
