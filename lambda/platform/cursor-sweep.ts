@@ -64,9 +64,9 @@ const PROBE_PRIORITY = Number.MIN_SAFE_INTEGER;
  * splitting. If it is, one page from its end (`desc`) gives its last EUI, and the range is
  * split into groups of prefixes between the two (eui-ranges.ts), each probed in turn; if
  * not, the probe is the sweep's first page and the sweep reads on from its cursor. Pages
- * are taken as they come, one at a time; a sweep asks for its next page only while the
- * pages waiting to be taken are under their byte budget (page-memory.ts), so memory is
- * bounded by bytes, not by the ranges. What is read is held against the platform's counts, per range and for
+ * are taken as they come, one at a time; a sweep or probe asks for a page only while the
+ * pages asked for and not yet taken are under their byte budget (page-memory.ts), so
+ * memory is bounded by bytes, not by the ranges. What is read is held against the platform's counts, per range and for
  * the fleet; a shortfall, or a brief outside its range, makes it read the whole list again
  * in one unfiltered sweep.
  *
@@ -85,7 +85,7 @@ export class CursorSweep {
   #noCursorMode = false;
   /** The largest page taken that was not a range's last: the page size the platform serves, which may be less than asked for. */
   #fullPage = 0;
-  /** Pages fetched and not yet taken: each sweep waits for room before it asks for its next page. */
+  /** Pages asked for and not yet taken: each sweep and probe waits for room before it asks for a page. */
   readonly #held = new HeldPages();
 
   constructor(
@@ -169,15 +169,30 @@ export class CursorSweep {
     return this.source.fetch({ order, ...(after === undefined ? {} : { after }), prefixes }, target, this.#signal);
   }
 
+  /**
+   * Probes wait for room as sweeps do: a split spawns a probe per group at once. The end
+   * page of a range found worth splitting is asked for at once, its first page being held
+   * until then: waiting, probes holding first pages could fill the budget and wait on each
+   * other.
+   */
   async #probe(prefixes: string[]): Promise<void> {
-    const first = (order: 'asc' | 'desc') =>
-      this.#get(prefixes, order, undefined, { priority: PROBE_PRIORITY, name: `the first ${order} page of ${rangeName(prefixes)}` });
-    // The whole fleet is almost always split: its end is asked for at once.
-    const [asc, desc] = await Promise.all(prefixes.length === 0 ? [first('asc'), first('desc')] : [first('asc')]);
-    const wantsEnd = await this.#locked(() => this.#takeProbe(prefixes, asc, desc));
-    if (wantsEnd) {
-      const end = await first('desc');
-      await this.#locked(() => this.#takeProbe(prefixes, asc, end));
+    const held: DevicePage[] = [];
+    const first = async (order: 'asc' | 'desc', now = false) => {
+      const ask = () => this.#get(prefixes, order, undefined, { priority: PROBE_PRIORITY, name: `the first ${order} page of ${rangeName(prefixes)}` });
+      const page = await (now ? this.#held.askNow(ask) : this.#held.ask(this.#signal, ask));
+      held.push(page);
+      return page;
+    };
+    try {
+      // The whole fleet is almost always split: its end is asked for at once.
+      const [asc, desc] = await bothHeld(first('asc'), prefixes.length === 0 ? first('desc', true) : undefined);
+      const wantsEnd = await this.#locked(() => this.#takeProbe(prefixes, asc, desc));
+      if (wantsEnd) {
+        const end = await first('desc', true);
+        await this.#locked(() => this.#takeProbe(prefixes, asc, end));
+      }
+    } finally {
+      for (const page of held) this.#held.remove(page.bytes);
     }
   }
 
@@ -262,9 +277,7 @@ export class CursorSweep {
       const remaining = Math.max(0, (range.counts.at(-1) ?? 0) - range.read);
       // The longest ranges first: they decide when the read ends.
       const target = { priority: -remaining, name: `page ${page} of ${rangeName(range.prefixes)}` };
-      await this.#held.room(this.#signal);
-      const answer = await this.#get(range.prefixes, 'asc', range.after, target);
-      this.#held.add(answer.bytes);
+      const answer = await this.#held.ask(this.#signal, () => this.#get(range.prefixes, 'asc', range.after, target));
       try {
         await this.#locked(() => this.#take(range, answer, target.name));
       } finally {
@@ -380,6 +393,14 @@ export class CursorSweep {
 function rangeName(prefixes: readonly string[]): string {
   if (prefixes.length === 0) return 'the fleet';
   return prefixes.length === 1 ? `range ${prefixes[0]}` : `range ${prefixes[0]}..${prefixes.at(-1)}`;
+}
+
+/** Both pages, once both are in (or the one failed): none arrives after the probe let go of what it holds. */
+async function bothHeld(asc: Promise<DevicePage>, desc?: Promise<DevicePage>): Promise<[DevicePage, DevicePage | undefined]> {
+  const [first, end] = await Promise.allSettled([asc, desc]);
+  if (first.status === 'rejected') throw first.reason;
+  if (end.status === 'rejected') throw end.reason;
+  return [first.value, end.value];
 }
 
 function isAbort(error: unknown): boolean {

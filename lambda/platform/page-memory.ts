@@ -14,8 +14,9 @@ export const IN_FLIGHT_PAGE_BYTES = 32 * MiB;
 
 /**
  * Pages fetched and waiting for their turn to be written (ordered-pages.ts), or for the
- * writer (cursor-sweep.ts). A page waiting only waits: past a few, the writer is what
- * lags, and more would only cost memory.
+ * writer (cursor-sweep.ts, where pages asked for and not yet arrived count too, against
+ * this and IN_FLIGHT_PAGE_BYTES together). A page waiting only waits: past a few, the
+ * writer is what lags, and more would only cost memory.
  */
 export const HELD_PAGE_BYTES = 16 * MiB;
 
@@ -25,22 +26,51 @@ export function pagesFitting(budget: number, pageBytes: number): number {
 }
 
 /**
- * The bytes of pages fetched and not yet taken, against HELD_PAGE_BYTES: a reader waits
- * for `room` before it asks for another page. What is already on the wire still arrives,
- * so the total can pass the budget by the pages in flight, never by more.
+ * The bytes of pages asked for and not yet taken, against a budget: a reader asks for a
+ * page only once those are under the budget, and the page counts from that moment (as the
+ * largest answer so far, until its own size is known). Counted only once they arrived,
+ * pages asked for by many readers at once, each of which had found room while none had
+ * arrived yet, were all held on arrival: with one reader per EUI range, that grew with the
+ * fleet.
  */
 export class HeldPages {
   #bytes = 0;
+  /** The largest answer so far: what a page asked for is counted as until it arrives. */
+  #largest = 0;
   readonly #waiting = new Set<() => void>();
 
-  constructor(private readonly budget = HELD_PAGE_BYTES) {}
+  constructor(private readonly budget = IN_FLIGHT_PAGE_BYTES + HELD_PAGE_BYTES) {}
 
   get bytes(): number {
     return this.#bytes;
   }
 
-  add(bytes: number): void {
-    this.#bytes += bytes;
+  /**
+   * Asks for a page once there is room, counting it from then: its answer is held until
+   * `remove`d, a failed request not at all. Rejects with the signal's reason if it aborts
+   * while waiting.
+   */
+  async ask<T extends { bytes: number }>(signal: AbortSignal, ask: () => Promise<T>): Promise<T> {
+    signal.throwIfAborted();
+    // Rechecked on every wake: readers woken together must not all take the same room.
+    while (this.#bytes >= this.budget) await this.#room(signal);
+    return this.askNow(ask);
+  }
+
+  /** Asks for a page at once, room or not: for a page the asker cannot let go of what it holds without. */
+  async askNow<T extends { bytes: number }>(ask: () => Promise<T>): Promise<T> {
+    const reserved = this.#largest;
+    this.#bytes += reserved;
+    let answer: T;
+    try {
+      answer = await ask();
+    } catch (error) {
+      this.remove(reserved);
+      throw error;
+    }
+    this.#largest = Math.max(this.#largest, answer.bytes);
+    this.remove(reserved - answer.bytes);
+    return answer;
   }
 
   remove(bytes: number): void {
@@ -51,10 +81,7 @@ export class HeldPages {
     for (const resume of waiting) resume();
   }
 
-  /** Resolves once the pages held are under the budget; rejects with the signal's reason if it aborts first. */
-  room(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
-    if (this.#bytes < this.budget) return Promise.resolve();
+  #room(signal: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const resume = () => {
         stopListening();

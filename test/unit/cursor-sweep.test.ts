@@ -229,4 +229,36 @@ describe('CursorSweep', () => {
     expect(duplicatesOf(all)).toEqual([]);
     expect([...all].sort()).toEqual([...euis].sort());
   });
+  it('holds pages by bytes while the writer lags, however many ranges ask at once', async () => {
+    const euis = skewedFleet(5000);
+    const platform = cursorList(euis, 50);
+    // Pages of 20 MiB, as 1,000 briefs of 20 KB make them, answered after a round trip.
+    const pageBytes = 20 * 2 ** 20;
+    let untaken = 0;
+    let mostUntaken = 0;
+    const sweep = new CursorSweep(
+      {
+        fetch: async (query) => {
+          const page = await platform.fetch(query);
+          await new Promise((resolve) => setImmediate(resolve));
+          untaken += 1;
+          mostUntaken = Math.max(mostUntaken, untaken);
+          return { ...page, bytes: pageBytes };
+        },
+        take: async () => {
+          untaken -= 1;
+          // The writer is slower than the platform.
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        },
+        pageSize: 50,
+        sweeps: 16,
+      },
+      freshCursorState(),
+      new AbortController().signal,
+    );
+    expect(await sweep.run()).toBe('complete');
+    expect(sweep.state.ranges.length).toBeGreaterThan(8);
+    // The budget (page-memory.ts: 48 MiB) admits three pages; a probe's end page, and the page the fleet's probe left untaken, come on top.
+    expect(mostUntaken).toBeLessThanOrEqual(5);
+  });
 });

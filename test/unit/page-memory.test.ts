@@ -37,23 +37,61 @@ describe('pages in memory, by bytes', () => {
   it('lets a reader ask for more only while the pages held are under the budget', async () => {
     const held = new HeldPages(10 * MiB);
     const signal = new AbortController().signal;
-    await held.room(signal);
-    held.add(6 * MiB);
-    held.add(6 * MiB);
-    let resumed = false;
-    const waiting = held.room(signal).then(() => (resumed = true));
+    await held.ask(signal, () => Promise.resolve({ bytes: 6 * MiB }));
+    await held.ask(signal, () => Promise.resolve({ bytes: 6 * MiB }));
+    let asked = false;
+    const waiting = held.ask(signal, () => {
+      asked = true;
+      return Promise.resolve({ bytes: 6 * MiB });
+    });
     await ticks();
-    expect(resumed).toBe(false);
+    expect(asked).toBe(false);
     held.remove(6 * MiB);
     await waiting;
-    expect(held.bytes).toBe(6 * MiB);
+    expect(held.bytes).toBe(12 * MiB);
+  });
+
+  it('counts a page from the moment it is asked for, as the largest answer so far, so readers asking at once do not all find room', async () => {
+    const held = new HeldPages(10 * MiB);
+    const signal = new AbortController().signal;
+    held.remove((await held.ask(signal, () => Promise.resolve({ bytes: 4 * MiB }))).bytes);
+    const answers: ((page: { bytes: number }) => void)[] = [];
+    const pending = () => new Promise<{ bytes: number }>((resolve) => answers.push(resolve));
+    const readers = Array.from({ length: 5 }, () => held.ask(signal, pending));
+    await ticks();
+    // 4 MiB each until they arrive: three fit under 10 MiB, the others wait.
+    expect(answers).toHaveLength(3);
+    expect(held.bytes).toBe(12 * MiB);
+    for (const answer of answers.splice(0)) answer({ bytes: 1 * MiB });
+    await ticks();
+    held.remove(3 * MiB);
+    await ticks();
+    expect(answers).toHaveLength(2);
+    for (const answer of answers) answer({ bytes: 1 * MiB });
+    await Promise.all(readers);
+    expect(held.bytes).toBe(2 * MiB);
+  });
+
+  it('asks at once for a page its reader cannot do without, room or not', async () => {
+    const held = new HeldPages(10 * MiB);
+    await held.askNow(() => Promise.resolve({ bytes: 12 * MiB }));
+    await held.askNow(() => Promise.resolve({ bytes: 1 * MiB }));
+    expect(held.bytes).toBe(13 * MiB);
+  });
+
+  it('lets go of a page asked for whose request failed', async () => {
+    const held = new HeldPages(10 * MiB);
+    const signal = new AbortController().signal;
+    held.remove((await held.ask(signal, () => Promise.resolve({ bytes: 6 * MiB }))).bytes);
+    await expect(held.ask(signal, () => Promise.reject(new Error('refused')))).rejects.toThrow('refused');
+    expect(held.bytes).toBe(0);
   });
 
   it('stops waiting for room when the read is stopped', async () => {
     const held = new HeldPages(HELD_PAGE_BYTES);
-    held.add(HELD_PAGE_BYTES);
+    await held.askNow(() => Promise.resolve({ bytes: HELD_PAGE_BYTES }));
     const stop = new AbortController();
-    const waiting = held.room(stop.signal);
+    const waiting = held.ask(stop.signal, () => Promise.resolve({ bytes: 1 }));
     stop.abort(new Error('paused'));
     await expect(waiting).rejects.toThrow('paused');
   });
