@@ -31,7 +31,8 @@ function commonPrefix(a: string, b: string): string {
 /**
  * How to split a range whose first and last EUIs are `first` and `last` and which holds
  * `count` devices into ranges of about `perRange` devices: groups of consecutive prefixes,
- * one level of the EUI's digits deep enough that there are enough of them. Devices are
+ * one level of the EUI's digits deep enough that there are enough of them for groups of even
+ * size (`tooCoarse`). Devices are
  * assumed spread evenly between the two EUIs; a group that turns out larger (a skewed
  * fleet) is split again when its own first page shows it. Undefined when the range cannot
  * be split that way: one EUI is the start of the other (a device whose whole EUI is the
@@ -46,12 +47,10 @@ export function splitRange(first: string, last: string, count: number, perRange:
   if (shallowest > deepest) return undefined;
   const wanted = Math.max(2, Math.ceil(count / Math.max(1, perRange)));
   for (let depth = shallowest; depth <= deepest; depth += 1) {
-    const low = first.slice(shared.length, depth);
-    const high = last.slice(shared.length, depth);
-    if (!HEX.test(low) || !HEX.test(high)) return undefined;
-    const from = BigInt(`0x${low}`);
-    const span = BigInt(`0x${high}`) - from + 1n;
-    if (span < BigInt(wanted) && depth < deepest) continue;
+    const span = prefixSpan(first, last, shared.length, depth);
+    if (span === undefined) return undefined;
+    if (depth < deepest && tooCoarse(span, wanted, prefixSpan(first, last, shared.length, depth + 1))) continue;
+    const from = BigInt(`0x${first.slice(shared.length, depth)}`);
     const prefixes = Array.from(
       { length: Number(span) },
       (_, i) =>
@@ -66,6 +65,31 @@ export function splitRange(first: string, last: string, count: number, perRange:
 }
 
 const HEX = /^[0-9A-F]+$/;
+
+/** How many prefixes of `depth` digits lie between those of `first` and `last` (which share `shared` digits); undefined if not hex. */
+function prefixSpan(first: string, last: string, shared: number, depth: number): bigint | undefined {
+  const low = first.slice(shared, depth);
+  const high = last.slice(shared, depth);
+  if (!HEX.test(low) || !HEX.test(high)) return undefined;
+  return BigInt(`0x${high}`) - BigInt(`0x${low}`) + 1n;
+}
+
+/**
+ * Whether `span` prefixes are too few to make `wanted` even groups, so the split goes one
+ * digit deeper. With fewer than EVEN_PREFIXES a group, one prefix more in some groups than
+ * in others makes those up to twice the size of the rest (16 one-digit prefixes in 13
+ * groups: three of two), and a group that large is split again, for two more probes and
+ * two more ranges' last pages. One digit deeper, a group holds sixteen times the prefixes
+ * and its share is even to a sixteenth; unless a request would then carry more than
+ * MAX_GROUP_PREFIXES `devEUI` filters.
+ */
+function tooCoarse(span: bigint, wanted: number, deeper: bigint | undefined): boolean {
+  if (span < BigInt(wanted)) return true;
+  return span < BigInt(wanted * EVEN_PREFIXES) && deeper !== undefined && deeper <= BigInt(wanted * MAX_GROUP_PREFIXES);
+}
+
+const EVEN_PREFIXES = 4;
+const MAX_GROUP_PREFIXES = 32;
 
 /** `items` in `count` runs of consecutive items, as even as can be. */
 function groups<T>(items: T[], count: number): T[][] {

@@ -128,6 +128,17 @@ describe('CursorSweep', () => {
     expect(queries.length).toBeLessThan(pages * 1.5);
   });
 
+  it('reads a uniform fleet of 100 pages in ranges of even size, within 1.1 times its pages in requests', async () => {
+    const euis = Array.from({ length: 10_000 }, (_, i) => spread(i, 16));
+    const { outcome, taken, state, queries } = await sweepAll(euis, { pageSize: 100, sweeps: 32 });
+    expect(outcome).toBe('complete');
+    expect(taken).toHaveLength(euis.length);
+    // Ranges of one or two one-digit prefixes were split again when two: 120 requests, 16 ranges of 7 pages.
+    expect(queries.length).toBeLessThanOrEqual(110);
+    const sizes = state.ranges.map((range) => range.read);
+    expect(Math.max(...sizes) / Math.min(...sizes)).toBeLessThan(1.25);
+  });
+
   it('answers no-cursor-mode on the first probe of a platform without cursors, having taken nothing', async () => {
     const { outcome, taken } = await sweepAll(
       Array.from({ length: 30 }, (_, i) => hex(i)),

@@ -4,20 +4,33 @@ import { euiOf, inRange, MIN_RANGE_PAGES, rangePagesTarget, shortfall, splitRang
 describe('splitRange', () => {
   const flat = (groups: string[][] | undefined) => groups?.flat();
 
-  it('splits the whole fleet at the first digit where there are enough prefixes for the ranges wanted', () => {
-    // 3 ranges wanted, 16 single digits between the ends: 3 groups of consecutive digits.
+  it('splits the whole fleet at the first digit where there are enough prefixes for even groups', () => {
+    // 3 ranges wanted, 16 single digits between the ends: 3 groups of consecutive digits, five or six each.
     expect(splitRange('0004A30B001C0530', 'FFFFFFFF00000001', 3000, 1000)).toEqual([[...'01234'], [...'56789'], [...'ABCDEF']]);
-    // Only the digits between the two ends can hold devices.
-    expect(flat(splitRange('3A00000000000000', '5F00000000000000', 2000, 1000))).toEqual(['3', '4', '5']);
+    // Only the prefixes between the two ends can hold devices: 3 digits would make 2 groups of one and two, so two digits, 3A..5F.
+    const groups = splitRange('3A00000000000000', '5F00000000000000', 2000, 1000);
+    expect(groups?.map((group) => group.length)).toEqual([19, 19]);
+    expect([groups?.[0]?.[0], groups?.at(-1)?.at(-1)]).toEqual(['3A', '5F']);
   });
 
-  it('goes deeper when one digit does not give enough prefixes', () => {
-    // 20 ranges wanted between 3.. and 5..: two digits, 0x3A..0x5F.
-    const groups = splitRange('3A00000000000000', '5F00000000000000', 20_000, 1000);
-    expect(groups).toHaveLength(20);
-    expect(flat(groups)).toHaveLength(0x5f - 0x3a + 1);
-    expect(groups?.[0]?.[0]).toBe('3A');
-    expect(groups?.at(-1)?.at(-1)).toBe('5F');
+  it('goes a digit deeper while the groups would be uneven, so that none is twice another and split again', () => {
+    // 13 ranges wanted over the whole space: at one digit, 16 prefixes make three groups of two among ten of one.
+    const groups = splitRange('0200000000000000', 'FD00000000000000', 100_000, 7700) ?? [];
+    expect(groups).toHaveLength(13);
+    expect(new Set(groups.flat().map((prefix) => prefix.length))).toEqual(new Set([2]));
+    const sizes = groups.map((group) => group.length);
+    expect(Math.max(...sizes) / Math.min(...sizes)).toBeLessThanOrEqual(20 / 19);
+  });
+
+  it('stops going deeper where a group would carry more than 32 devEUI filters', () => {
+    // 20 ranges between 3A.. and 5F..: 38 two-digit prefixes are too few for even groups, and 593 three-digit ones are 30 a group.
+    const deeper = splitRange('3A00000000000000', '5F00000000000000', 20_000, 1000) ?? [];
+    expect(deeper).toHaveLength(20);
+    expect(deeper.flat()).toHaveLength(0x5f0 - 0x3a0 + 1);
+    expect(Math.max(...deeper.map((group) => group.length))).toBeLessThanOrEqual(32);
+    // 28 ranges: 75 two-digit prefixes (under 4 a group), but 1,188 three-digit ones would be 43 a group: two digits it is.
+    const capped = splitRange('70B3D50000000000', '70B3D50000004A37', 19_000, 700) ?? [];
+    expect(new Set(capped.flat().map((prefix) => prefix.length))).toEqual(new Set([14]));
   });
 
   it('skips a shared vendor prefix in one step', () => {
@@ -31,7 +44,8 @@ describe('splitRange', () => {
   });
 
   it('covers IMEIs among DevEUIs: decimal digits sort before hex letters', () => {
-    expect(flat(splitRange('352099001761481', 'A81758FFFE0312D0', 8000, 1000))).toEqual([...'3456789A']);
+    const prefixes = flat(splitRange('352099001761481', 'A81758FFFE0312D0', 8000, 1000)) ?? [];
+    expect([prefixes[0], prefixes.at(-1), prefixes.length]).toEqual(['35', 'A8', 0xa8 - 0x35 + 1]);
   });
 
   it('gives consecutive, disjoint groups that together hold every prefix between the ends', () => {
@@ -46,7 +60,9 @@ describe('splitRange', () => {
   it('keeps the groups of a range of several prefixes inside it', () => {
     // The range 6C..73 (two-digit prefixes): splitting at one digit would take in 60..6B and 74..7F.
     const groups = splitRange('6C00000000000000', '73FFFFFFFFFFFFFF', 4000, 1000, ['6C', '6D', '6E', '6F', '70', '71', '72', '73']) ?? [];
-    expect(groups.flat()).toEqual(['6C', '6D', '6E', '6F', '70', '71', '72', '73']);
+    const prefixes = groups.flat();
+    expect(prefixes.every((prefix) => ['6C', '6D', '6E', '6F', '70', '71', '72', '73'].includes(prefix.slice(0, 2)))).toBe(true);
+    expect([prefixes[0], prefixes.at(-1), prefixes.length]).toEqual(['6C0', '73F', 128]);
   });
 
   it('refuses what it cannot split without losing a device', () => {
