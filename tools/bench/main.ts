@@ -28,7 +28,7 @@ import { coldStart, type ColdStart } from './coldstart.ts';
 import { COLD_START_ESTIMATE_S, Progress, duration, estimateSeconds, repeatsOf } from './progress.ts';
 import { quietAwsSdk } from '../cli.ts';
 import { startBenchStandIns, type BenchSimulatorOptions, type BenchStandIns, type StandInCounts } from './stand-ins.ts';
-import { knobSection, knobSettings, knobTable, withKnobSection, type KnobRow } from './knobs.ts';
+import { KNOB_LATENCIES, knobSection, knobSettings, knobTable, withKnobSection, type KnobRow, type KnobSetting } from './knobs.ts';
 import { digestObjects, type Digest } from './verify.ts';
 import {
   liveFleetTargets,
@@ -302,42 +302,43 @@ async function runCase(c: Case): Promise<CaseResult> {
   }
 }
 
-/** The knob sweep (knobs.ts): the 100k @ 100 ms case, skewed, in cursor mode, setting by setting. */
+/** The knob sweep (knobs.ts): the 100k @ 100 ms and @ 300 ms cases, skewed, in cursor mode, setting by setting. */
 async function runKnobs(): Promise<string> {
+  const tables: string[] = [];
+  for (const latencyMs of KNOB_LATENCIES) tables.push(await runKnobsAt(latencyMs));
+  return tables.join('\n\n');
+}
+
+/** One latency's settings, each page size against stand-ins of its own; the baseline once, at pages of 1000. */
+async function runKnobsAt(latencyMs: number): Promise<string> {
   const fleet = scaled(100_000);
-  const settings = knobSettings();
+  const settings = knobSettings().filter((setting) => setting.latencyMs === latencyMs);
   const rows: KnobRow[] = [];
   let baselineMs = Number.NaN;
   for (const size of [...new Set(settings.map((setting) => setting.pageSize))]) {
-    const standIns = await startBenchStandIns({ simulator: { fleet, latencyMs: 100, identifiers: 'skewed' }, prerender: size });
+    const standIns = await startBenchStandIns({ simulator: { fleet, latencyMs, identifiers: 'skewed' }, prerender: size });
     try {
-      const params = childParams({ fleet, latencyMs: 100, pageSize: size });
+      const params = childParams({ fleet, latencyMs, pageSize: size });
       if (size === 1000) baselineMs = (await runChild(standIns, 'baseline', params, {})).wallMs;
-      for (const setting of settings.filter((each) => each.pageSize === size)) {
-        const runs: Measured[] = [];
-        for (let i = 0; i < 3; i += 1) {
-          console.log(`  ${setting.label} ${i + 1}/3`);
-          runs.push(await runChild(standIns, 'exporter', params, { THINGPARK_PAGE_SIZE: String(size), ...setting.env }));
-        }
-        const m = [...runs].sort((a, b) => a.wallMs - b.wallMs)[1] as Measured;
-        const { wallMs, workCpuMs, maxRssMb, requests, maxInFlight } = m;
-        rows.push({
-          setting,
-          wallMs,
-          workCpuMs,
-          maxRssMb,
-          requests,
-          maxInFlight,
-          ranges: Number(m.summary?.ranges ?? 0),
-          ...(m.failed ? { failed: m.failed } : {}),
-        });
-      }
+      for (const setting of settings.filter((each) => each.pageSize === size)) rows.push(await knobRow(standIns, params, setting));
     } finally {
       await standIns.stop();
     }
   }
   rows.sort((a, b) => settings.indexOf(a.setting) - settings.indexOf(b.setting));
-  return knobTable(`${sizeName(fleet)} @ 100 ms`, rows, baselineMs);
+  return knobTable(`${sizeName(fleet)} @ ${latencyMs} ms`, rows, baselineMs);
+}
+
+/** A setting's median run of three, by wall time. */
+async function knobRow(standIns: BenchStandIns, params: ChildParams, setting: KnobSetting): Promise<KnobRow> {
+  const runs: Measured[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    console.log(`  ${setting.latencyMs} ms, ${setting.label} ${i + 1}/3`);
+    runs.push(await runChild(standIns, 'exporter', params, { THINGPARK_PAGE_SIZE: String(setting.pageSize), ...setting.env }));
+  }
+  const m = [...runs].sort((a, b) => a.wallMs - b.wallMs)[1] as Measured;
+  const { wallMs, workCpuMs, maxRssMb, requests, maxInFlight } = m;
+  return { setting, wallMs, workCpuMs, maxRssMb, requests, maxInFlight, ranges: Number(m.summary?.ranges ?? 0), ...(m.failed ? { failed: m.failed } : {}) };
 }
 
 // ---------------------------------------------------------------------------------------
