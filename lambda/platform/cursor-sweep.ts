@@ -1,7 +1,7 @@
 import { MalformedPageError } from '../common/errors.ts';
 import { checkPageCeiling, type Fallback } from '../common/paging.ts';
 import type { Brief, DevicePage, ListQuery, Target } from './devices-api.ts';
-import { euiOf, inRange, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
+import { euiOf, inRange, plannedCount, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
 import { HeldPages } from './page-memory.ts';
 
 /** A range of the EUI space (every EUI starting with one of `prefixes`; none: the whole fleet), read by one cursor sweep. */
@@ -253,7 +253,8 @@ export class CursorSweep {
     const high = euiOf(desc.briefs.at(-1) ?? {});
     if (low === undefined || high === undefined || low >= high) return undefined;
     const perRange = (this.state.target ?? 1) * this.#pageSize(asc);
-    const groups = splitRange(low, high, Math.max(0, count - asc.briefs.length - desc.briefs.length), perRange, prefixes);
+    const middle = Math.max(0, count - asc.briefs.length - desc.briefs.length);
+    const groups = splitRange(low, high, plannedCount(middle, euis(asc), euis(desc), perRange), perRange, prefixes);
     const start = groups?.[0]?.[0];
     const end = groups?.at(-1)?.at(-1);
     if (groups === undefined || start === undefined || end === undefined) return undefined;
@@ -388,6 +389,11 @@ export class CursorSweep {
     state.ranges = [{ prefixes: [], done: false, read: 0, pages: 0, counts: state.fleetCounts.slice(0, 1) }];
     this.#signal = this.#arm();
   }
+}
+
+/** A page's EUIs, in its order; only for pages whose briefs were checked to have one. */
+function euis(page: DevicePage): string[] {
+  return page.briefs.map((brief) => euiOf(brief) ?? '');
 }
 
 function rangeName(prefixes: readonly string[]): string {

@@ -91,6 +91,59 @@ function tooCoarse(span: bigint, wanted: number, deeper: bigint | undefined): bo
 const EVEN_PREFIXES = 4;
 const MAX_GROUP_PREFIXES = 32;
 
+/**
+ * How many devices a split's groups are planned for: the range's middle (what its two
+ * probes did not hold), unless the probes say it is concentrated. The groups share the
+ * prefixes between the probes evenly, which is right where the devices spread evenly, as
+ * they do through a vendor's block of serials. Where the middle holds far more than the
+ * probes' own density predicts over its span (both ends sparse: other vendors' DevEUIs and
+ * IMEIs around one OUI's block), most of it sits somewhere in that span, and groups planned
+ * for all of it would be many that hold a few devices each, each costing a request for a
+ * page far from full (a skewed fleet of 100 pages: 12 such ranges). The groups are then
+ * planned for what the probes' density predicts, and never fewer than CONCENTRATED_GROUPS:
+ * the concentration falls in one of them, whose own probes split it again (in one step,
+ * once both of its probes reach into it), and the others are read as they are.
+ */
+export function plannedCount(middle: number, asc: readonly string[], desc: readonly string[], perRange: number): number {
+  const predicted = spreadCount(asc, desc);
+  return middle > CONCENTRATION * predicted ? Math.max(CONCENTRATED_GROUPS * perRange, predicted) : middle;
+}
+
+/** How many times what the probes' density predicts the middle must hold to count as concentrated. */
+const CONCENTRATION = 8;
+const CONCENTRATED_GROUPS = 4;
+
+/**
+ * How many devices lie between a range's two probes (`asc` as served, `desc` as served: its
+ * last EUI the lowest) at the density of the denser of their inner halves (the halves nearer
+ * the middle). Unbounded where a probe is too short to tell, or its inner half has one EUI.
+ */
+function spreadCount(asc: readonly string[], desc: readonly string[]): number {
+  const low = asc.at(-1);
+  const high = desc.at(-1);
+  if (low === undefined || high === undefined || asc.length < 4 || desc.length < 4) return Number.POSITIVE_INFINITY;
+  return Math.max(innerDensity(asc), innerDensity(desc)) * Math.max(0, position(high) - position(low));
+}
+
+/** Devices per unit of the EUI space over the second half of a probe's EUIs. */
+function innerDensity(euis: readonly string[]): number {
+  const inner = euis.slice(Math.floor(euis.length / 2));
+  const span = Math.abs(position(inner.at(-1) ?? '') - position(inner[0] ?? ''));
+  return span === 0 ? Number.POSITIVE_INFINITY : (inner.length - 1) / span;
+}
+
+/** Where an EUI sits in the EUI space, as a fraction of it: its first 13 digits read as hex, as the platform sorts them (13 fit a double exactly). */
+export function position(eui: string): number {
+  let at = 0;
+  let scale = 1;
+  for (let i = 0; i < 13; i += 1) {
+    scale /= 16;
+    const digit = parseInt(eui[i] ?? '0', 16);
+    at += (Number.isNaN(digit) ? 0 : digit) * scale;
+  }
+  return at;
+}
+
 /** `items` in `count` runs of consecutive items, as even as can be. */
 function groups<T>(items: T[], count: number): T[][] {
   return Array.from({ length: count }, (_, i) => items.slice(Math.floor((i * items.length) / count), Math.floor(((i + 1) * items.length) / count)));

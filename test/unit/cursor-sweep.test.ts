@@ -139,6 +139,17 @@ describe('CursorSweep', () => {
     expect(Math.max(...sizes) / Math.min(...sizes)).toBeLessThan(1.25);
   });
 
+  it('reads a skewed fleet of 100 pages within 1.1 times its pages in requests, the sparse EUIs in a few ranges', async () => {
+    const euis = skewedFleet(10_000);
+    const { outcome, taken, state, queries } = await sweepAll(euis, { pageSize: 100, sweeps: 32 });
+    expect(outcome).toBe('complete');
+    expect(duplicatesOf(taken)).toEqual([]);
+    expect(taken).toHaveLength(euis.length);
+    // Planned for the whole middle, the first split made a dozen ranges of a page or less around the OUI's block.
+    expect(queries.length).toBeLessThanOrEqual(110);
+    expect(state.ranges.filter((range) => range.pages <= 1).length).toBeLessThanOrEqual(4);
+  });
+
   it('answers no-cursor-mode on the first probe of a platform without cursors, having taken nothing', async () => {
     const { outcome, taken } = await sweepAll(
       Array.from({ length: 30 }, (_, i) => hex(i)),

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { euiOf, inRange, MIN_RANGE_PAGES, rangePagesTarget, shortfall, splitRange, worthSplitting } from '../../lambda/platform/eui-ranges.ts';
+import {
+  euiOf,
+  inRange,
+  MIN_RANGE_PAGES,
+  plannedCount,
+  position,
+  rangePagesTarget,
+  shortfall,
+  splitRange,
+  worthSplitting,
+} from '../../lambda/platform/eui-ranges.ts';
 
 describe('splitRange', () => {
   const flat = (groups: string[][] | undefined) => groups?.flat();
@@ -123,5 +133,49 @@ describe('shortfall', () => {
   it('is what is missing when even the smaller count is above the read', () => {
     expect(shortfall(5000, [12_000, 12_000])).toBe(7000);
     expect(shortfall(90, [100])).toBe(10);
+  });
+});
+
+describe('plannedCount', () => {
+  const hex16 = (value: number) => Math.floor(value).toString(16).toUpperCase().padStart(13, '0').padEnd(16, '0');
+  /** `n` EUIs from `from` on, `step` apart, as fractions of the EUI space. */
+  const run = (from: number, step: number, n: number) => Array.from({ length: n }, (_, i) => hex16((from + i * step) * 16 ** 13));
+  const perRange = 8000;
+
+  it('plans for the whole middle where the probes show the density the middle has', () => {
+    // 1000 devices in each probe, every 1/100,000 of the space: the middle, 0.01 to 0.99, holds about 98,000.
+    const asc = run(0, 0.00001, 1000);
+    const desc = run(0.99999, -0.00001, 1000);
+    expect(plannedCount(98_000, asc, desc, perRange)).toBe(98_000);
+  });
+
+  it('plans a few groups for what the probes predict where the middle holds far more (one OUI among sparse others)', () => {
+    // The probes are sparse (1000 devices over a tenth of the space each) and the middle, 0.1 to 0.9, counts 95,000.
+    const asc = run(0, 0.0001, 1000);
+    const desc = run(0.9999, -0.0001, 1000);
+    expect(plannedCount(95_000, asc, desc, perRange)).toBe(4 * perRange);
+    // With groups of 1000, more than four groups' worth: what the density predicts, 10,000 a unit over 0.8 of the space.
+    expect(plannedCount(2_000_000, asc, desc, 1000)).toBeCloseTo(8000, -2);
+  });
+
+  it('plans for the whole middle once a probe reaches into the concentration', () => {
+    // The end probe's inner half lies in a dense block: the middle is that block, spread as densely.
+    const asc = run(0.3, 0.0001, 1000);
+    const desc = [...run(0.44, -0.0001, 500), ...run(0.43, -0.0000001, 500)];
+    expect(plannedCount(90_000, asc, desc, perRange)).toBe(90_000);
+  });
+
+  it('plans for the whole middle where a probe is too short to tell', () => {
+    expect(plannedCount(95_000, run(0, 0.1, 3), run(0.9, -0.01, 3), perRange)).toBe(95_000);
+  });
+});
+
+describe('position', () => {
+  it('orders EUIs as the platform sorts them, IMEIs among DevEUIs', () => {
+    const euis = ['0004A30B001C0530', '352099001761481', '70B3D50000000001', '70B3D50000000002', 'A81758FFFE0312D0', 'FFFFFFFFFFFFFFFF'];
+    const positions = euis.map(position);
+    expect(positions).toEqual([...positions].sort((a, b) => a - b));
+    expect(new Set(positions.slice(2, 4)).size).toBe(1);
+    expect(position('8000000000000000')).toBe(0.5);
   });
 });
