@@ -13,12 +13,20 @@ const MiB = 1024 * 1024;
 export const IN_FLIGHT_PAGE_BYTES = 32 * MiB;
 
 /**
- * Pages fetched and waiting for their turn to be written (ordered-pages.ts), or for the
- * writer (cursor-sweep.ts, where pages asked for and not yet arrived count too, against
- * this and IN_FLIGHT_PAGE_BYTES together). A page waiting only waits: past a few, the
- * writer is what lags, and more would only cost memory.
+ * Pages fetched and waiting for their turn to be written (ordered-pages.ts): the slack that
+ * lets pages arrive ahead of a slow one. A page waiting only waits: past a few, the writer
+ * is what lags, and more would only cost memory.
  */
 export const HELD_PAGE_BYTES = 16 * MiB;
+
+/**
+ * Pages arrived and waiting for the writer in cursor mode (cursor-sweep.ts), where no page
+ * waits for another: each range's pages are taken as they come, so a few keep the writer
+ * busy. Half the ordered pages' slack: at a million ordinary briefs, where the writer is
+ * what lags, 16 MiB peaked at 255 to 271 MB resident and 8 MiB at 230 MB, in the same time
+ * (`npm run bench -- --only='1000k @ 100 ms' --exporter-only`, one run each).
+ */
+export const WRITER_QUEUE_BYTES = 8 * MiB;
 
 /** How many pages of `pageBytes` fit in `budget`: at least one, so a run of any page size goes on. */
 export function pagesFitting(budget: number, pageBytes: number): number {
@@ -26,23 +34,31 @@ export function pagesFitting(budget: number, pageBytes: number): number {
 }
 
 /**
- * The bytes of pages asked for and not yet taken, against a budget: a reader asks for a
- * page only once those are under the budget, and the page counts from that moment (as the
- * largest answer so far, until its own size is known). Counted only once they arrived,
- * pages asked for by many readers at once, each of which had found room while none had
- * arrived yet, were all held on arrival: with one reader per EUI range, that grew with the
- * fleet.
+ * The bytes of pages asked for and not yet taken, against two budgets: a reader asks for a
+ * page only while the pages asked for and not yet taken are under `budget`, and those
+ * arrived and not yet taken under `waitingBudget`; a page counts from the moment it is
+ * asked for (as the largest answer so far, until its own size is known). Counted only once
+ * they arrived, pages asked for by many readers at once, each of which had found room while
+ * none had arrived yet, were all held on arrival: with one reader per EUI range, that grew
+ * with the fleet. Arrived pages have a budget of their own: with only the total's, a writer
+ * that lags (a run bound by its own CPU) let far more small pages wait, and
+ * parsed pages cost several times their text: see WRITER_QUEUE_BYTES.
  */
 export class HeldPages {
-  #bytes = 0;
+  /** Reserved for pages asked for and not yet arrived, and the bytes of those arrived and not yet taken. */
+  #asked = 0;
+  #arrived = 0;
   /** The largest answer so far: what a page asked for is counted as until it arrives. */
   #largest = 0;
   readonly #waiting = new Set<() => void>();
 
-  constructor(private readonly budget = IN_FLIGHT_PAGE_BYTES + HELD_PAGE_BYTES) {}
+  constructor(
+    private readonly budget = IN_FLIGHT_PAGE_BYTES + WRITER_QUEUE_BYTES,
+    private readonly waitingBudget = WRITER_QUEUE_BYTES,
+  ) {}
 
   get bytes(): number {
-    return this.#bytes;
+    return this.#asked + this.#arrived;
   }
 
   /**
@@ -53,29 +69,40 @@ export class HeldPages {
   async ask<T extends { bytes: number }>(signal: AbortSignal, ask: () => Promise<T>): Promise<T> {
     signal.throwIfAborted();
     // Rechecked on every wake: readers woken together must not all take the same room.
-    while (this.#bytes >= this.budget) await this.#room(signal);
+    while (this.#full()) await this.#room(signal);
     return this.askNow(ask);
   }
 
   /** Asks for a page at once, room or not: for a page the asker cannot let go of what it holds without. */
   async askNow<T extends { bytes: number }>(ask: () => Promise<T>): Promise<T> {
     const reserved = this.#largest;
-    this.#bytes += reserved;
+    this.#asked += reserved;
     let answer: T;
     try {
       answer = await ask();
     } catch (error) {
-      this.remove(reserved);
+      this.#asked -= reserved;
+      this.#wake();
       throw error;
     }
+    this.#asked -= reserved;
     this.#largest = Math.max(this.#largest, answer.bytes);
-    this.remove(reserved - answer.bytes);
+    this.#arrived += answer.bytes;
+    this.#wake();
     return answer;
   }
 
+  #full(): boolean {
+    return this.#arrived >= this.waitingBudget || this.bytes >= this.budget;
+  }
+
   remove(bytes: number): void {
-    this.#bytes -= bytes;
-    if (this.#bytes >= this.budget) return;
+    this.#arrived -= bytes;
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (this.#full()) return;
     const waiting = [...this.#waiting];
     this.#waiting.clear();
     for (const resume of waiting) resume();

@@ -72,6 +72,23 @@ describe('pages in memory, by bytes', () => {
     expect(held.bytes).toBe(2 * MiB);
   });
 
+  it('stops asking while the pages arrived and not yet taken fill their own budget, whatever room the total has', async () => {
+    const held = new HeldPages(48 * MiB, 16 * MiB);
+    const signal = new AbortController().signal;
+    for (let i = 0; i < 4; i += 1) await held.ask(signal, () => Promise.resolve({ bytes: 4 * MiB }));
+    let asked = false;
+    const waiting = held.ask(signal, () => {
+      asked = true;
+      return Promise.resolve({ bytes: 4 * MiB });
+    });
+    await ticks();
+    // 16 MiB waiting for the writer: a writer that lags lets no more pile up, though 48 MiB would allow it.
+    expect(asked).toBe(false);
+    held.remove(4 * MiB);
+    await waiting;
+    expect(held.bytes).toBe(16 * MiB);
+  });
+
   it('asks at once for a page its reader cannot do without, room or not', async () => {
     const held = new HeldPages(10 * MiB);
     await held.askNow(() => Promise.resolve({ bytes: 12 * MiB }));
