@@ -40,9 +40,9 @@ export function pagesFitting(budget: number, pageBytes: number): number {
  * asked for (as the largest answer so far, until its own size is known). Counted only once
  * they arrived, pages asked for by many readers at once, each of which had found room while
  * none had arrived yet, were all held on arrival: with one reader per EUI range, that grew
- * with the fleet. Arrived pages have a budget of their own: with only the total's, a writer
- * that lags (a run bound by its own CPU) let far more small pages wait, and
- * parsed pages cost several times their text: see WRITER_QUEUE_BYTES.
+ * with the fleet. Arrived pages have a budget of their own (WRITER_QUEUE_BYTES): under the
+ * total's alone, a writer that lags lets many more small pages wait, each parsed page
+ * costing several times its text.
  */
 export class HeldPages {
   /** Reserved for pages asked for and not yet arrived, and the bytes of those arrived and not yet taken. */
@@ -80,15 +80,13 @@ export class HeldPages {
     let answer: T;
     try {
       answer = await ask();
-    } catch (error) {
+    } finally {
+      // Whoever this wakes checks for room again later, by when the answer below is counted.
       this.#asked -= reserved;
       this.#wake();
-      throw error;
     }
-    this.#asked -= reserved;
     this.#largest = Math.max(this.#largest, answer.bytes);
     this.#arrived += answer.bytes;
-    this.#wake();
     return answer;
   }
 
