@@ -186,11 +186,12 @@ export class AdaptiveWindow {
       let at = this.#waiting.length;
       while (at > 0 && (this.#waiting[at - 1] as Waiter).priority > priority) at -= 1;
       this.#waiting.splice(at, 0, waiter);
+      this.pacer.waiting(true);
       if (signal) {
         waiter.stopListening = whenAborted(signal, () => {
           const at = this.#waiting.indexOf(waiter);
           if (at >= 0) this.#waiting.splice(at, 1);
-          if (this.#waiting.length === 0) this.#clearTimer();
+          if (this.#waiting.length === 0) this.#emptied();
           reject(signal.reason);
         });
       }
@@ -292,6 +293,7 @@ export class AdaptiveWindow {
         return;
       }
       const waiter = this.#waiting.shift() as Waiter;
+      if (this.#waiting.length === 0) this.#emptied();
       waiter.stopListening?.();
       this.#account();
       this.#inFlight += 1;
@@ -304,7 +306,9 @@ export class AdaptiveWindow {
     }
   }
 
-  #clearTimer(): void {
+  /** No request waits any more: no timer to keep, and the pacer's rejections from now on meet a lull. */
+  #emptied(): void {
+    this.pacer.waiting(false);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }

@@ -11,30 +11,55 @@ function pacerAt(start = 0) {
 /**
  * A client as fast as the pacer lets it (each send costs `costMs`, answers come back after
  * `latencyMs`, at most `concurrency` in flight) against NGINX's leaky bucket, in virtual
- * time; one cut per epoch, as AdaptiveWindow makes them.
+ * time; one cut per epoch, as AdaptiveWindow makes them. With `retryAfterMs`, a rejected
+ * request sleeps that long and is sent again (before any new one); with `gate`, the first
+ * `gate` requests must all be accepted before any other is sent, as a range plan waits on
+ * its probes.
  */
-function againstLeakyBucket(options: { perSecond: number; burst: number; latencyMs: number; seconds: number; concurrency?: number; costMs?: number }) {
-  const { perSecond, burst, latencyMs, seconds, concurrency = 8, costMs = 2 } = options;
+function againstLeakyBucket(options: {
+  perSecond: number;
+  burst: number;
+  latencyMs: number;
+  seconds: number;
+  concurrency?: number;
+  costMs?: number;
+  retryAfterMs?: number;
+  gate?: number;
+}) {
+  const { perSecond, burst, latencyMs, seconds, concurrency = 8, costMs = 2, retryAfterMs, gate = 0 } = options;
   const { clock, pacer } = pacerAt();
-  const answers: { at: number; ok: boolean; epoch: number }[] = [];
+  const answers: { at: number; ok: boolean; epoch: number; gated: boolean }[] = [];
+  const sleeping: { at: number; gated: boolean }[] = [];
   const bucket = { level: 0, at: 0 };
   let epoch = 0;
   let inFlight = 0;
   let accepted = 0;
   let rejected = 0;
   let free = 0;
+  let gateSent = 0;
+  let gateAccepted = 0;
   while (clock.now < seconds * 1000) {
     while (answers.length > 0 && (answers[0] as { at: number }).at <= clock.now) {
-      const answer = answers.shift() as { ok: boolean; epoch: number };
+      const answer = answers.shift() as { ok: boolean; epoch: number; gated: boolean };
       inFlight -= 1;
-      if (answer.ok) pacer.succeeded();
-      else if (answer.epoch === epoch) {
+      if (answer.ok) {
+        pacer.succeeded();
+        if (answer.gated) gateAccepted += 1;
+        continue;
+      }
+      if (retryAfterMs !== undefined) sleeping.push({ at: clock.now + retryAfterMs, gated: answer.gated });
+      if (answer.epoch === epoch) {
         epoch += 1;
         pacer.cut();
       }
     }
+    const awake = sleeping.findIndex((request) => request.at <= clock.now);
+    const fresh = gateSent < gate || gateAccepted === gate;
+    pacer.waiting(awake >= 0 || fresh);
     const wait = Math.max(pacer.delay(), free - clock.now);
-    if (inFlight < concurrency && wait <= 0) {
+    if (inFlight < concurrency && wait <= 0 && (awake >= 0 || fresh)) {
+      const gated = awake >= 0 ? (sleeping.splice(awake, 1)[0] as { gated: boolean }).gated : gateSent < gate;
+      if (awake < 0 && gated) gateSent += 1;
       pacer.sent();
       inFlight += 1;
       free = clock.now + costMs;
@@ -44,13 +69,36 @@ function againstLeakyBucket(options: { perSecond: number; burst: number; latency
       if (ok) bucket.level += 1;
       if (ok) accepted += 1;
       else rejected += 1;
-      answers.push({ at: clock.now + latencyMs, ok, epoch });
+      answers.push({ at: clock.now + latencyMs, ok, epoch, gated });
       continue;
     }
-    const next = Math.min(answers[0]?.at ?? Number.POSITIVE_INFINITY, inFlight < concurrency ? clock.now + wait : Number.POSITIVE_INFINITY);
+    const sendable = inFlight < concurrency && (awake >= 0 || fresh);
+    const next = Math.min(
+      answers[0]?.at ?? Number.POSITIVE_INFINITY,
+      sendable ? clock.now + wait : Number.POSITIVE_INFINITY,
+      ...sleeping.map((request) => request.at),
+    );
     clock.now = Math.max(clock.now + 0.01, next);
   }
   return { share: accepted / seconds / perSecond, rejectedShare: rejected / (accepted + rejected), cuts: pacer.cuts };
+}
+
+/**
+ * A plan's first probes, 7 at once: 3 accepted, the rejection arriving before the successes.
+ * The 4 refused sleep through a Retry-After of 1 s, wake together and are sent 10 ms apart:
+ * one is refused again, a second cut.
+ */
+function refusedProbesRetried(clock: { now: number }, pacer: RatePacer): void {
+  for (let i = 0; i < 7; i += 1) pacer.sent();
+  pacer.cut();
+  for (let i = 0; i < 3; i += 1) pacer.succeeded();
+  clock.now += 1000;
+  for (let i = 0; i < 4; i += 1) {
+    clock.now += 10;
+    pacer.sent();
+    if (i < 3) pacer.succeeded();
+  }
+  pacer.cut();
 }
 
 describe('RatePacer', () => {
@@ -80,6 +128,7 @@ describe('RatePacer', () => {
 
   it('cuts to 0.9 × the accepted rate of the last second, within [75 %, 100 %] of the rate in use', () => {
     const { clock, pacer } = pacerAt(10_000);
+    pacer.waiting(true); // a busy run: requests always wait to be sent
     const acceptFiftyInOneSecond = () => {
       for (let i = 0; i < 50; i += 1) {
         clock.now += 20;
@@ -109,6 +158,7 @@ describe('RatePacer', () => {
 
   it('starts a cut from what was sent, not from a probe that doubled while the window held sends down', () => {
     const { clock, pacer } = pacerAt(10_000);
+    pacer.waiting(true); // held back by the window
     for (let i = 0; i < 8; i += 1) pacer.sent();
     pacer.cut(); // 7.2/s, doubling every 250 ms: 470,000/s after 4 s
     // For 4 s the window, not the pacer, holds the sends to 20/s, all accepted ...
@@ -126,9 +176,11 @@ describe('RatePacer', () => {
 
   it('never raises the rate on a cut, however much was accepted', () => {
     const { clock, pacer } = pacerAt(10_000);
+    pacer.waiting(true);
     pacer.sent();
     pacer.cut();
-    pacer.cut(); // additive phase at 0.9 × 0.9 × 0.75... of a tiny rate: MIN_RATE
+    clock.now += 1000;
+    pacer.cut(); // additive phase from nothing sent or accepted over the last second: MIN_RATE
     clock.now += 10;
     for (let i = 0; i < 500; i += 1) pacer.succeeded();
     const current = pacer.rate;
@@ -138,11 +190,12 @@ describe('RatePacer', () => {
 
   it('grows additively, by a fixed share of the cut rate per accepted request', () => {
     const { clock, pacer } = pacerAt(10_000);
+    pacer.waiting(true);
     pacer.sent();
     pacer.cut();
     clock.now += 5000;
     for (let i = 0; i < 100; i += 1) pacer.succeeded();
-    pacer.cut(); // second cut: additive from here
+    pacer.cut(); // second cut, met while requests waited: additive from here
     const base = pacer.rate;
     for (let i = 0; i < 100; i += 1) pacer.succeeded();
     expect(pacer.rate).toBeCloseTo(base * (1 + 100 * RatePacer.GROWTH_PER_SUCCESS));
@@ -153,6 +206,8 @@ describe('RatePacer', () => {
 
   it('spaces sends by 1 / rate and builds no credit while idle', () => {
     const { clock, pacer } = pacerAt(10_000);
+    pacer.waiting(true);
+    clock.now += 1000;
     for (let i = 0; i < 10; i += 1) pacer.succeeded();
     pacer.cut(); // first cut: 0.9 × 10 = 9/s, doubling
     pacer.cut(); // second: additive, 0.9 × min(9, max(10, 6.75)) = 8.1/s
@@ -169,6 +224,29 @@ describe('RatePacer', () => {
     const { pacer } = pacerAt(10_000);
     pacer.cut();
     expect(pacer.rate).toBe(RatePacer.MIN_RATE);
+  });
+
+  it("restarts its probe after a cut met in a lull, not settling at the lull's few requests a second", () => {
+    const { clock, pacer } = pacerAt(10_000);
+    refusedProbesRetried(clock, pacer);
+    expect(pacer.rate).toBeCloseTo(0.9 * 4);
+    clock.now += 1000;
+    expect(pacer.rate).toBeCloseTo(0.9 * 4 * 16);
+  });
+
+  it('settles, growing by successes, after the same cut met while requests waited to be sent', () => {
+    const { clock, pacer } = pacerAt(10_000);
+    pacer.waiting(true);
+    refusedProbesRetried(clock, pacer);
+    const settled = pacer.rate;
+    clock.now += 1000;
+    expect(pacer.rate).toBe(settled);
+  });
+
+  it("holds a leaky bucket at ≥ 90 % when a plan's first probes are refused and retried after a Retry-After", () => {
+    const result = againstLeakyBucket({ perSecond: 20, burst: 2, latencyMs: 0, seconds: 30, gate: 7, retryAfterMs: 1000 });
+    expect(result.share).toBeGreaterThanOrEqual(0.9);
+    expect(result.rejectedShare).toBeLessThanOrEqual(0.05);
   });
 
   it.each([
