@@ -99,7 +99,10 @@ describe('bad configuration', () => {
       const summary = await invokeOk(h, handler, {});
       expect(summary, host).toMatchObject({ status: 'committed', devices: 250, tokenRequests: 1 });
       // The pages came from the platform, through the URL given, and the manifest says so.
-      expect(sim.stats.requests, host).toBe(summary.pageRequests);
+      // A request the plan no longer needed is aborted and counted as wasted: it may or may
+      // not have reached the platform by then, so those are all the counts can tell apart.
+      expect(sim.stats.requests, host).toBeGreaterThanOrEqual(summary.pageRequests - summary.wastedRequests);
+      expect(sim.stats.requests, host).toBeLessThanOrEqual(summary.pageRequests);
       expect(sim.tokens.grants, host).toBe(1);
       const manifest = await getJson<{ source: { baseUrl: string } }>(h.proxy.direct, DEMO.bucket, summary.manifestKey);
       expect(manifest.source.baseUrl).toBe(`http://${host}:${port}/`);

@@ -75,7 +75,9 @@ describe('concurrent paging', () => {
     const pastTheEnd = [...sim.stats.byPage.keys()].filter((page) => page >= 200).length;
     expect(pastTheEnd).toBeLessThanOrEqual(summary.wastedRequests);
     expect(summary.wastedRequests).toBeLessThanOrEqual(6);
-    expect(summary.pageRequests).toBe(sim.stats.requests);
+    // Requests fetched ahead and aborted at the end may or may not have reached the platform.
+    expect(sim.stats.requests).toBeGreaterThanOrEqual(summary.pageRequests - summary.wastedRequests);
+    expect(sim.stats.requests).toBeLessThanOrEqual(summary.pageRequests);
     // Keep-alive: about one connection per slot of the window (undici opens the odd extra
     // one while another is being handed back) for 200+ requests, not one each.
     expect(sim.stats.requests).toBeGreaterThan(200);
