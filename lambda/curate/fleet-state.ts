@@ -1,10 +1,10 @@
-import { once } from 'node:events';
 import { StringDecoder } from 'node:string_decoder';
 import { createGunzip, createGzip, type Gzip } from 'node:zlib';
 import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
 import { statusOf } from '../storage/s3-json.ts';
+import { drained } from '../storage/upload-body.ts';
 import type { RawBrief } from './raw-briefs.ts';
 
 /**
@@ -179,7 +179,7 @@ export class StateWriter {
   async #flush(): Promise<void> {
     const batch = this.#batch;
     this.#batch = '';
-    if (!this.#gzip.write(batch)) await Promise.race([once(this.#gzip, 'drain'), this.#done.then(() => undefined)]);
+    if (!this.#gzip.write(batch)) await drained(this.#gzip, this.#done);
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,10 @@
-import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
 import { ErrorCode, StorageError } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
+import { drained } from '../storage/upload-body.ts';
 import { parquetSchema, writerColumns, type ColumnSpec } from './columns.ts';
 
 /** One Parquet file of a curated table, as the run's record lists it. */
@@ -184,9 +184,6 @@ const CHUNK_BYTES = 1024 * 1024;
  * lib-storage has taken every chunk from the body.
  */
 function uploadWriter(body: PassThrough, done: Promise<unknown>): Writer & { bytes: number } {
-  // Raced against the wait for the body: a failed upload must not leave the writer waiting.
-  const failed = done.then(() => new Promise<never>(() => undefined));
-  failed.catch(() => undefined);
   const buffer = new ByteWriter(CHUNK_BYTES);
   const grow = buffer.ensure.bind(buffer);
   const emit = (): void => {
@@ -198,15 +195,7 @@ function uploadWriter(body: PassThrough, done: Promise<unknown>): Writer & { byt
   };
   const flush = async (): Promise<void> => {
     emit();
-    if (!body.writableNeedDrain) return;
-    try {
-      await Promise.race([once(body, 'drain'), failed]);
-    } catch (error) {
-      // A part S3 refused makes lib-storage stop reading and destroy the body, whose error
-      // ("The operation was aborted") comes first: the upload's own says why.
-      await done;
-      throw error;
-    }
+    if (body.writableNeedDrain) await drained(body, done);
   };
   const writer: Writer & { bytes: number } = Object.assign(buffer, {
     bytes: 0,

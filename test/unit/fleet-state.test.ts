@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -5,6 +6,7 @@ import { BaseState, hasState, readState, StateWriter, stateEntry, valuesHash, ty
 import { PLAIN_BODIES, testS3 } from '../../tools/inspect/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 import { repeated } from '../support/collections.ts';
+import { refuseParts } from '../support/refused-parts.ts';
 
 const FIELDS = ['healthState', 'name', 'model'] as const;
 
@@ -125,10 +127,13 @@ describe('fleet state: the state file, written and read back through S3', () => 
   let s3: S3Client;
   let files = 0;
   const freshKey = () => `fleet-state-${process.pid}/${(files += 1)}.state.gz`;
+  /** Keys whose parts S3 refuses, from the second on. */
+  const refused = new Set<string>();
 
   beforeAll(async () => {
     standIns = await startStandIns();
     s3 = testS3(standIns.s3Url, PLAIN_BODIES);
+    refuseParts(s3, refused);
   });
   afterAll(async () => {
     s3?.destroy();
@@ -220,6 +225,19 @@ describe('fleet state: the state file, written and read back through S3', () => 
     await expect(readBack(await put([header(), '[1,"1",null,"ACTIVE","pump",null]', '[2,"2",nu']))).rejects.toThrow(SyntaxError);
     await expect(readBack(await put(['{"format":']))).rejects.toThrow(SyntaxError);
   });
+
+  it("fails with S3's error, not gzip's, when S3 refuses a part while the state is written", async () => {
+    const key = freshKey();
+    refused.add(key);
+    const writer = new StateWriter(s3, DEMO.bucket, key, { runId: '20261128T100000Z', fields: FIELDS });
+    // 4,000 entries of 4 KB that gzip cannot shrink much: three parts of 5 MiB.
+    const writing = (async () => {
+      for (let i = 0; i < 4_000; i += 1) await writer.write(entry(i, randomBytes(3_000).toString('base64'), null, null));
+      await writer.close();
+    })();
+    await expect(writing).rejects.toThrow('S3 refused the part');
+    await writer.abort();
+  }, 60_000);
 
   it('fails on a line that is JSON but no array of an entry', async () => {
     await expect(readBack(await put([header(), '{"key":1,"values":["ACTIVE","pump",null]}']))).rejects.toThrow(TypeError);

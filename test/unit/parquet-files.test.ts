@@ -6,6 +6,7 @@ import { PART_SIZE, ParquetFiles } from '../../lambda/curate/parquet-files.ts';
 import { PLAIN_BODIES, testS3 } from '../../tools/inspect/snapshot.ts';
 import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 import { queryObjects } from '../support/curated.ts';
+import { refuseParts } from '../support/refused-parts.ts';
 
 const COLUMNS: ColumnSpec[] = [
   { name: 'n', type: 'bigint', required: true, comment: 'Row number' },
@@ -23,18 +24,9 @@ describe('Parquet files: memory while a large row group is uploaded', () => {
   beforeAll(async () => {
     standIns = await startStandIns();
     s3 = testS3(standIns.s3Url, PLAIN_BODIES);
-    s3.middlewareStack.add(
-      (next, context) => (args) => {
-        const { Body: body, Key: key, PartNumber: number } = args.input as { Body?: unknown; Key?: string; PartNumber?: number };
-        // s3rver has no AbortMultipartUpload (it answers 405): answered here as S3 does, with nothing.
-        if (context.commandName === 'AbortMultipartUploadCommand') return Promise.resolve({ output: { $metadata: {} } as never, response: {} });
-        if (context.commandName !== 'UploadPartCommand') return next(args);
-        if (refused.has(key ?? '') && (number ?? 0) > 1) throw new Error('S3 refused the part');
-        if (body instanceof Uint8Array) parts.push({ bytes: body.byteLength, held: body.buffer.byteLength });
-        return next(args);
-      },
-      { step: 'initialize' },
-    );
+    refuseParts(s3, refused, (body) => {
+      if (body instanceof Uint8Array) parts.push({ bytes: body.byteLength, held: body.buffer.byteLength });
+    });
   });
   afterAll(async () => {
     s3?.destroy();
