@@ -53,7 +53,11 @@ quietAwsSdk();
 
 async function invoke(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult> {
   const child = fork(childFile, [], {
-    execArgv: [`--max-old-space-size=${HEAP_MB}`],
+    // BENCH_PROFILE=curate (a development aid) writes each child's V8 CPU profile to .bench/profiles.
+    execArgv: [
+      `--max-old-space-size=${HEAP_MB}`,
+      ...(process.env.BENCH_PROFILE === 'curate' ? ['--cpu-prof', `--cpu-prof-dir=${resolve('.bench/profiles')}`] : []),
+    ],
     env: {
       ...process.env,
       ...standIns.env,
