@@ -22,6 +22,12 @@ export interface ColumnSpec {
   encoding?: 'DELTA_BYTE_ARRAY' | 'DELTA_BINARY_PACKED' | 'PLAIN';
   /** Min/max per row group: of no use on a JSON text, so left out there. */
   statistics?: boolean;
+  /**
+   * GZIP instead of the tables' Snappy: for a column of long texts, where zlib's native
+   * deflate (level 1) is faster than the writer's Snappy, written in JavaScript, and its
+   * output about half the size (docs/performance.md, "Curating large briefs").
+   */
+  codec?: 'GZIP';
 }
 
 /** A camelCase name in the curated tables' snake_case: `healthState` is `health_state`, `lastRSSI` `last_rssi`. */
@@ -75,5 +81,6 @@ export function writerColumns(specs: readonly ColumnSpec[]): Omit<ColumnSource, 
     name: spec.name,
     ...(spec.encoding ? { encoding: spec.encoding } : {}),
     ...(spec.statistics === false ? { statistics: false } : {}),
+    ...(spec.codec ? { codec: spec.codec } : {}),
   }));
 }

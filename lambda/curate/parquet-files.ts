@@ -1,4 +1,5 @@
 import { PassThrough } from 'node:stream';
+import { gzipSync } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
@@ -104,6 +105,7 @@ export class ParquetFiles {
       writer,
       schema: parquetSchema(this.columns),
       codec: 'SNAPPY',
+      compressors: { GZIP: (bytes: Uint8Array) => gzipSync(bytes, { level: 1 }) },
       createdBy: 'thingpark-exporter curate (hyparquet-writer)',
     });
     const columns = writerColumns(this.columns);

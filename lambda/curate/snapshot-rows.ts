@@ -62,6 +62,8 @@ export const SNAPSHOT_COLUMNS: readonly ColumnSpec[] = [
     type: 'string',
     required: true,
     statistics: false,
+    // The bulk of the bytes where briefs are large.
+    codec: 'GZIP',
     comment: 'JSON object of every field of the brief the typed columns do not hold exactly; with them, the whole brief',
   },
 ];

@@ -85,6 +85,10 @@ describe('curation: device_snapshots', () => {
       other_fields: 'VARCHAR',
     });
 
+    // Snappy, but for the brief's other fields, the bulk of the bytes where briefs are large.
+    const codecs = await queryObjects(s3(), DEMO.bucket, keys, 'SELECT DISTINCT path_in_schema AS column, compression FROM parquet_metadata({files})');
+    expect(codecs.filter(({ compression }) => compression !== 'SNAPPY')).toEqual([{ column: 'other_fields', compression: 'GZIP' }]);
+
     const rows = await queryObjects(s3(), DEMO.bucket, keys, 'SELECT * FROM read_parquet({files})');
     const raw = (await runRows(s3(), summary)).map(({ exportRunId: _run, ...brief }) => brief);
     const sorted = (briefs: Record<string, unknown>[]) => briefs.map((brief) => JSON.stringify(brief, Object.keys(brief).sort())).sort();
