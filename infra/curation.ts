@@ -93,7 +93,7 @@ export class Curation extends Construct {
         ...common,
         ...DAILY_PARTITIONS,
         tableName: 'device_snapshots',
-        description: 'One typed row per device per curated run (Parquet, Snappy)',
+        description: 'One typed row per device per curated run (Parquet, Snappy; other_fields GZIP)',
         s3Prefix: `${prefix}${CURATED_FOLDERS.snapshots}`,
         dataFormat: glue.DataFormat.PARQUET,
         columns: glueColumns(SNAPSHOT_COLUMNS),
