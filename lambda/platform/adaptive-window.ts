@@ -306,7 +306,7 @@ export class AdaptiveWindow {
     }
   }
 
-  /** No request waits any more: no timer to keep, and the pacer's rejections from now on meet a lull. */
+  /** No request waits any more: no timer to keep, and the pacer's probe stops growing until one does. */
   #emptied(): void {
     this.pacer.waiting(false);
     if (this.#timer !== undefined) clearTimeout(this.#timer);

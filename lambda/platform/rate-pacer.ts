@@ -11,23 +11,25 @@
  * How (TCP's congestion control, applied to a rate):
  * - Nothing is paced until the platform first pushes back: an unlimited platform costs
  *   nothing.
- * - A cut made while the run asked for little starts a probe: requests waited to be sent
- *   (for the window or for the pacer) less than half of the last second. The rate then
- *   starts from what was sent or accepted over the last second, whichever is more, and
- *   doubles every `PROBE_DOUBLING_MS` until the next cut, like slow start. The first cut is
- *   one (nothing was paced); so is one met in a lull, while the run's plan waits on its
- *   probes and its refused requests sleep through a Retry-After. What a lull sends says
- *   nothing of the platform's rate, and a rejection then comes from a burst (requests
- *   woken by the same Retry-After), not from the rate. Settling at a lull's rate would
- *   leave the run at a few requests a second: growing back by `GROWTH_PER_SUCCESS` takes
- *   thousands of requests from there. TCP tells an application-limited sender from a
- *   congestion-limited one for the same reason (RFC 7661).
- * - A cut made while requests waited sets the rate to `DECREASE` times the
- *   rate the platform accepted over the last second: while the bucket overflows, what it
+ * - The first cut starts from what was sent over the last second, and the rate then
+ *   doubles for every `PROBE_DOUBLING_MS` during which requests waited to be sent, until
+ *   the next cut, like slow start: this early the platform has accepted little more than
+ *   its bucket's free burst, which says nothing of its rate, and the rejections of a first
+ *   burst often come back before its successes. Only time with requests waiting counts
+ *   (the window tells the pacer when its queue fills and empties): a rate doubled through a
+ *   lull, while the run's plan waits on its probes and its refused requests sleep through
+ *   a Retry-After, lets the requests that wake together go as one burst, which the bucket
+ *   refuses, and a cut made then, from the few requests of a lull, left the run at a few a
+ *   second. TCP grows no congestion window its sender does not use (RFC 7661).
+ * - Every later cut sets the rate to `DECREASE` times the rate the platform accepted over the last second: while the bucket overflows, what it
  *   accepts is its drain rate, so the estimate lands near the limit whatever was sent
  *   before. It never exceeds the current rate, and never falls below `FLOOR` of it: after a
- *   climb the last second under-reports; a cut is a correction, not a restart (a rate far
- *   too high just takes a few cuts, one rejection each).
+ *   climb, a stall, or while the halved window rather than the platform held the rate
+ *   down, the last second under-reports; a cut is a correction, not a restart (a rate far
+ *   too high just takes a few cuts, one rejection each). The current rate counts for at
+ *   most twice what was sent over the last second: a probe that doubled for seconds while
+ *   the window held the sends down would otherwise keep the pacer from pacing for dozens
+ *   of cuts.
  * - Between cuts the rate grows by `GROWTH_PER_SUCCESS` of the cut rate with each accepted
  *   request: back at the limit after about 35 successes, then probing above it slowly
  *   enough that the bucket's burst absorbs the excess for a while. Counting successes, not
@@ -42,23 +44,20 @@ export class RatePacer {
   static readonly ESTIMATE_WINDOW_MS = 1000;
   /** A cut keeps at least this share of the current rate (before DECREASE). */
   static readonly FLOOR = 0.75;
-  /** Requests waited at least this share of the estimate window: the run, not a lull, met the rejection. */
-  static readonly WAITED_SHARE = 0.5;
 
   /** Requests per second at the last cut; Infinity until the first. */
   #base = Number.POSITIVE_INFINITY;
   #cutAt = 0;
   #cuts = 0;
-  /** Whether the rate doubles with time (a probe) rather than growing with successes. */
-  #probing = false;
   #successesSinceCut = 0;
   #lastSent = Number.NEGATIVE_INFINITY;
   /** Times of the successes and of the sends within the estimate window, oldest first. */
   readonly #accepted: number[] = [];
   readonly #sent: number[] = [];
-  /** Since when requests wait to be sent (undefined: none does), and the spans they waited before, oldest first. */
+  /** Since when requests wait to be sent (undefined: none does). */
   #waitingSince: number | undefined;
-  readonly #waited: { from: number; to: number }[] = [];
+  /** Milliseconds requests waited since the last cut, up to `#waitingSince`: what the probe doubles by. */
+  #waitedSinceCut = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -69,7 +68,7 @@ export class RatePacer {
   /** The current rate in requests per second (Infinity: not pacing). */
   get rate(): number {
     if (this.#cuts === 0) return Number.POSITIVE_INFINITY;
-    if (this.#probing) return this.#base * 2 ** ((this.now() - this.#cutAt) / RatePacer.PROBE_DOUBLING_MS);
+    if (this.#cuts === 1) return this.#base * 2 ** (this.#waitedMs() / RatePacer.PROBE_DOUBLING_MS);
     return this.#base * (1 + RatePacer.GROWTH_PER_SUCCESS * this.#successesSinceCut);
   }
 
@@ -97,9 +96,14 @@ export class RatePacer {
       this.#waitingSince ??= this.now();
       return;
     }
-    if (this.#waitingSince === undefined) return;
-    this.#waited.push({ from: this.#waitingSince, to: this.now() });
+    this.#waitedSinceCut = this.#waitedMs();
     this.#waitingSince = undefined;
+  }
+
+  /** Milliseconds requests waited since the last cut. */
+  #waitedMs(): number {
+    if (this.#waitingSince === undefined) return this.#waitedSinceCut;
+    return this.#waitedSinceCut + this.now() - Math.max(this.#waitingSince, this.#cutAt);
   }
 
   /** The platform pushed back: one cut. The caller makes at most one per epoch. */
@@ -107,31 +111,17 @@ export class RatePacer {
     const perSecond = 1000 / RatePacer.ESTIMATE_WINDOW_MS;
     const accepted = this.#remember(this.#accepted, false) * perSecond;
     const sent = this.#remember(this.#sent, false) * perSecond;
-    const rate = this.rate;
-    this.#probing = this.#cuts === 0 || this.#waitedShare() < RatePacer.WAITED_SHARE;
-    if (this.#probing) {
-      this.#base = RatePacer.DECREASE * Math.min(rate, Math.max(accepted, sent));
-    } else {
-      // A rate the sends never came near (the window, not the pacer, held them down, while
-      // the probe kept doubling) says nothing of the platform: a cut starts from at most
-      // twice what was sent, as TCP validates an unused congestion window (RFC 7661).
-      const current = Math.min(rate, Math.max(2 * sent, accepted));
-      this.#base = RatePacer.DECREASE * Math.min(current, Math.max(accepted, RatePacer.FLOOR * current));
-    }
-    this.#base = Math.max(RatePacer.MIN_RATE, this.#base);
+    // A rate the sends never came near (the window, not the pacer, held them down, while
+    // the probe kept doubling) says nothing of the platform: a cut starts from at most
+    // twice what was sent, as TCP validates an unused congestion window (RFC 7661).
+    const used = Math.max(2 * sent, accepted);
+    const current = used > 0 ? Math.min(this.rate, used) : this.rate;
+    const estimate = this.#cuts === 0 ? Math.max(accepted, sent) : Math.min(current, Math.max(accepted, RatePacer.FLOOR * current));
+    this.#base = Math.max(RatePacer.MIN_RATE, RatePacer.DECREASE * estimate);
     this.#cutAt = this.now();
+    this.#waitedSinceCut = 0;
     this.#cuts += 1;
     this.#successesSinceCut = 0;
-  }
-
-  /** The share of the estimate window during which requests waited to be sent. */
-  #waitedShare(): number {
-    const now = this.now();
-    const from = now - RatePacer.ESTIMATE_WINDOW_MS;
-    while (this.#waited.length > 0 && (this.#waited[0] as { to: number }).to <= from) this.#waited.shift();
-    const spans = this.#waitingSince === undefined ? this.#waited : [...this.#waited, { from: this.#waitingSince, to: now }];
-    const waited = spans.reduce((total, span) => total + span.to - Math.max(span.from, from), 0);
-    return waited / RatePacer.ESTIMATE_WINDOW_MS;
   }
 
   /** Records an event now (unless `add` is false), forgets those out of the window, counts. */

@@ -66,7 +66,58 @@ function platform(window: AdaptiveWindow, options: { latency: (inFlight: number)
   };
 }
 
+/**
+ * `callers` callers, each sending one request after the other through the window with its
+ * pacer, `workMs` of their own work between requests (parsing, writing) and answers after
+ * `latencyMs`, against NGINX's leaky bucket of `perSecond` (burst 2), for `seconds` on the
+ * fake clock. Every rejection goes back to the window, as the pager gives it.
+ */
+async function demandAgainstBucket(options: { perSecond: number; workMs: number; latencyMs: number; seconds: number; callers: number }) {
+  const { perSecond, workMs, latencyMs, seconds, callers } = options;
+  const pacer = new RatePacer(() => Date.now());
+  const window = windowOf(8, { pacer });
+  const bucket = { level: 0, at: Date.now() };
+  const end = Date.now() + seconds * 1000;
+  let accepted = 0;
+  let rejected = 0;
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  const caller = async (priority: number) => {
+    while (Date.now() < end) {
+      const ticket = await window.acquire(priority);
+      bucket.level = Math.max(0, bucket.level - ((Date.now() - bucket.at) / 1000) * perSecond);
+      bucket.at = Date.now();
+      const ok = bucket.level <= 2;
+      if (ok) bucket.level += 1;
+      if (latencyMs > 0) await sleep(latencyMs);
+      if (ok) {
+        accepted += 1;
+        window.succeeded(ticket);
+      } else {
+        rejected += 1;
+        window.rejected(ticket);
+      }
+      window.release();
+      await sleep(workMs);
+    }
+  };
+  const running = Array.from({ length: callers }, (_, priority) => caller(priority));
+  await vi.advanceTimersByTimeAsync(seconds * 1000 + 1000);
+  await Promise.all(running);
+  return { share: accepted / seconds / perSecond, rejectedShare: rejected / (accepted + rejected) };
+}
+
 const settle = () => vi.advanceTimersByTimeAsync(0);
+
+/** A window of 8 with its pacer, eight requests admitted at once and the first refused: the pacer's first cut. */
+async function firstCut() {
+  const pacer = new RatePacer(() => Date.now());
+  const window = windowOf(8, { pacer });
+  const queued = queue(window);
+  for (let i = 0; i < 8; i += 1) void queued.request(i);
+  await settle();
+  window.rejected(queued.tickets.get(0) as Ticket);
+  return { pacer, window, ...queued };
+}
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -281,27 +332,22 @@ describe('AdaptiveWindow', () => {
   });
 
   it('admits no faster than the pacer once the platform has pushed back', async () => {
-    const pacer = new RatePacer(() => Date.now());
-    const window = windowOf(8, { pacer });
-    const { admitted, tickets, request } = queue(window);
-    // Unpaced: the whole window at once.
-    for (let i = 0; i < 8; i += 1) void request(i);
-    await settle();
+    const { pacer, window, admitted, tickets, request } = await firstCut();
+    // Unpaced until then: the whole window at once.
     expect(admitted).toHaveLength(8);
-    window.rejected(tickets.get(0) as Ticket);
     window.rejected(tickets.get(1) as Ticket); // same epoch: one cut
     for (let i = 0; i < 8; i += 1) window.release();
-    // Sent after the cut (once the pacer lets it) while more wait, and refused: a second
-    // cut, met while the run was held back, so the additive phase.
-    for (let i = 8; i < 40; i += 1) void request(i);
-    await vi.advanceTimersByTimeAsync(600);
-    expect(admitted.length).toBeGreaterThan(8);
+    // Sent after the cut (once the pacer lets it) and refused: a second cut, additive phase.
+    void request(8);
+    await vi.advanceTimersByTimeAsync(150);
+    expect(admitted).toHaveLength(9);
     window.rejected(tickets.get(8) as Ticket);
-    for (let i = 8; i < admitted.length; i += 1) window.release();
+    window.release();
     // The window passed both rejections on: the pacer is cut twice and paces at a finite rate.
     expect(pacer.cuts).toBe(2);
     const rate = pacer.rate;
     expect(rate).toBeLessThan(Number.POSITIVE_INFINITY);
+    for (let i = 9; i < 40; i += 1) void request(i);
     const started = admitted.length;
     const times: number[] = [];
     for (let step = 0; step < 2000 && admitted.length < started + 10; step += 1) {
@@ -353,4 +399,37 @@ describe('AdaptiveWindow', () => {
     expect(window.inFlight).toBe(1);
     await expect(window.acquire(3, controller.signal)).rejects.toThrow('page no longer needed');
   });
+  it('tells the pacer when requests wait: its probe grows only while they do', async () => {
+    const { pacer, window, admitted, request } = await firstCut();
+    for (let i = 0; i < 8; i += 1) window.release();
+    const probe = pacer.rate;
+    // A second in which nothing waits (the run's plan waits on requests sleeping through a Retry-After).
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(pacer.rate).toBeCloseTo(probe);
+    // Two requests wake together: the second waits for the pacer, and the probe grows meanwhile.
+    void request(8);
+    void request(9);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(admitted).toHaveLength(9);
+    expect(pacer.rate).toBeGreaterThan(probe * 1.2);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(admitted).toHaveLength(10);
+    const grown = pacer.rate;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(pacer.rate).toBe(grown);
+  });
+
+  it.each([
+    { callers: 1, workMs: 45, latencyMs: 0 },
+    { callers: 1, workMs: 25, latencyMs: 0 },
+    { callers: 2, workMs: 30, latencyMs: 50 },
+    { callers: 4, workMs: 140, latencyMs: 20 },
+  ])(
+    'paces a run whose own work holds it a little above a 20/s limit ($callers callers, $workMs ms of work, $latencyMs ms latency): ≤ 5 % rejected',
+    async (demand) => {
+      const result = await demandAgainstBucket({ ...demand, perSecond: 20, seconds: 60 });
+      expect(result.rejectedShare).toBeLessThanOrEqual(0.05);
+      expect(result.share).toBeGreaterThanOrEqual(0.9);
+    },
+  );
 });

@@ -83,24 +83,6 @@ function againstLeakyBucket(options: {
   return { share: accepted / seconds / perSecond, rejectedShare: rejected / (accepted + rejected), cuts: pacer.cuts };
 }
 
-/**
- * A plan's first probes, 7 at once: 3 accepted, the rejection arriving before the successes.
- * The 4 refused sleep through a Retry-After of 1 s, wake together and are sent 10 ms apart:
- * one is refused again, a second cut.
- */
-function refusedProbesRetried(clock: { now: number }, pacer: RatePacer): void {
-  for (let i = 0; i < 7; i += 1) pacer.sent();
-  pacer.cut();
-  for (let i = 0; i < 3; i += 1) pacer.succeeded();
-  clock.now += 1000;
-  for (let i = 0; i < 4; i += 1) {
-    clock.now += 10;
-    pacer.sent();
-    if (i < 3) pacer.succeeded();
-  }
-  pacer.cut();
-}
-
 describe('RatePacer', () => {
   it('does not pace until the platform first pushes back', () => {
     const { clock, pacer } = pacerAt();
@@ -114,16 +96,38 @@ describe('RatePacer', () => {
     expect(pacer.cuts).toBe(0);
   });
 
-  it('starts from what was sent over the last second, then doubles every 250 ms until the next cut', () => {
+  it('starts from what was sent over the last second, then doubles every 250 ms that requests wait, until the next cut', () => {
     const { clock, pacer } = pacerAt(10_000);
     // A first burst of 8 requests; the rejection arrives before any success.
     for (let i = 0; i < 8; i += 1) pacer.sent();
+    pacer.waiting(true);
     pacer.cut();
     expect(pacer.rate).toBeCloseTo(0.9 * 8);
     clock.now += 250;
     expect(pacer.rate).toBeCloseTo(0.9 * 8 * 2);
     clock.now += 500;
     expect(pacer.rate).toBeCloseTo(0.9 * 8 * 8);
+  });
+
+  it('does not double through a lull: requests woken together after a Retry-After go at the rate of before', () => {
+    const { clock, pacer } = pacerAt(10_000);
+    // A plan's first probes, 7 at once: 3 accepted, the rejection arrives before the successes.
+    for (let i = 0; i < 7; i += 1) pacer.sent();
+    pacer.cut();
+    for (let i = 0; i < 3; i += 1) pacer.succeeded();
+    // For a second nothing waits to be sent: the plan waits on its refused probes, which
+    // sleep through a Retry-After of 1 s.
+    clock.now += 1000;
+    expect(pacer.rate).toBeCloseTo(0.9 * 7);
+    // They wake together, and go one 1 / rate after the other, the rate growing only while they wait.
+    pacer.waiting(true);
+    pacer.sent();
+    expect(pacer.delay()).toBeCloseTo(1000 / (0.9 * 7));
+    clock.now += 100;
+    expect(pacer.rate).toBeCloseTo(0.9 * 7 * 2 ** (100 / 250));
+    pacer.waiting(false);
+    clock.now += 1000;
+    expect(pacer.rate).toBeCloseTo(0.9 * 7 * 2 ** (100 / 250));
   });
 
   it('cuts to 0.9 × the accepted rate of the last second, within [75 %, 100 %] of the rate in use', () => {
@@ -176,11 +180,9 @@ describe('RatePacer', () => {
 
   it('never raises the rate on a cut, however much was accepted', () => {
     const { clock, pacer } = pacerAt(10_000);
-    pacer.waiting(true);
     pacer.sent();
     pacer.cut();
-    clock.now += 1000;
-    pacer.cut(); // additive phase from nothing sent or accepted over the last second: MIN_RATE
+    pacer.cut(); // additive phase at 0.9 × 0.9 × 0.75... of a tiny rate: MIN_RATE
     clock.now += 10;
     for (let i = 0; i < 500; i += 1) pacer.succeeded();
     const current = pacer.rate;
@@ -190,12 +192,11 @@ describe('RatePacer', () => {
 
   it('grows additively, by a fixed share of the cut rate per accepted request', () => {
     const { clock, pacer } = pacerAt(10_000);
-    pacer.waiting(true);
     pacer.sent();
     pacer.cut();
     clock.now += 5000;
     for (let i = 0; i < 100; i += 1) pacer.succeeded();
-    pacer.cut(); // second cut, met while requests waited: additive from here
+    pacer.cut(); // second cut: additive from here
     const base = pacer.rate;
     for (let i = 0; i < 100; i += 1) pacer.succeeded();
     expect(pacer.rate).toBeCloseTo(base * (1 + 100 * RatePacer.GROWTH_PER_SUCCESS));
@@ -206,8 +207,6 @@ describe('RatePacer', () => {
 
   it('spaces sends by 1 / rate and builds no credit while idle', () => {
     const { clock, pacer } = pacerAt(10_000);
-    pacer.waiting(true);
-    clock.now += 1000;
     for (let i = 0; i < 10; i += 1) pacer.succeeded();
     pacer.cut(); // first cut: 0.9 × 10 = 9/s, doubling
     pacer.cut(); // second: additive, 0.9 × min(9, max(10, 6.75)) = 8.1/s
@@ -224,23 +223,6 @@ describe('RatePacer', () => {
     const { pacer } = pacerAt(10_000);
     pacer.cut();
     expect(pacer.rate).toBe(RatePacer.MIN_RATE);
-  });
-
-  it("restarts its probe after a cut met in a lull, not settling at the lull's few requests a second", () => {
-    const { clock, pacer } = pacerAt(10_000);
-    refusedProbesRetried(clock, pacer);
-    expect(pacer.rate).toBeCloseTo(0.9 * 4);
-    clock.now += 1000;
-    expect(pacer.rate).toBeCloseTo(0.9 * 4 * 16);
-  });
-
-  it('settles, growing by successes, after the same cut met while requests waited to be sent', () => {
-    const { clock, pacer } = pacerAt(10_000);
-    pacer.waiting(true);
-    refusedProbesRetried(clock, pacer);
-    const settled = pacer.rate;
-    clock.now += 1000;
-    expect(pacer.rate).toBe(settled);
   });
 
   it("holds a leaky bucket at ≥ 90 % when a plan's first probes are refused and retried after a Retry-After", () => {
