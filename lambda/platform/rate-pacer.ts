@@ -27,9 +27,9 @@
  *   climb, a stall, or while the halved window rather than the platform held the rate
  *   down, the last second under-reports; a cut is a correction, not a restart (a rate far
  *   too high just takes a few cuts, one rejection each). The current rate counts for at
- *   most twice what was sent over the last second: a probe that doubled for seconds while
- *   the window held the sends down would otherwise keep the pacer from pacing for dozens
- *   of cuts.
+ *   most twice what was sent over the last second (with nothing sent, as the last cut's
+ *   rate): a probe that doubled for seconds while the window held the sends down would
+ *   otherwise keep the pacer from pacing for dozens of cuts.
  * - Between cuts the rate grows by `GROWTH_PER_SUCCESS` of the cut rate with each accepted
  *   request: back at the limit after about 35 successes, then probing above it slowly
  *   enough that the bucket's burst absorbs the excess for a while. Counting successes, not
@@ -114,8 +114,11 @@ export class RatePacer {
     // A rate the sends never came near (the window, not the pacer, held them down, while
     // the probe kept doubling) says nothing of the platform: a cut starts from at most
     // twice what was sent, as TCP validates an unused congestion window (RFC 7661).
+    // With nothing sent or accepted over the last second (answers slower than that), nothing
+    // validates what the rate grew to since the last cut, however far (a probe that doubled
+    // through minutes of waiting is Infinity): the cut starts from the last cut's rate.
     const used = Math.max(2 * sent, accepted);
-    const current = used > 0 ? Math.min(this.rate, used) : this.rate;
+    const current = used > 0 ? Math.min(this.rate, used) : Math.min(this.rate, this.#base);
     const estimate = this.#cuts === 0 ? Math.max(accepted, sent) : Math.min(current, Math.max(accepted, RatePacer.FLOOR * current));
     this.#base = Math.max(RatePacer.MIN_RATE, RatePacer.DECREASE * estimate);
     this.#cutAt = this.now();

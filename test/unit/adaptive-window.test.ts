@@ -419,6 +419,20 @@ describe('AdaptiveWindow', () => {
     expect(pacer.rate).toBe(grown);
   });
 
+  it('tells the pacer nothing waits when the last waiting request is aborted', async () => {
+    const { pacer, window, request } = await firstCut();
+    for (let i = 0; i < 8; i += 1) window.release();
+    // A look-ahead request waits for the pacer, then its range ends and it is aborted.
+    const lookAhead = new AbortController();
+    const aborted = request(8, lookAhead.signal).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(10);
+    lookAhead.abort(new Error('range ended'));
+    await expect(aborted).resolves.toMatchObject({ message: 'range ended' });
+    const probe = pacer.rate;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(pacer.rate).toBe(probe);
+  });
+
   it.each([
     { callers: 1, workMs: 45, latencyMs: 0 },
     { callers: 1, workMs: 25, latencyMs: 0 },

@@ -178,6 +178,22 @@ describe('RatePacer', () => {
     expect(pacer.rate).toBeGreaterThanOrEqual(0.9 * 20);
   });
 
+  it('cuts from the last cut when nothing was sent over the last second, however far the probe grew', () => {
+    const { clock, pacer } = pacerAt(10_000);
+    for (let i = 0; i < 8; i += 1) pacer.sent();
+    pacer.cut(); // 7.2/s, doubling every 250 ms that requests wait
+    // A window held at one request, each answered after more than a second: requests wait
+    // for minutes, the probe doubles past any number, and nothing is sent in the last second.
+    pacer.waiting(true);
+    clock.now += 300_000;
+    expect(pacer.rate).toBe(Number.POSITIVE_INFINITY);
+    pacer.cut();
+    // Nothing in the last second validates the probe: the cut starts from the last one's rate.
+    expect(pacer.rate).toBeCloseTo(0.9 * 0.75 * 0.9 * 8);
+    pacer.sent();
+    expect(pacer.delay()).toBeGreaterThan(0);
+  });
+
   it('never raises the rate on a cut, however much was accepted', () => {
     const { clock, pacer } = pacerAt(10_000);
     pacer.sent();
