@@ -48,7 +48,10 @@ const briefKbs = (process.env.BENCH_CURATE_BRIEF_KB ?? '2,10,20')
 const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1, memoryShare: 0.7, signalsShare: 0.05 };
 
 // s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
-if (existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
+// BENCH_CURATE_DIR puts them on a disk instead, for runs larger than the tmpfs (1M briefs of
+// 20 KB are some 19 GB).
+const objectsDir = process.env.BENCH_CURATE_DIR ?? (existsSync('/dev/shm') ? '/dev/shm' : undefined);
+if (objectsDir) process.env.TMPDIR = objectsDir;
 quietAwsSdk();
 
 async function invoke(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult> {
