@@ -7,6 +7,7 @@
  * V8 objects hold outside the heap (Buffers, typed arrays, zlib's state), `arrayBuffers`
  * the part of it that is ArrayBuffer backing stores. With BENCH_MEMORY_TRACE set to a path,
  * every sample is also appended there, one JSON line each, after a line naming the event.
+ * BENCH_INVOCATION_SECONDS is the time the invocation is given (900, Lambda's most, unless set).
  */
 import { appendFileSync } from 'node:fs';
 import { benchContext } from './lambda-context.ts';
@@ -31,8 +32,8 @@ export interface CurateChildResult {
 process.env.POWERTOOLS_METRICS_DISABLED = 'true';
 process.env.POWERTOOLS_LOG_LEVEL = 'ERROR';
 const { handler } = await import('../../lambda/handler.ts');
-const context = benchContext();
 const event = JSON.parse(process.env.BENCH_EVENT ?? '{}') as unknown;
+const context = benchContext(Number(process.env.BENCH_INVOCATION_SECONDS ?? 900));
 const trace = process.env.BENCH_MEMORY_TRACE;
 const memory: MemoryPeaks = { rss: 0, heapTotal: 0, heapUsed: 0, external: 0, arrayBuffers: 0 };
 const cpuBefore = process.cpuUsage();

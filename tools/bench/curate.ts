@@ -37,7 +37,7 @@ import { simulatedBrief, type Brief } from '../stand-ins/fleet.ts';
 import { testS3 } from '../inspect/snapshot.ts';
 import { startStandIns, type StandIns } from '../stand-ins/standins.ts';
 import { quietAwsSdk } from '../cli.ts';
-import type { CurateChildResult } from './curate-child.ts';
+import type { CurateChildResult, MemoryPeaks } from './curate-child.ts';
 import { signalsCost } from './signals-cost.ts';
 
 const fleet = Number(process.env.BENCH_CURATE_DEVICES ?? 1_000_000);
@@ -54,6 +54,14 @@ const objectsDir = process.env.BENCH_CURATE_DIR ?? (existsSync('/dev/shm') ? '/d
 if (objectsDir) process.env.TMPDIR = objectsDir;
 quietAwsSdk();
 
+/**
+ * Lambda's most for one invocation. An export longer than that stops and is invoked again
+ * with its answer, as the state machine does; a curation cannot continue, so one given more
+ * (BENCH_CURATE_SECONDS) only measures what it would need, and is reported as not fitting.
+ */
+const INVOCATION_SECONDS = 900;
+const curateSeconds = Number(process.env.BENCH_CURATE_SECONDS ?? INVOCATION_SECONDS);
+
 async function invoke(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult> {
   const child = fork(childFile, [], {
     // BENCH_PROFILE=curate (a development aid) writes each child's V8 CPU profile to .bench/profiles.
@@ -65,6 +73,7 @@ async function invoke(childFile: string, standIns: StandIns, event: unknown): Pr
       ...process.env,
       ...standIns.env,
       BENCH_EVENT: JSON.stringify(event),
+      BENCH_INVOCATION_SECONDS: String(isCuration(event) ? curateSeconds : INVOCATION_SECONDS),
       // Exports here never curate inline: each step is measured alone.
       CURATE_INLINE_MIN_REMAINING_SECONDS: '900',
       TMPDIR: '/tmp',
@@ -77,6 +86,29 @@ async function invoke(childFile: string, standIns: StandIns, event: unknown): Pr
     child.on('message', (message) => (received = message as CurateChildResult));
     child.on('exit', (code) => (received ? resolveResult(received) : reject(new Error(`the child for ${JSON.stringify(event)} exited with ${code}`))));
   });
+}
+
+function isCuration(event: unknown): boolean {
+  return typeof event === 'object' && event !== null && 'curate' in event;
+}
+
+/** One step: an invocation, and for an export that stops with "continue", each invocation after it; times summed, peaks the highest. */
+async function invokeUntilDone(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult & { invocations: number }> {
+  let result = { ...(await invoke(childFile, standIns, event)), invocations: 1 };
+  while (result.summary.status === 'continue') {
+    const next = await invoke(childFile, standIns, result.summary);
+    const memory = { ...result.memory };
+    for (const part of Object.keys(memory) as (keyof MemoryPeaks)[]) memory[part] = Math.max(memory[part], next.memory[part]);
+    result = {
+      wallMs: result.wallMs + next.wallMs,
+      cpuMs: result.cpuMs + next.cpuMs,
+      maxRssMb: Math.max(result.maxRssMb, next.maxRssMb),
+      memory,
+      summary: next.summary,
+      invocations: result.invocations + 1,
+    };
+  }
+  return result;
 }
 
 /**
@@ -145,9 +177,11 @@ const standIns = await startStandIns({ simulator: { fleet } });
 try {
   const step = async (name: string, event: unknown) => {
     console.log(`${name} ...`);
-    const result = await invoke(childFile, standIns, event);
+    const result = await invokeUntilDone(childFile, standIns, event);
+    const invocations = result.invocations > 1 ? ` in ${result.invocations} invocations` : '';
+    const tooLong = result.wallMs > INVOCATION_SECONDS * 1000 && result.invocations === 1 ? `, longer than one invocation's ${INVOCATION_SECONDS} s` : '';
     console.log(
-      `  ${f1(result.wallMs / 1000)} s, ${f1(result.cpuMs / 1000)} s CPU, peak RSS ${f1(result.maxRssMb)} MB (heap ${f1(result.memory.heapTotal)} MB, external ${f1(result.memory.external)} MB)`,
+      `  ${f1(result.wallMs / 1000)} s${invocations}${tooLong}, ${f1(result.cpuMs / 1000)} s CPU, peak RSS ${f1(result.maxRssMb)} MB (heap ${f1(result.memory.heapTotal)} MB, external ${f1(result.memory.external)} MB)`,
     );
     return { name, ...result };
   };
@@ -227,14 +261,15 @@ try {
     ...sized.map(({ kb, curation, share }) => ({
       name: `curating ${int(fleet)} devices of ${kb} KB briefs: peak RSS ≤ ${100 * TARGETS.memoryShare} % of the function's ${MEMORY_MB} MB`,
       met: share <= TARGETS.memoryShare,
-      detail: `${f1(curation.maxRssMb)} MB: ${f1(100 * share)} %`,
+      detail: `${f1(curation.maxRssMb)} MB: ${f1(100 * share)} %${curation.wallMs > INVOCATION_SECONDS * 1000 ? `; it took ${int(curation.wallMs / 1000)} s, longer than one invocation's ${INVOCATION_SECONDS} s` : ''}`,
     })),
   ];
   const lines = [
-    '| step | wall s | CPU s | peak RSS MB | peak heap MB | peak external MB |',
-    '|---|---:|---:|---:|---:|---:|',
+    '| step | invocations | wall s | CPU s | peak RSS MB | peak heap MB | peak external MB |',
+    '|---|---:|---:|---:|---:|---:|---:|',
     ...steps.map(
-      (s) => `| ${s.name} | ${f1(s.wallMs / 1000)} | ${f1(s.cpuMs / 1000)} | ${f1(s.maxRssMb)} | ${f1(s.memory.heapTotal)} | ${f1(s.memory.external)} |`,
+      (s) =>
+        `| ${s.name} | ${s.invocations} | ${f1(s.wallMs / 1000)} | ${f1(s.cpuMs / 1000)} | ${f1(s.maxRssMb)} | ${f1(s.memory.heapTotal)} | ${f1(s.memory.external)} |`,
     ),
   ];
   const markdown = [
