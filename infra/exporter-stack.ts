@@ -14,7 +14,7 @@ import { Curation } from './curation.ts';
 import { FleetWatch } from './monitoring/fleet-alarms.ts';
 import { Monitoring } from './monitoring/monitoring.ts';
 import { Orchestration } from './orchestration.ts';
-import { MEMORY_MB, NODE_OPTIONS } from './function-runtime.ts';
+import { nodeOptionsFor } from './function-runtime.ts';
 import { SendOnlyQueueDestination } from './send-only-queue-destination.ts';
 import { DEFAULTS } from '../lambda/common/env.ts';
 import { FOLDERS, POINTER } from '../lambda/storage/layout.ts';
@@ -159,7 +159,7 @@ export class ExporterStack extends Stack {
       depsLockFilePath: `${REPO_ROOT}package-lock.json`,
       runtime: lambda.Runtime.NODEJS_24_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: MEMORY_MB,
+      memorySize: settings.functionMemoryMb,
       timeout: FUNCTION_TIMEOUT,
       reservedConcurrentExecutions: 1,
       role,
@@ -167,7 +167,7 @@ export class ExporterStack extends Stack {
       description: 'Exports the ThingPark device fleet to S3 as a snapshot',
       environment: {
         ...functionEnvironmentOf(settings, bucket.bucketName),
-        NODE_OPTIONS,
+        NODE_OPTIONS: nodeOptionsFor(settings.functionMemoryMb),
       },
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),

@@ -6,6 +6,7 @@ import { closestVariable, DEFAULTS, isSafeKeyPrefix, VARIABLE_NAMES, VARIABLES }
 import { loadCurationSettings } from '../lambda/curate/settings.ts';
 import { ConfigError } from '../lambda/common/errors.ts';
 import { FLEET_THRESHOLD_DEFAULTS, FLEET_THRESHOLD_KEYS, type FleetThresholds } from './fleet-thresholds.ts';
+import { MAX_MEMORY_MB, MEMORY_MB } from './function-runtime.ts';
 
 export const SERVICE_NAME = DEFAULTS.POWERTOOLS_SERVICE_NAME;
 export const METRICS_NAMESPACE = DEFAULTS.POWERTOOLS_METRICS_NAMESPACE;
@@ -30,6 +31,8 @@ export interface ExporterSettings {
   functionEnvironment: Record<string, string>;
   /** The fleet alarms' thresholds (infra/fleet-thresholds.ts); an absent one is off. */
   fleetThresholds: FleetThresholds;
+  /** The function's memory in MB, and so its CPU: the export, curation and every other request share it. */
+  functionMemoryMb: number;
 }
 
 export const CONTEXT_DEFAULTS = {
@@ -57,6 +60,7 @@ const CONTEXT_KEYS: Record<Exclude<keyof ExporterSettings, 'fleetThresholds'>, t
   kmsKeyArn: true,
   glueDatabaseName: true,
   functionEnvironment: true,
+  functionMemoryMb: true,
 };
 export const CONTEXT_KEY_NAMES: readonly string[] = [...Object.keys(CONTEXT_KEYS), ...Object.values(FLEET_THRESHOLD_KEYS)];
 
@@ -110,6 +114,7 @@ export function settingsFromContext(scope: Construct): ExporterSettings {
     glueDatabaseName,
     functionEnvironment,
     fleetThresholds: fleetThresholdsOf(context),
+    functionMemoryMb: functionMemoryOf(context),
   };
   problems.push(...functionProblems(settings, problems));
   if (problems.length > 0) throw new Error(`Invalid context for the exporter stack:\n- ${problems.join('\n- ')}`);
@@ -175,6 +180,20 @@ function contextReader(scope: Construct, problems: string[]) {
     return value;
   };
   return { get, asText, text, optionalText, positiveInteger, problems };
+}
+
+/**
+ * The function's memory: at least the default, whose byte budgets (pages in flight and
+ * waiting, upload parts, curation's row groups) were measured to fit it with room to spare
+ * (docs/performance.md); more for the CPU that comes with it.
+ */
+function functionMemoryOf(context: ContextReader): number {
+  const raw = context.optionalText('functionMemoryMb');
+  if (raw === undefined) return MEMORY_MB;
+  const value = Number(raw);
+  if (Number.isInteger(value) && value >= MEMORY_MB && value <= MAX_MEMORY_MB) return value;
+  context.problems.push(`functionMemoryMb must be an integer from ${MEMORY_MB} to ${MAX_MEMORY_MB} (MB), got "${raw}"`);
+  return MEMORY_MB;
 }
 
 /** The largest value each threshold may take: shares and points of a percentage, a band in standard deviations. */

@@ -34,6 +34,10 @@ describe('settingsFromContext', () => {
     [{ kmsKeyArn: 'alias/aws/ssm' }, /kmsKeyArn must be a key ARN/],
     [{ alarmEmail: 'ops' }, /alarmEmail must be an e-mail address/],
     [{ snapshotExpirationDays: '0' }, /snapshotExpirationDays must be an integer/],
+    // Below the default, the byte budgets measured against 1,024 MB no longer fit.
+    [{ functionMemoryMb: '512' }, /functionMemoryMb must be an integer from 1024 to 10240 \(MB\), got "512"/],
+    [{ functionMemoryMb: '10241' }, /functionMemoryMb must be an integer from 1024 to 10240/],
+    [{ functionMemoryMb: '2GB' }, /functionMemoryMb must be an integer from 1024 to 10240/],
     [{ functionEnvironment: '{"SNAPSHOT_BUCKET": "other"}' }, /functionEnvironment may set only/],
     [{ functionEnvironment: '{"THINGPARK_PAGE_SIZE": "0"}' }, /THINGPARK_PAGE_SIZE must be an integer/],
   ])('rejects %j at synth time', (context, message) => {
@@ -154,6 +158,14 @@ describe('ExporterStack with every context value given (not bundled)', () => {
     kmsKeyArn: KEY_ARN,
     glueDatabaseName: 'fleet',
     functionEnvironment: '{"THINGPARK_PAGE_SIZE": 500, "POWERTOOLS_LOG_LEVEL": "DEBUG"}',
+    functionMemoryMb: '3008',
+  });
+
+  it('gives the function the memory asked for, and V8 a heap limit that leaves the same 128 MB outside it', () => {
+    s.template.hasResourceProperties('AWS::Lambda::Function', {
+      MemorySize: 3008,
+      Environment: { Variables: Match.objectLike({ NODE_OPTIONS: '--enable-source-maps --max-old-space-size=2880' }) },
+    });
   });
 
   it('passes the context to the function, overrides included', () => {
