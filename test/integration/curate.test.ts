@@ -144,7 +144,7 @@ describe('curation: device_snapshots', () => {
     expect(JSON.stringify(brief, Object.keys(brief).sort())).toBe(JSON.stringify(odd, Object.keys(odd).sort()));
   });
 
-  it('rolls nothing over for a fleet that fits one file, and writes row groups of tens of thousands of rows', async () => {
+  it('rolls nothing over for a fleet that fits one file, and writes row groups of ROW_GROUP_ROWS rows', async () => {
     await reset(h, { fleet: 60_000 });
     const prefix = freshPrefix();
     const summary = await exportOk(await exporter(h, prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0', THINGPARK_PAGE_SIZE: '5000' }), 'groups');
@@ -156,7 +156,7 @@ describe('curation: device_snapshots', () => {
       record.snapshotFiles.map(({ key }) => key),
       'SELECT row_group_id, any_value(row_group_num_rows)::INTEGER AS n, any_value(compression) AS codec FROM parquet_metadata({files}) GROUP BY 1 ORDER BY 1',
     );
-    expect(groups.map((group) => group.n)).toEqual([25_000, 25_000, 10_000]);
+    expect(groups.map((group) => group.n)).toEqual([12_500, 12_500, 12_500, 12_500, 10_000]);
     expect(new Set(groups.map((group) => group.codec))).toEqual(new Set(['SNAPPY']));
   }, 120_000);
 });
@@ -193,7 +193,11 @@ describe('curation: row groups', () => {
       for await (const group of rowGroups(rows(sizes), budget)) lengths.push(group.length);
       return lengths;
     };
-    expect(await groups(Array.from({ length: 60_000 }, () => small.a.length))).toEqual([ROW_GROUP_ROWS, ROW_GROUP_ROWS, 10_000]);
+    expect(await groups(Array.from({ length: 3 * ROW_GROUP_ROWS - 100 }, () => small.a.length))).toEqual([
+      ROW_GROUP_ROWS,
+      ROW_GROUP_ROWS,
+      ROW_GROUP_ROWS - 100,
+    ]);
     expect(await groups([10, 5000, 10, 10], 1000)).toEqual([2, 2]);
     expect(rowBytes({ s: 'abc', n: 1, list: ['ab', 'c'], when: new Date(0), none: null })).toBe(3 + 8 + 3 + 8 + 8);
   });
