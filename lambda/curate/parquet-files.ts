@@ -42,6 +42,14 @@ export const ROW_GROUP_MAX_BYTES = 32 * 1024 * 1024;
  */
 export const FILE_MAX_ROWS = 5_000_000;
 
+/**
+ * Bytes per file, checked between row groups: rows alone do not bound a file, a million
+ * briefs of 20 KB making some 9 GB of Parquet. A few hundred MB is a file S3 completes in
+ * moments and a reader takes in one piece; a larger run is several files, listed by its
+ * record, and appears in its table when the record is written.
+ */
+export const FILE_MAX_BYTES = 512 * 1024 * 1024;
+
 /** lib-storage holds at most queueSize parts of partSize each per open file. */
 export const PART_SIZE = 8 * 1024 * 1024;
 const QUEUE_SIZE = 2;
@@ -52,11 +60,12 @@ const QUEUE_SIZE = 2;
  * multipart upload that S3 completes when the file ends; writing waits while the upload is
  * behind, so memory is one row group (ROW_GROUP_ROWS rows or ROW_GROUP_MAX_BYTES of values,
  * whichever comes first) and two parts, whatever the fleet and its briefs. A file rolls over
- * every `maxRows` rows. `discard` removes what was written, for a curation that fails.
+ * every `maxRows` rows, or at the first row group that takes it past `maxBytes`. `discard`
+ * removes what was written, for a curation that fails.
  */
 export class ParquetFiles {
   readonly #written: string[] = [];
-  #open: { upload: Upload; body: PassThrough; key: string } | undefined;
+  #open: { upload: Upload; body: PassThrough; key: string; writer: { bytes: number } } | undefined;
   #discarded = false;
 
   constructor(
@@ -64,12 +73,15 @@ export class ParquetFiles {
     private readonly bucket: string,
     private readonly keyFor: (part: number) => string,
     private readonly columns: readonly ColumnSpec[],
-    private readonly options: { metadata: Record<string, string>; maxRows?: number; groupBytes?: number },
+    private readonly options: { metadata: Record<string, string>; maxRows?: number; maxBytes?: number; groupBytes?: number },
   ) {}
 
-  /** Writes every row, in order, into as many files as `maxRows` makes; a run of no rows gets one empty file. */
+  /** Writes every row, in order, into as many files as `maxRows` and `maxBytes` make; a run of no rows gets one empty file. */
   async write(rows: AsyncIterable<Record<string, unknown>>): Promise<ParquetFile[]> {
     const maxRows = this.options.maxRows ?? FILE_MAX_ROWS;
+    const maxBytes = this.options.maxBytes ?? FILE_MAX_BYTES;
+    // The open file's bytes grow only as a row group is written, so a file ends between groups.
+    const written = () => this.#open?.writer.bytes ?? 0;
     const source = rows[Symbol.asyncIterator]();
     let next = await source.next();
     const files: ParquetFile[] = [];
@@ -77,7 +89,7 @@ export class ParquetFiles {
       let count = 0;
       // Reads one row ahead, so that a file is opened only when a row is there for it.
       const slice = async function* () {
-        while (!next.done && count < maxRows) {
+        while (!next.done && count < maxRows && written() < maxBytes) {
           const row = next.value;
           count += 1;
           next = await source.next();
@@ -100,11 +112,11 @@ export class ParquetFiles {
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
     });
-    this.#open = { upload, body, key };
     this.#written.push(key);
     const done = upload.done();
     done.catch(() => undefined);
     const writer = uploadWriter(body, done);
+    this.#open = { upload, body, key, writer };
     const parquet = new ParquetWriter({
       writer,
       schema: parquetSchema(this.columns),

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
@@ -181,6 +182,36 @@ describe('curation: row groups', () => {
     expect(groups.map((group) => group.n)).toEqual([...Array.from({ length: 10 }, () => 11), 10]);
     const [{ n } = { n: 0 }] = await queryObjects(s3(), DEMO.bucket, [key], 'SELECT count(*)::INTEGER AS n FROM read_parquet({files})');
     expect(n).toBe(120);
+  });
+
+  it('rolls over to a new file at the first row group past maxBytes: rows alone do not bound a file of large briefs', async () => {
+    const run = { runId: '20261128T100000Z', runTime: new Date('2026-11-28T10:00:00Z') };
+    // 120 briefs of about 100 KB that gzip cannot shrink much, in groups of about 1 MiB of values.
+    async function* rows() {
+      for (let i = 0; i < 120; i += 1) yield snapshotRow({ ...simulatedBrief(i), history: randomBytes(50_000).toString('hex') }, run);
+    }
+    const prefix = `${freshPrefix()}rollover/`;
+    const maxBytes = 2 * 1024 * 1024;
+    const files = new ParquetFiles(s3(), DEMO.bucket, (part) => `${prefix}part-${part}.parquet`, SNAPSHOT_COLUMNS, {
+      metadata: {},
+      groupBytes: 1024 * 1024,
+      maxBytes,
+    });
+    const written = await files.write(rows());
+    expect(written.length).toBeGreaterThanOrEqual(3);
+    expect(written.reduce((sum, file) => sum + file.rows, 0)).toBe(120);
+    // Each file but the last ended with the group that took it past the bound, and no later.
+    for (const file of written.slice(0, -1)) {
+      expect(file.bytes).toBeGreaterThanOrEqual(maxBytes);
+      expect(file.bytes).toBeLessThan(maxBytes + 2 * 1024 * 1024);
+    }
+    const names = await queryObjects(
+      s3(),
+      DEMO.bucket,
+      written.map(({ key }) => key),
+      'SELECT name FROM read_parquet({files}, filename = true, file_row_number = true) ORDER BY filename, file_row_number',
+    );
+    expect(names.map(({ name }) => name)).toEqual(Array.from({ length: 120 }, (_, i) => simulatedBrief(i).name));
   });
 
   it('groups briefs of a few hundred bytes by ROW_GROUP_ROWS, and a brief larger than the budget alone', async () => {
