@@ -44,7 +44,7 @@ export const FILE_MAX_ROWS = 5_000_000;
 
 /**
  * Bytes per file, checked between row groups: rows alone do not bound a file, a million
- * briefs of 20 KB making some 9 GB of Parquet. A few hundred MB is a file S3 completes in
+ * briefs of 20 KB making many GB of Parquet. A few hundred MB is a file S3 completes in
  * moments and a reader takes in one piece; a larger run is several files, listed by its
  * record, and appears in its table when the record is written.
  */

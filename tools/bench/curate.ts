@@ -49,7 +49,7 @@ const TARGETS = { rssMb: 384, bytesShare: 0.5, queryShare: 0.1, memoryShare: 0.7
 
 // s3rver keeps objects as files under os.tmpdir(): a tmpfs keeps disk speed out of the figures.
 // BENCH_CURATE_DIR puts them on a disk instead, for runs larger than the tmpfs (1M briefs of
-// 20 KB are some 19 GB).
+// 20 KB make a raw snapshot of some 12 GB).
 const objectsDir = process.env.BENCH_CURATE_DIR ?? (existsSync('/dev/shm') ? '/dev/shm' : undefined);
 if (objectsDir) process.env.TMPDIR = objectsDir;
 quietAwsSdk();
