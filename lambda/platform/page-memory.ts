@@ -22,11 +22,13 @@ export const HELD_PAGE_BYTES = 16 * MiB;
 /**
  * Pages arrived and waiting for the writer in cursor mode (cursor-sweep.ts), where no page
  * waits for another: each range's pages are taken as they come, so a few keep the writer
- * busy. Half the ordered pages' slack: at a million ordinary briefs, where the writer is
- * what lags, 16 MiB peaked at 255 to 271 MB resident and 8 MiB at 230 MB, in the same time
- * (`npm run bench -- --only='1000k @ 100 ms' --exporter-only`, one run each).
+ * busy. A quarter of the ordered pages' slack: at a million ordinary briefs, where the
+ * writer is what lags, 16 MiB peaked at 255 to 271 MB resident and 8 MiB at 230 MB at 100 ms
+ * of latency, but at 0 ms 8 MiB peaked at 251.8 to 259.2 MB and 4 MiB at 234.2 to 247.3 MB,
+ * in the same time and CPU (`npm run bench -- --only='1000k @ 0 ms' --exporter-only`, three
+ * runs each, the machine otherwise idle).
  */
-export const WRITER_QUEUE_BYTES = 8 * MiB;
+export const WRITER_QUEUE_BYTES = 4 * MiB;
 
 /** How many pages of `pageBytes` fit in `budget`: at least one, so a run of any page size goes on. */
 export function pagesFitting(budget: number, pageBytes: number): number {

@@ -35,7 +35,7 @@ describe('pages in memory, by bytes', () => {
   });
 
   it('lets a reader ask for more only while the pages held are under the budget', async () => {
-    const held = new HeldPages(10 * MiB);
+    const held = new HeldPages(10 * MiB, 10 * MiB); // the waiting budget as large: this is the total's
     const signal = new AbortController().signal;
     await held.ask(signal, () => Promise.resolve({ bytes: 6 * MiB }));
     await held.ask(signal, () => Promise.resolve({ bytes: 6 * MiB }));
