@@ -79,8 +79,9 @@ describe('concurrent paging', () => {
     expect(sim.stats.requests).toBeGreaterThanOrEqual(summary.pageRequests - summary.wastedRequests);
     expect(sim.stats.requests).toBeLessThanOrEqual(summary.pageRequests);
     // Keep-alive: about one connection per slot of the window (undici opens the odd extra
-    // one while another is being handed back) for 200+ requests, not one each.
-    expect(sim.stats.requests).toBeGreaterThan(200);
+    // one while another is being handed back) for the 200 pages and whatever look-ahead
+    // reached the platform (none may have, above), not one each.
+    expect(sim.stats.requests).toBeGreaterThanOrEqual(200);
     expect(connections).toBeLessThanOrEqual(2 * 6 + 2);
   });
 
