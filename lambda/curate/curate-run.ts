@@ -77,12 +77,15 @@ export async function curateRun(services: { s3: S3Client; config: Config }, sett
   }
   if (supersedes) logger.warn('The run was exported again after its manifest expired: curating this commit anew', { runId, supersedes, recordKey });
 
-  const deadline = curationDeadline(runId, request.remainingMs() - config.deadlineMarginSeconds * 1000, config.deadlineMarginSeconds);
+  const progress = { devices: 0 };
+  const deadline = deadlineIn(request.remainingMs() - config.deadlineMarginSeconds * 1000, () =>
+    curationDeadlineError(runId, config.deadlineMarginSeconds, { read: progress.devices, total: manifest.counts.devices, elapsedMs: Date.now() - started }),
+  );
   const metadata = { 'export-run-id': runId };
   const snapshots = new ParquetFiles(s3, config.bucket, keys.snapshotKey, SNAPSHOT_COLUMNS, { metadata });
   const changes = new ParquetFiles(s3, config.bucket, keys.changesKey, CHANGE_COLUMNS, { metadata });
   const state = new StateWriter(s3, config.bucket, keys.stateKey, { runId, fields: settings.changeFields });
-  const work = curate(services, settings, { manifest, keys, snapshots, changes, state, signal: deadline.signal, logger, started });
+  const work = curate(services, settings, { manifest, keys, snapshots, changes, state, signal: deadline.signal, logger, started, progress });
   let record: CurationRecord;
   try {
     record = await Promise.race([work, deadline.reached]);
@@ -124,11 +127,13 @@ interface Curation {
   signal: AbortSignal;
   logger: Logger;
   started: number;
+  /** Devices read from the raw files so far, for the deadline's message. */
+  progress: { devices: number };
 }
 
 async function curate(services: { s3: S3Client; config: Config }, settings: CurationSettings, curation: Curation): Promise<CurationRecord> {
   const { s3, config } = services;
-  const { manifest, keys, snapshots, changes, state, signal, logger } = curation;
+  const { manifest, keys, snapshots, changes, state, signal, logger, progress } = curation;
   const { runId } = manifest;
   const fields = settings.changeFields;
   const runTime = new Date(manifest.runTime);
@@ -156,6 +161,7 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
   const rows = async function* () {
     for await (const brief of rawBriefs(s3, manifest, signal)) {
       signal.throwIfAborted();
+      progress.devices += 1;
       fleet.add(brief);
       const entry = stateEntry(brief, fields);
       if (entry === undefined) unkeyed += 1;
@@ -293,13 +299,20 @@ function raise(message: string): never {
   throw new Error(message);
 }
 
-function curationDeadline(runId: string, inMs: number, marginSeconds: number) {
-  return deadlineIn(
-    inMs,
-    () =>
-      new DeadlineError(
-        `Stopped curating run ${runId} ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS); ` +
-          `nothing of it is visible and devices_current is as it was. Curate it in an invocation of its own: {"curate": "${runId}"}`,
-      ),
+/**
+ * Why curation stopped at its deadline, and what the operator does: a run that only lacked
+ * the time an export's invocation had left curates in an invocation of its own; one that
+ * needs more than a whole invocation curates only with more CPU, which Lambda gives with
+ * memory. The pace is the devices read so far, so the estimate is rough but says which.
+ */
+export function curationDeadlineError(runId: string, marginSeconds: number, progress: { read: number; total: number; elapsedMs: number }): DeadlineError {
+  const { read, total } = progress;
+  const seconds = Math.round(progress.elapsedMs / 1000);
+  const where = read >= total ? `every one of its ${total} devices read and its files still being written` : `${read} of its ${total} devices read`;
+  const pace = read > 0 && read < total ? ` At that pace the whole run takes about ${Math.ceil((progress.elapsedMs * total) / read / 1000)} s to curate.` : '';
+  return new DeadlineError(
+    `Stopped curating run ${runId} ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS), after ${seconds} s with ${where}; ` +
+      `nothing of it is visible and devices_current is as it was.${pace} Curate it in an invocation of its own: {"curate": "${runId}"}. ` +
+      "A run that takes longer than an invocation's 900 s curates only with more CPU: raise the function's memory (functionMemoryMb), which Lambda raises its CPU with.",
   );
 }

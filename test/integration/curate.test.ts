@@ -648,6 +648,36 @@ describe('curation: failures', () => {
     expect(garbled.error.message).toContain('line 2 is not JSON');
   });
 
+  it('stops at its deadline saying how far it got and how long the run needs, and leaves nothing of it visible', async () => {
+    const prefix = freshPrefix();
+    await reset(h, { fleet: 60 });
+    await exportOk(await curatingExporter(prefix), 'good');
+    const goodFiles = await currentKeys(s3(), DEMO.bucket, prefix);
+    await reset(h, { fleet: 3000 });
+    const later = await exporter(h, prefix, { CURATE_CHANGE_FIELDS: undefined, SNAPSHOT_FILE_MAX_BYTES: String(64 * 1024), RUN_DEADLINE_MARGIN_SECONDS: '1' });
+    const slow = await exportOk(later, 'slow');
+    const manifest = await getJson<{ files: { key: string; devices: number }[] }>(s3(), DEMO.bucket, `${prefix}manifests/${slow.runId}.json`);
+    expect(manifest.files.length).toBeGreaterThanOrEqual(3);
+    // The third raw file's answer is held: curation has read the first two when its deadline comes.
+    const third = manifest.files[2]?.key;
+    h.proxy.rule = ({ method, key }) => (method === 'GET' && key === third ? { holdResponseMs: 60_000 } : undefined);
+    const started = Date.now();
+    const error = await invokeFailing(h, later, { curate: slow.runId }, lambdaContext(3000));
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(error).toMatchObject({ name: 'DeadlineError', code: 'DEADLINE_NEAR' });
+    const read = (manifest.files[0]?.devices ?? 0) + (manifest.files[1]?.devices ?? 0);
+    expect(error.message).toContain(`Stopped curating run ${slow.runId} 1 s before the Lambda timeout`);
+    expect(error.message).toMatch(new RegExp(`after [12] s with ${read} of its 3000 devices read; nothing of it is visible`));
+    const estimate = Number(/the whole run takes about (\d+) s to curate/.exec(error.message)?.[1]);
+    expect(estimate).toBeGreaterThanOrEqual(Math.floor((1.5 * 3000) / read));
+    expect(estimate).toBeLessThanOrEqual(Math.ceil((3 * 3000) / read));
+    expect(error.message).toContain(`{"curate": "${slow.runId}"}`);
+    expect(error.message).toContain('functionMemoryMb');
+    h.proxy.rule = undefined;
+    expect(await currentKeys(s3(), DEMO.bucket, prefix)).toEqual(goodFiles);
+    expect((await listKeys(s3(), DEMO.bucket, `${prefix}curated/`)).filter((key) => key.includes(slow.runId))).toEqual([]);
+  });
+
   it('refuses a run that never committed', async () => {
     const handler = await curatingExporter(freshPrefix());
     const error = await invokeFailing(h, handler, { curate: '20261128T100000Z' });
