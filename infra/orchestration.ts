@@ -233,6 +233,7 @@ export class Orchestration extends Construct {
       resultSelector: { 'status.$': '$.Payload.status', 'summary.$': '$.Payload' },
       resultPath: '$.curation',
     });
+    curate.addRetry({ errors: NOT_RETRIED_ERRORS, maxAttempts: 0 });
     curate.addRetry({ errors: [sfn.Errors.ALL], interval: Duration.minutes(1), backoffRate: 2, maxAttempts: 2 });
     curate.addCatch(
       new sfn.Fail(this, 'CurationFailed', {

@@ -28,6 +28,7 @@ export const ErrorCode = {
   RUN_PAGE_LIMIT: 'RUN_PAGE_LIMIT',
   RUN_SLICE_LIMIT: 'RUN_SLICE_LIMIT',
   RUN_TIME_LIMIT: 'RUN_TIME_LIMIT',
+  CURATION_TIME_LIMIT: 'CURATION_TIME_LIMIT',
   RUN_NOT_COMMITTED: 'RUN_NOT_COMMITTED',
   RAW_DAMAGED: 'RAW_DAMAGED',
   CURRENT_CONTENDED: 'CURRENT_CONTENDED',
@@ -125,12 +126,19 @@ export class DeadlineError extends plainError('DeadlineError', ErrorCode.DEADLIN
  * repeated forever, `more` always true) cannot keep it, and the reserved slot, for the
  * state machine's 24 hours. The code says which: more pages than the platform's count
  * allows (`RUN_PAGE_LIMIT`), more invocations (`RUN_SLICE_LIMIT`), or more time since the
- * run's first invocation started (`RUN_TIME_LIMIT`). Nothing is committed.
+ * run's first invocation started (`RUN_TIME_LIMIT`). Nothing is committed. Or a committed
+ * run's curation needs, at the pace it went, more than any invocation's 900 s
+ * (`CURATION_TIME_LIMIT`): nothing of the curation is visible, and trying again with the
+ * same CPU would only fail again.
  */
 export class RunLimitError extends ExporterError {
   override readonly name = 'RunLimitError';
   constructor(
-    readonly code: typeof ErrorCode.RUN_PAGE_LIMIT | typeof ErrorCode.RUN_SLICE_LIMIT | typeof ErrorCode.RUN_TIME_LIMIT,
+    readonly code:
+      | typeof ErrorCode.RUN_PAGE_LIMIT
+      | typeof ErrorCode.RUN_SLICE_LIMIT
+      | typeof ErrorCode.RUN_TIME_LIMIT
+      | typeof ErrorCode.CURATION_TIME_LIMIT,
     message: string,
   ) {
     super(message);

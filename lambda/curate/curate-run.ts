@@ -1,7 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../common/config.ts';
-import { CurationError, DeadlineError, ErrorCode } from '../common/errors.ts';
+import { CurationError, DeadlineError, ErrorCode, RunLimitError } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
 import { curatedKeys, manifestKey, manifestsPrefix, stateKeyOf, type CuratedKeys } from '../storage/layout.ts';
 import type { Manifest } from '../storage/manifest.ts';
@@ -299,20 +299,32 @@ function raise(message: string): never {
   throw new Error(message);
 }
 
+/** The longest a Lambda invocation can run, whatever the function's timeout. */
+const INVOCATION_MAX_SECONDS = 900;
+
 /**
- * Why curation stopped at its deadline, and what the operator does: a run that only lacked
- * the time an export's invocation had left curates in an invocation of its own; one that
- * needs more than a whole invocation curates only with more CPU, which Lambda gives with
- * memory. The pace is the devices read so far, so the estimate is rough but says which.
+ * Why curation stopped at its deadline, and what the operator does. The pace so far (the
+ * devices read, in the time taken) says which of two cases it is, roughly: a run that only
+ * lacked the time this invocation had left (an export's, or a slow S3) curates in an
+ * invocation of its own, and stays a DeadlineError, which the state machine retries; one
+ * that needs more than any invocation gives curates only with more CPU, which Lambda gives
+ * with memory: a RunLimitError, which it does not retry.
  */
-export function curationDeadlineError(runId: string, marginSeconds: number, progress: { read: number; total: number; elapsedMs: number }): DeadlineError {
+export function curationDeadlineError(runId: string, marginSeconds: number, progress: { read: number; total: number; elapsedMs: number }): DeadlineError | RunLimitError {
   const { read, total } = progress;
   const seconds = Math.round(progress.elapsedMs / 1000);
   const where = read >= total ? `every one of its ${total} devices read and its files still being written` : `${read} of its ${total} devices read`;
-  const pace = read > 0 && read < total ? ` At that pace the whole run takes about ${Math.ceil((progress.elapsedMs * total) / read / 1000)} s to curate.` : '';
+  const stopped = `Stopped curating run ${runId} ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS), after ${seconds} s with ${where}; nothing of it is visible and devices_current is as it was.`;
+  const needs = read > 0 && read < total ? Math.ceil((progress.elapsedMs * total) / read / 1000) : undefined;
+  const moreCpu = "raise the function's memory (functionMemoryMb), which Lambda raises its CPU with";
+  if (needs !== undefined && needs > INVOCATION_MAX_SECONDS) {
+    return new RunLimitError(
+      ErrorCode.CURATION_TIME_LIMIT,
+      `${stopped} At that pace the whole run takes about ${needs} s to curate, more than an invocation's ${INVOCATION_MAX_SECONDS} s: ${moreCpu}, then curate it: {"curate": "${runId}"}.`,
+    );
+  }
   return new DeadlineError(
-    `Stopped curating run ${runId} ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS), after ${seconds} s with ${where}; ` +
-      `nothing of it is visible and devices_current is as it was.${pace} Curate it in an invocation of its own: {"curate": "${runId}"}. ` +
-      "A run that takes longer than an invocation's 900 s curates only with more CPU: raise the function's memory (functionMemoryMb), which Lambda raises its CPU with.",
+    `${stopped}${needs === undefined ? '' : ` At that pace the whole run takes about ${needs} s to curate.`} Curate it in an invocation of its own: {"curate": "${runId}"}. ` +
+      `A run that takes longer than an invocation's ${INVOCATION_MAX_SECONDS} s curates only with more CPU: ${moreCpu}.`,
   );
 }

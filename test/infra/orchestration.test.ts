@@ -250,7 +250,11 @@ describe('ExporterStack with the default context', () => {
         { ErrorEquals: ['EventError', 'ConfigError', 'ClientRejectedError', 'RunLimitError'], MaxAttempts: 0 },
         { ErrorEquals: ['States.ALL'], IntervalSeconds: 60, BackoffRate: 2, MaxAttempts: 2 },
       ]);
-      expect(States.Curate.Retry).toEqual([transient, { ErrorEquals: ['States.ALL'], IntervalSeconds: 60, BackoffRate: 2, MaxAttempts: 2 }]);
+      expect(States.Curate.Retry).toEqual([
+        transient,
+        { ErrorEquals: ['EventError', 'ConfigError', 'ClientRejectedError', 'RunLimitError'], MaxAttempts: 0 },
+        { ErrorEquals: ['States.ALL'], IntervalSeconds: 60, BackoffRate: 2, MaxAttempts: 2 },
+      ]);
       expect(States.Abandon.Retry).toEqual([transient]);
     });
 
