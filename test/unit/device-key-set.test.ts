@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { DeviceKey } from '../../lambda/common/device-key.ts';
-import { DeviceKeySet } from '../../lambda/common/device-key-set.ts';
+import { DeviceKeyOrdinals, DeviceKeySet } from '../../lambda/common/device-key-set.ts';
 import { decodeKeyIndex, encodeKeyIndex } from '../../lambda/storage/key-index.ts';
 
 /** The keys a set stores, read back from the key index it encodes to. */
@@ -61,5 +61,28 @@ describe('a device key set', () => {
     expect([...expected].filter((key) => !set.has(key))).toEqual([]);
     expect(set.has(eui(0x70b3d50000000000n + 100_000n))).toBe(false);
     expect(await encodeKeyIndex(set)).toEqual(await encodeKeyIndex(expected));
+  });
+});
+
+describe("device key ordinals: each key's place in the order keys were first added", () => {
+  it('numbers refs, EUI keys (the EUI 0 among them) and other strings from 0, and keeps the first number of a key added again', () => {
+    const ordinals = new DeviceKeyOrdinals();
+    expect(MIXED.map((key) => ordinals.add(key))).toEqual(MIXED.map((_, i) => i));
+    expect([...MIXED].reverse().map((key) => ordinals.add(key))).toEqual(MIXED.map((_, i) => MIXED.length - 1 - i));
+    expect(ordinals.size).toBe(MIXED.length);
+    expect(MIXED.map((key) => ordinals.ordinalOf(key))).toEqual(MIXED.map((_, i) => i));
+    expect(['e70B3D5FFFF000002', 'e0000000000000001', 1, 'ref-b'].map((key) => ordinals.ordinalOf(key))).toEqual([-1, -1, -1, -1]);
+  });
+
+  it('agrees with a Map over many EUIs of one vendor and a scatter of others, as its table grows', () => {
+    const ordinals = new DeviceKeyOrdinals();
+    const expected = new Map<DeviceKey, number>();
+    for (let i = 0n; i < 100_000n; i += 1n) {
+      const key = i % 97n === 0n ? eui((i * 0x9e3779b97f4a7c15n) % 2n ** 64n) : eui(0x70b3d50000000000n + i);
+      if (!expected.has(key)) expected.set(key, expected.size);
+      expect(ordinals.add(key)).toBe(expected.get(key));
+    }
+    expect(ordinals.size).toBe(expected.size);
+    expect([...expected].filter(([key, ordinal]) => ordinals.ordinalOf(key) !== ordinal)).toEqual([]);
   });
 });

@@ -120,6 +120,28 @@ describe("fleet state: the previous run's devices, compared with this run's", ()
     expect({ size: base.size, changed: base.changed, unseen: base.unseen }).toEqual({ size: 5000, changed: 5, unseen: 1 });
     expect(base.fate(0)).toBe('removed');
   });
+
+  it('compares EUI keys, packed, as it compares any other key: one vendor\'s block, a scatter, the EUI 0, and strings that only look like EUIs', () => {
+    const eui = (n: bigint) => `e${n.toString(16).toUpperCase().padStart(16, '0')}`;
+    const keys = [
+      ...Array.from({ length: 3000 }, (_, i) => eui(0x70b3d50000000000n + BigInt(i))),
+      ...Array.from({ length: 300 }, (_, i) => eui((BigInt(i + 1) * 0x9e3779b97f4a7c15n) % 2n ** 64n)),
+      eui(0n),
+      'e70b3d50000000001',
+      'E70B3D50000000001',
+      'e70B3D5000000001',
+    ];
+    const previous = keys.map((key, i) => entry(key, `v${i}`));
+    // Every 100th changed, the vendor's first device gone, one new device in the block.
+    const current = [...previous.slice(1).map((one, i) => (i % 100 === 0 ? entry(one.key, 'new') : one)), entry(eui(0x70b3d50000000000n + 3000n), 'v')];
+    const { base, comparisons } = compare(previous, current);
+    const counted = (what: string) => comparisons.filter(([, comparison]) => comparison === what).length;
+    expect({ added: counted('added'), changed: counted('changed') }).toEqual({ added: 1, changed: Math.ceil((keys.length - 1) / 100) });
+    expect({ size: base.size, changed: base.changed, unseen: base.unseen }).toEqual({ size: keys.length, changed: counted('changed'), unseen: 1 });
+    expect(base.fate(keys[0] as string)).toBe('removed');
+    expect(keys.slice(1).filter((key) => base.fate(key) === undefined)).toEqual([]);
+    expect(base.has(eui(0x70b3d50000000000n + 3000n))).toBe(false);
+  });
 });
 
 describe('fleet state: the state file, written and read back through S3', () => {
