@@ -134,11 +134,7 @@ export class DeadlineError extends plainError('DeadlineError', ErrorCode.DEADLIN
 export class RunLimitError extends ExporterError {
   override readonly name = 'RunLimitError';
   constructor(
-    readonly code:
-      | typeof ErrorCode.RUN_PAGE_LIMIT
-      | typeof ErrorCode.RUN_SLICE_LIMIT
-      | typeof ErrorCode.RUN_TIME_LIMIT
-      | typeof ErrorCode.CURATION_TIME_LIMIT,
+    readonly code: typeof ErrorCode.RUN_PAGE_LIMIT | typeof ErrorCode.RUN_SLICE_LIMIT | typeof ErrorCode.RUN_TIME_LIMIT | typeof ErrorCode.CURATION_TIME_LIMIT,
     message: string,
   ) {
     super(message);

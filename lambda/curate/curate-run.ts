@@ -310,7 +310,11 @@ const INVOCATION_MAX_SECONDS = 900;
  * that needs more than any invocation gives curates only with more CPU, which Lambda gives
  * with memory: a RunLimitError, which it does not retry.
  */
-export function curationDeadlineError(runId: string, marginSeconds: number, progress: { read: number; total: number; elapsedMs: number }): DeadlineError | RunLimitError {
+export function curationDeadlineError(
+  runId: string,
+  marginSeconds: number,
+  progress: { read: number; total: number; elapsedMs: number },
+): DeadlineError | RunLimitError {
   const { read, total } = progress;
   const seconds = Math.round(progress.elapsedMs / 1000);
   const where = read >= total ? `every one of its ${total} devices read and its files still being written` : `${read} of its ${total} devices read`;

@@ -121,7 +121,7 @@ describe("fleet state: the previous run's devices, compared with this run's", ()
     expect(base.fate(0)).toBe('removed');
   });
 
-  it('compares EUI keys, packed, as it compares any other key: one vendor\'s block, a scatter, the EUI 0, and strings that only look like EUIs', () => {
+  it("compares EUI keys, packed, as it compares any other key: one vendor's block, a scatter, the EUI 0, and strings that only look like EUIs", () => {
     const eui = (n: bigint) => `e${n.toString(16).toUpperCase().padStart(16, '0')}`;
     const keys = [
       ...Array.from({ length: 3000 }, (_, i) => eui(0x70b3d50000000000n + BigInt(i))),
