@@ -78,8 +78,14 @@ export async function curateRun(services: { s3: S3Client; config: Config }, sett
   if (supersedes) logger.warn('The run was exported again after its manifest expired: curating this commit anew', { runId, supersedes, recordKey });
 
   const progress = { devices: 0 };
-  const deadline = deadlineIn(request.remainingMs() - config.deadlineMarginSeconds * 1000, () =>
-    curationDeadlineError(runId, config.deadlineMarginSeconds, { read: progress.devices, total: manifest.counts.devices, elapsedMs: Date.now() - started }),
+  const budgetMs = request.remainingMs() - config.deadlineMarginSeconds * 1000;
+  const deadline = deadlineIn(budgetMs, () =>
+    curationDeadlineError(runId, config.deadlineMarginSeconds, {
+      read: progress.devices,
+      total: manifest.counts.devices,
+      elapsedMs: Date.now() - started,
+      budgetMs,
+    }),
   );
   const metadata = { 'export-run-id': runId };
   const snapshots = new ParquetFiles(s3, config.bucket, keys.snapshotKey, SNAPSHOT_COLUMNS, { metadata });
@@ -303,32 +309,44 @@ function raise(message: string): never {
 const INVOCATION_MAX_SECONDS = 900;
 
 /**
- * Why curation stopped at its deadline, and what the operator does. The pace so far (the
- * devices read, in the time taken) says which of two cases it is, roughly: a run that only
- * lacked the time this invocation had left (an export's, or a slow S3) curates in an
- * invocation of its own, and stays a DeadlineError, which the state machine retries; one
- * that needs more than any invocation gives curates only with more CPU, which Lambda gives
- * with memory: a RunLimitError, which it does not retry.
+ * A curation given at most this much less than the longest invocation (its margin aside) had
+ * an invocation to itself, the Curate step's or an operator's: the slack covers a cold start
+ * and the reads before curating proper.
+ */
+const WHOLE_INVOCATION_SLACK_SECONDS = 60;
+
+/**
+ * Why curation stopped at its deadline, and what the operator does. One that had an
+ * invocation to itself and read devices all along needs more than any invocation gives at
+ * this CPU, which Lambda raises with memory: a RunLimitError, which the state machine does not
+ * retry, since the same CPU would fail the same way. Any other (an export's inline curation
+ * with the time the export left, or one that read nothing, stuck) is a DeadlineError, which
+ * the state machine retries in an invocation of its own. The pace (the devices read, in the
+ * time taken) is only reported: it scales up what came before the first device too, and
+ * leaves out the change rows written after the last.
  */
 export function curationDeadlineError(
   runId: string,
   marginSeconds: number,
-  progress: { read: number; total: number; elapsedMs: number },
+  progress: { read: number; total: number; elapsedMs: number; budgetMs: number },
 ): DeadlineError | RunLimitError {
   const { read, total } = progress;
   const seconds = Math.round(progress.elapsedMs / 1000);
   const where = read >= total ? `every one of its ${total} devices read and its files still being written` : `${read} of its ${total} devices read`;
   const stopped = `Stopped curating run ${runId} ${marginSeconds} s before the Lambda timeout (RUN_DEADLINE_MARGIN_SECONDS), after ${seconds} s with ${where}; nothing of it is visible and devices_current is as it was.`;
-  const needs = read > 0 && read < total ? Math.ceil((progress.elapsedMs * total) / read / 1000) : undefined;
-  const moreCpu = "raise the function's memory (functionMemoryMb), which Lambda raises its CPU with";
-  if (needs !== undefined && needs > INVOCATION_MAX_SECONDS) {
+  const pace =
+    read > 0 && read < total ? ` At that pace its devices alone take about ${Math.ceil((progress.elapsedMs * total) / read / 1000)} s to curate.` : '';
+  const memory = "the function's memory (functionMemoryMb), which Lambda raises its CPU with";
+  const wholeInvocation = progress.budgetMs >= (INVOCATION_MAX_SECONDS - marginSeconds - WHOLE_INVOCATION_SLACK_SECONDS) * 1000;
+  if (wholeInvocation && read > 0) {
     return new RunLimitError(
       ErrorCode.CURATION_TIME_LIMIT,
-      `${stopped} At that pace the whole run takes about ${needs} s to curate, more than an invocation's ${INVOCATION_MAX_SECONDS} s: ${moreCpu}, then curate it: {"curate": "${runId}"}.`,
+      `${stopped}${pace} It had an invocation to itself: at this CPU the run needs more than an invocation's ${INVOCATION_MAX_SECONDS} s. ` +
+        `Raise ${memory}, then curate it: {"curate": "${runId}"}.`,
     );
   }
   return new DeadlineError(
-    `${stopped}${needs === undefined ? '' : ` At that pace the whole run takes about ${needs} s to curate.`} Curate it in an invocation of its own: {"curate": "${runId}"}. ` +
-      `A run that takes longer than an invocation's ${INVOCATION_MAX_SECONDS} s curates only with more CPU: ${moreCpu}.`,
+    `${stopped}${pace} Curate it in an invocation of its own: {"curate": "${runId}"}. ` +
+      `A run that takes longer than an invocation's ${INVOCATION_MAX_SECONDS} s curates only with more CPU: raise ${memory}.`,
   );
 }
