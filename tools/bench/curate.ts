@@ -64,9 +64,11 @@ const curateSeconds = Number(process.env.BENCH_CURATE_SECONDS ?? INVOCATION_SECO
 
 async function invoke(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult> {
   const child = fork(childFile, [], {
-    // BENCH_PROFILE=curate (a development aid) writes each child's V8 CPU profile to .bench/profiles.
+    // Development aids: BENCH_FLAGS_CURATE adds node flags to every child; BENCH_PROFILE=curate
+    // writes each child's V8 CPU profile to .bench/profiles.
     execArgv: [
       `--max-old-space-size=${HEAP_MB}`,
+      ...(process.env.BENCH_FLAGS_CURATE?.split(' ').filter(Boolean) ?? []),
       ...(process.env.BENCH_PROFILE === 'curate' ? ['--cpu-prof', `--cpu-prof-dir=${resolve('.bench/profiles')}`] : []),
     ],
     env: {
