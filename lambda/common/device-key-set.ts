@@ -73,21 +73,25 @@ export class DeviceKeyOrdinals {
   /** The key's ordinal, or -1 when it was never added. */
   ordinalOf(key: DeviceKey): number {
     const hi = euiHigh(key);
-    const lo = euiLow(key, hi);
-    return lo < 0 ? (this.#others.get(key) ?? -1) : this.#euis.ordinalOf(hi, lo);
+    return this.#held(key, hi, euiLow(key, hi));
   }
 
   /** Adds the key if it is new; its ordinal either way (`size - 1` after the call when it was new). */
   add(key: DeviceKey): number {
     const hi = euiHigh(key);
     const lo = euiLow(key, hi);
-    const held = lo < 0 ? (this.#others.get(key) ?? -1) : this.#euis.ordinalOf(hi, lo);
+    const held = this.#held(key, hi, lo);
     if (held >= 0) return held;
     const ordinal = this.#size;
     if (lo < 0) this.#others.set(key, ordinal);
     else this.#euis.add(hi, lo, ordinal);
     this.#size += 1;
     return ordinal;
+  }
+
+  /** The ordinal of a key whose EUI halves are read already (-1 each when it is not an EUI key). */
+  #held(key: DeviceKey, hi: number, lo: number): number {
+    return lo < 0 ? (this.#others.get(key) ?? -1) : this.#euis.ordinalOf(hi, lo);
   }
 }
 

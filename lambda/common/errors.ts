@@ -127,7 +127,7 @@ export class DeadlineError extends plainError('DeadlineError', ErrorCode.DEADLIN
  * state machine's 24 hours. The code says which: more pages than the platform's count
  * allows (`RUN_PAGE_LIMIT`), more invocations (`RUN_SLICE_LIMIT`), or more time since the
  * run's first invocation started (`RUN_TIME_LIMIT`). Nothing is committed. Or a committed
- * run's curation needs, at the pace it went, more than any invocation's 900 s
+ * run's curation, given an invocation of its own, was still reading devices at its deadline
  * (`CURATION_TIME_LIMIT`): nothing of the curation is visible, and trying again with the
  * same CPU would only fail again.
  */
