@@ -349,6 +349,25 @@ describe('a fleet that changes under a sweep', () => {
     expect(down.pages.at(-1)?.count).toBe(1000 + 7);
   });
 
+  it('applies a change after a page only once that page has reached a client still waiting for it', async () => {
+    spec({ fleet: 500, latencyMs: 200, changes: [{ afterPage: 2, remove: 10, at: 'served' }] });
+    await page({ pageSize: 100, pageIndex: 1 });
+    // The client gives up on page 2 while the platform is still preparing it: page 2 was
+    // never read, so the devices on it are not "already read".
+    const query = new URLSearchParams({ pageSize: '100', pageIndex: '2' });
+    const asked = fetch(`${platform.url}${DEVICES_PATH}?${query.toString()}`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(50),
+    });
+    await expect(asked).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(platform.stats.removed).toEqual([]);
+
+    const again = names(await page({ pageSize: 100, pageIndex: 2 }));
+    expect(again).toEqual(sensors(100, 200));
+    expect(platform.stats.removed.map((brief) => brief.name)).toEqual(sensors(190, 200));
+  });
+
   it('keeps the creation order too: offset paging by default, as before', async () => {
     spec({ fleet: 500, changes: [{ afterPage: 2, remove: 10, at: 'served' }] });
     const read: unknown[] = [];

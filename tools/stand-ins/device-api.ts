@@ -162,6 +162,9 @@ export class DeviceApi {
     const attempt = this.countAttempt(query);
     if (await answeredByFault(settings.fault?.(this.deviceRequest(query, attempt, bearer)), req, res)) return;
     if (settings.latencyMs > 0) await sleep(settings.latencyMs);
+    // A client that gave up while the page was prepared never reads it: its devices are not
+    // "already read", and changes due after it wait for a page that is answered.
+    if (res.destroyed) return;
 
     const page = selectPage(this.live(), query, settings.offsetCap);
     if ('refused' in page) return this.refuse(res, page.refused);

@@ -25,7 +25,10 @@ import type { Brief, LiveFleet } from './fleet.ts';
  * recorded in `stats.removed` and `stats.added`.
  */
 export interface FleetChange {
-  /** Right after the offset page with this `pageIndex` has been answered (the first time). */
+  /**
+   * Right after the offset page with this `pageIndex` has been answered (the first time) to a
+   * client still waiting for it.
+   */
   afterPage?: number;
   /**
    * Or right after the page answering the n-th device-list request of either paging mode
