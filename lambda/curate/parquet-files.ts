@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ByteWriter, ParquetWriter } from 'hyparquet-writer';
+import { ByteWriter, ParquetWriter, type ColumnSource } from 'hyparquet-writer';
 import { ErrorCode, StorageError } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
 import { drained } from '../storage/upload-body.ts';
@@ -49,6 +49,15 @@ export const FILE_MAX_ROWS = 5_000_000;
  * record, and appears in its table when the record is written.
  */
 export const FILE_MAX_BYTES = 512 * 1024 * 1024;
+
+/**
+ * A text column whose values in a row group average more characters than this is written
+ * plain, without the writer's test for a dictionary: values that long pay for a dictionary
+ * only where whole values repeat, which briefs of one device each hardly do, and the test
+ * hashes a thousand of them a group (5 % of the 20 KB curation's main thread in a
+ * profile; docs/performance.md, "Curating large briefs"). Briefs of a few hundred bytes keep it.
+ */
+export const DICTIONARY_MAX_MEAN_CHARS = 2048;
 
 /** lib-storage holds at most queueSize parts of partSize each per open file. */
 export const PART_SIZE = 8 * 1024 * 1024;
@@ -127,7 +136,7 @@ export class ParquetFiles {
     const columns = writerColumns(this.columns);
     let groups = 0;
     for await (const group of rowGroups(rows, this.options.groupBytes ?? ROW_GROUP_MAX_BYTES)) {
-      await parquet.write({ columnData: columns.map((column) => ({ ...column, data: group.map((row) => row[column.name]) })), rowGroupSize: group.length });
+      await parquet.write({ columnData: groupColumns(columns, group), rowGroupSize: group.length });
       groups += 1;
     }
     // A file of no rows still declares its columns, in one empty row group.
@@ -154,6 +163,26 @@ export class ParquetFiles {
     const { refused } = await deleteObjects(this.s3, this.bucket, this.#written);
     return refused;
   }
+}
+
+/** A row group's columns as the writer takes them: each column's values, and plain encoding for long texts (DICTIONARY_MAX_MEAN_CHARS). */
+export function groupColumns(columns: readonly WriterColumn[], group: readonly Record<string, unknown>[]): ColumnSource[] {
+  return columns.map((column) => {
+    const data = group.map((row) => row[column.name]);
+    return column.encoding === undefined && meanLength(data) > DICTIONARY_MAX_MEAN_CHARS ? { ...column, data, encoding: 'PLAIN' } : { ...column, data };
+  });
+}
+
+/** The mean length of the strings among these values; 0 when there are none. */
+function meanLength(values: readonly unknown[]): number {
+  let chars = 0;
+  let strings = 0;
+  for (const value of values) {
+    if (typeof value !== 'string') continue;
+    chars += value.length;
+    strings += 1;
+  }
+  return strings === 0 ? 0 : chars / strings;
 }
 
 /**
@@ -189,6 +218,7 @@ export function rowBytes(row: Record<string, unknown>): number {
 }
 
 type Writer = ConstructorParameters<typeof ParquetWriter>[0]['writer'];
+type WriterColumn = Omit<ColumnSource, 'data'>;
 
 /** Bytes the writer's buffer holds before they go to the upload's body, as hyparquet-writer's own file writer does. */
 const CHUNK_BYTES = 1024 * 1024;
