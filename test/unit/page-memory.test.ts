@@ -72,6 +72,34 @@ describe('pages in memory, by bytes', () => {
     expect(held.bytes).toBe(2 * MiB);
   });
 
+  it('asks for two pages before any answer has arrived, not for every reader at once, whatever the pages weigh', async () => {
+    const held = new HeldPages(36 * MiB);
+    const signal = new AbortController().signal;
+    const answers: ((page: { bytes: number }) => void)[] = [];
+    const pending = () => new Promise<{ bytes: number }>((resolve) => answers.push(resolve));
+    // Sixteen ranges resuming at once, pages of 20 MiB: before any arrives, only two are asked for.
+    const readers = Array.from({ length: 16 }, () => held.ask(signal, pending));
+    await ticks();
+    expect(answers).toHaveLength(2);
+    // The first answer says what a page weighs, and room is counted by it from then on: with
+    // the second still out (18 MiB), one more of 20 MiB is asked for.
+    answers[0]?.({ bytes: 20 * MiB });
+    await ticks();
+    held.remove(20 * MiB);
+    await ticks();
+    expect(answers).toHaveLength(3);
+    for (let answered = 1; answered < 16; answered += 1) {
+      answers[answered]?.({ bytes: 20 * MiB });
+      await ticks();
+      held.remove(20 * MiB);
+      await ticks();
+      expect(held.bytes).toBeLessThanOrEqual(36 * MiB + 20 * MiB);
+    }
+    await Promise.all(readers);
+    expect(answers).toHaveLength(16);
+    expect(held.bytes).toBe(0);
+  });
+
   it('stops asking while the pages arrived and not yet taken fill their own budget, whatever room the total has', async () => {
     const held = new HeldPages(48 * MiB, 16 * MiB);
     const signal = new AbortController().signal;

@@ -61,6 +61,8 @@ quietAwsSdk();
  */
 const INVOCATION_SECONDS = 900;
 const curateSeconds = Number(process.env.BENCH_CURATE_SECONDS ?? INVOCATION_SECONDS);
+/** A development aid: exports given less (BENCH_EXPORT_SECONDS) continue sooner, to measure what a resumed invocation costs. */
+const exportSeconds = Number(process.env.BENCH_EXPORT_SECONDS ?? INVOCATION_SECONDS);
 
 async function invoke(childFile: string, standIns: StandIns, event: unknown): Promise<CurateChildResult> {
   const child = fork(childFile, [], {
@@ -75,7 +77,7 @@ async function invoke(childFile: string, standIns: StandIns, event: unknown): Pr
       ...process.env,
       ...standIns.env,
       BENCH_EVENT: JSON.stringify(event),
-      BENCH_INVOCATION_SECONDS: String(isCuration(event) ? curateSeconds : INVOCATION_SECONDS),
+      BENCH_INVOCATION_SECONDS: String(isCuration(event) ? curateSeconds : exportSeconds),
       // Exports here never curate inline: each step is measured alone.
       CURATE_INLINE_MIN_REMAINING_SECONDS: '900',
       TMPDIR: '/tmp',
