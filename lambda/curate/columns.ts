@@ -75,8 +75,11 @@ export function parquetSchema(specs: readonly ColumnSpec[]): SchemaElement[] {
   return [{ name: 'root', num_children: specs.length }, ...specs.flatMap(schemaElementsOf)];
 }
 
+/** What the writer takes of a column besides its values: its name and how to encode it. */
+export type WriterColumn = Omit<ColumnSource, 'data'>;
+
 /** What parquetWriteRows takes of each column: its name and how to encode it. */
-export function writerColumns(specs: readonly ColumnSpec[]): Omit<ColumnSource, 'data'>[] {
+export function writerColumns(specs: readonly ColumnSpec[]): WriterColumn[] {
   return specs.map((spec) => ({
     name: spec.name,
     ...(spec.encoding ? { encoding: spec.encoding } : {}),

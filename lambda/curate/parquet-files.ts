@@ -6,7 +6,7 @@ import { ByteWriter, ParquetWriter, type ColumnSource } from 'hyparquet-writer';
 import { ErrorCode, StorageError } from '../common/errors.ts';
 import { deleteObjects } from '../storage/deletes.ts';
 import { drained } from '../storage/upload-body.ts';
-import { parquetSchema, writerColumns, type ColumnSpec } from './columns.ts';
+import { parquetSchema, writerColumns, type ColumnSpec, type WriterColumn } from './columns.ts';
 
 /** One Parquet file of a curated table, as the run's record lists it. */
 export interface ParquetFile {
@@ -166,7 +166,7 @@ export class ParquetFiles {
 }
 
 /** A row group's columns as the writer takes them: each column's values, and plain encoding for long texts (DICTIONARY_MAX_MEAN_CHARS). */
-export function groupColumns(columns: readonly WriterColumn[], group: readonly Record<string, unknown>[]): ColumnSource[] {
+function groupColumns(columns: readonly WriterColumn[], group: readonly Record<string, unknown>[]): ColumnSource[] {
   return columns.map((column) => {
     const data = group.map((row) => row[column.name]);
     return column.encoding === undefined && meanLength(data) > DICTIONARY_MAX_MEAN_CHARS ? { ...column, data, encoding: 'PLAIN' } : { ...column, data };
@@ -218,7 +218,6 @@ export function rowBytes(row: Record<string, unknown>): number {
 }
 
 type Writer = ConstructorParameters<typeof ParquetWriter>[0]['writer'];
-type WriterColumn = Omit<ColumnSource, 'data'>;
 
 /** Bytes the writer's buffer holds before they go to the upload's body, as hyparquet-writer's own file writer does. */
 const CHUNK_BYTES = 1024 * 1024;
