@@ -52,23 +52,44 @@ export interface ComparedRun {
   previousActiveShare?: number;
 }
 
+/** What a FleetSignalCounter holds: what a curation that goes on in another invocation carries over. */
+export interface FleetTally {
+  devices: number;
+  silent: number;
+  neverSeen: number;
+  /** Devices per health state, in the order of HEALTH_STATES. */
+  byHealth: number[];
+}
+
 /**
  * Counts a run's devices as curation reads them, one brief at a time, holding a few
  * numbers whatever the fleet: nothing is read twice for these figures.
  */
 export class FleetSignalCounter {
   readonly #silentBefore: number;
-  readonly #byHealth = new Array<number>(HEALTH_STATES.length).fill(0);
-  #devices = 0;
-  #silent = 0;
-  #neverSeen = 0;
+  readonly #byHealth: number[];
+  #devices: number;
+  #silent: number;
+  #neverSeen: number;
 
-  /** Silence is measured from the run's time, so a run curated again later, or late, counts the same. */
+  /**
+   * Silence is measured from the run's time, so a run curated again later, or late, counts
+   * the same. `from` goes on from the tally of the invocations that read the run's first devices.
+   */
   constructor(
     runTime: Date,
     readonly silentAfterHours: number,
+    from?: FleetTally,
   ) {
     this.#silentBefore = runTime.getTime() - silentAfterHours * HOUR_MS;
+    this.#byHealth = HEALTH_STATES.map((_, slot) => from?.byHealth[slot] ?? 0);
+    this.#devices = from?.devices ?? 0;
+    this.#silent = from?.silent ?? 0;
+    this.#neverSeen = from?.neverSeen ?? 0;
+  }
+
+  tally(): FleetTally {
+    return { devices: this.#devices, silent: this.#silent, neverSeen: this.#neverSeen, byHealth: [...this.#byHealth] };
   }
 
   add(brief: RawBrief): void {
