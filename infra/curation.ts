@@ -204,7 +204,7 @@ export class Curation extends Construct {
       },
       ...CURATED_REMOVABLE.map((pattern) => ({
         id: arn(pattern),
-        reason: `What a failed curation removes of its own (ParquetFiles.discard and the state file, lambda/curate/curate-run.ts): ${pattern}, by name; its multipart uploads are aborted there too. IAM cannot tell one run's objects from another's, so this reaches every run's objects of that name; never a curation record (runs/) nor the current table's symlink.`,
+        reason: `What a failed curation removes of its own (ParquetFiles.discard, the state file, and the progress of a curation going on over invocations, removed once its run is curated: lambda/curate/curate-run.ts): ${pattern}, by name; its multipart uploads are aborted there too. IAM cannot tell one run's objects from another's, so this reaches every run's objects of that name; never a curation record (runs/) nor the current table's symlink.`,
       })),
     );
   }

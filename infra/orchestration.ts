@@ -226,7 +226,7 @@ export class Orchestration extends Construct {
       .otherwise(failed);
   }
 
-  /** Where a finished export goes: done, or curated first when its invocation skipped or failed curation. */
+  /** Where a finished export goes: done, or curated first when its invocation skipped, failed or did not finish curation. */
   private curationUnlessDone(invoke: Invoke): sfn.Choice {
     const curate = invoke('Curate', sfn.TaskInput.fromObject({ curate: sfn.JsonPath.stringAt('$.runId') }), {
       comment: 'Curates the committed run, which its export invocation had no time left to do, or failed to',
@@ -244,15 +244,19 @@ export class Orchestration extends Construct {
       { resultPath: '$.curationFailure' },
     );
     const done = new sfn.Succeed(this, 'Done');
-    curate.next(done);
+    const curating = (status: string) => sfn.Condition.stringEquals('$.curation.status', status);
+    curate.next(
+      new sfn.Choice(this, 'StillCurating?', {
+        comment: 'A curation that needs another invocation answers "status": "curating" and goes on from its saved progress with the same event',
+      })
+        .when(sfn.Condition.and(sfn.Condition.isPresent('$.curation.status'), curating('curating')), curate)
+        .otherwise(done),
+    );
     return new sfn.Choice(this, 'Curated?', {
-      comment: "An export's invocation curates the run when it has time left; when it had not, or failed to, this does",
+      comment: "An export's invocation curates the run when it has time left; when it had not, failed to, or did not finish, this does",
     })
       .when(
-        sfn.Condition.and(
-          sfn.Condition.isPresent('$.curation.status'),
-          sfn.Condition.or(sfn.Condition.stringEquals('$.curation.status', 'skipped'), sfn.Condition.stringEquals('$.curation.status', 'failed')),
-        ),
+        sfn.Condition.and(sfn.Condition.isPresent('$.curation.status'), sfn.Condition.or(curating('skipped'), curating('failed'), curating('curating'))),
         curate,
       )
       .otherwise(done);

@@ -4,7 +4,7 @@ import { unknownVariables } from './common/env.ts';
 import { awsFailureCode } from './common/aws-failures.ts';
 import { ExporterError } from './common/errors.ts';
 import { curateAfterExport, curateOnRequest, type CurationOutcome } from './curate/invoke.ts';
-import type { CurationSummary } from './curate/curate-run.ts';
+import type { CurationPause, CurationSummary } from './curate/curate-run.ts';
 import type { CurationSettings } from './curate/settings.ts';
 import { logger } from './common/logger.ts';
 import type { AbandonRequest, Continuation } from './common/request-types.ts';
@@ -25,17 +25,18 @@ let services: Services | undefined;
 export type CuratedRunSummary = RunSummary & { curation: CurationOutcome };
 
 /** Every answer the function gives, by event. */
-export type HandlerAnswer = CuratedRunSummary | Continuation | CurationSummary | AbandonSummary;
+export type HandlerAnswer = CuratedRunSummary | Continuation | CurationSummary | CurationPause | AbandonSummary;
 
 /**
  * `{"curate": "<runId>"}` curates a committed run; `{"abandon": {...}}` gives up a continued
  * run (run/abandon.ts); any other accepted event exports, then curates. An export that does
  * not fit its invocation answers with a Continuation instead (`"status": "continue"`), and
  * the function invoked with exactly that object goes on with the run: so does a schedule's
- * or an operator's, whichever started it. Callers that may meet a run that long take the
- * answer as a HandlerAnswer.
+ * or an operator's, whichever started it. A curation that does not fit answers
+ * `"status": "curating"`, and the same `{"curate": "<runId>"}` goes on with it. Callers that
+ * may meet a run that long take the answer as a HandlerAnswer.
  */
-export function handler(event: { curate: string }, context: Context): Promise<CurationSummary>;
+export function handler(event: { curate: string }, context: Context): Promise<CurationSummary | CurationPause>;
 export function handler(event: { abandon: AbandonRequest }, context: Context): Promise<AbandonSummary>;
 export function handler(event: Continuation, context: Context): Promise<CuratedRunSummary | Continuation>;
 export function handler(event: unknown, context: Context): Promise<CuratedRunSummary>;

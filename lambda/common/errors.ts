@@ -28,9 +28,10 @@ export const ErrorCode = {
   RUN_PAGE_LIMIT: 'RUN_PAGE_LIMIT',
   RUN_SLICE_LIMIT: 'RUN_SLICE_LIMIT',
   RUN_TIME_LIMIT: 'RUN_TIME_LIMIT',
-  CURATION_TIME_LIMIT: 'CURATION_TIME_LIMIT',
+  CURATION_INVOCATION_LIMIT: 'CURATION_INVOCATION_LIMIT',
   RUN_NOT_COMMITTED: 'RUN_NOT_COMMITTED',
   RAW_DAMAGED: 'RAW_DAMAGED',
+  PROGRESS_DAMAGED: 'PROGRESS_DAMAGED',
   CURRENT_CONTENDED: 'CURRENT_CONTENDED',
 } as const;
 
@@ -127,14 +128,15 @@ export class DeadlineError extends plainError('DeadlineError', ErrorCode.DEADLIN
  * state machine's 24 hours. The code says which: more pages than the platform's count
  * allows (`RUN_PAGE_LIMIT`), more invocations (`RUN_SLICE_LIMIT`), or more time since the
  * run's first invocation started (`RUN_TIME_LIMIT`). Nothing is committed. Or a committed
- * run's curation, given an invocation of its own, was still reading devices at its deadline
- * (`CURATION_TIME_LIMIT`): nothing of the curation is visible, and trying again with the
- * same CPU would only fail again.
+ * run's curation took more invocations than one curation may (`CURATION_INVOCATION_LIMIT`):
+ * nothing of it is visible, what it wrote is removed, and trying again with the same CPU
+ * would only fail again.
  */
 export class RunLimitError extends ExporterError {
   override readonly name = 'RunLimitError';
   constructor(
-    readonly code: typeof ErrorCode.RUN_PAGE_LIMIT | typeof ErrorCode.RUN_SLICE_LIMIT | typeof ErrorCode.RUN_TIME_LIMIT | typeof ErrorCode.CURATION_TIME_LIMIT,
+    readonly code:
+      typeof ErrorCode.RUN_PAGE_LIMIT | typeof ErrorCode.RUN_SLICE_LIMIT | typeof ErrorCode.RUN_TIME_LIMIT | typeof ErrorCode.CURATION_INVOCATION_LIMIT,
     message: string,
   ) {
     super(message);
@@ -180,13 +182,16 @@ export class StorageError extends ExporterError {
  * - RAW_DAMAGED: a raw data file the manifest lists is missing, is not complete gzip NDJSON,
  *   or does not hold what the manifest says (the message names the file and line); the raw
  *   files are the record, so they are not repaired: restore the object's previous version;
+ * - PROGRESS_DAMAGED: a curation that went on over several invocations found the state it
+ *   saved so far gone or shorter than its progress says; what it saved is removed, and the
+ *   next attempt starts over;
  * - CURRENT_CONTENDED: the current table kept changing under concurrent curations; the run
  *   is curated, only the switch was left undone (curating it again finishes it).
  */
 export class CurationError extends ExporterError {
   override readonly name = 'CurationError';
   constructor(
-    readonly code: typeof ErrorCode.RUN_NOT_COMMITTED | typeof ErrorCode.RAW_DAMAGED | typeof ErrorCode.CURRENT_CONTENDED,
+    readonly code: typeof ErrorCode.RUN_NOT_COMMITTED | typeof ErrorCode.RAW_DAMAGED | typeof ErrorCode.PROGRESS_DAMAGED | typeof ErrorCode.CURRENT_CONTENDED,
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -2,7 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import { ExporterError } from '../common/errors.ts';
 import type { CurateServices } from '../common/services.ts';
-import { curateRun, type CurationSummary } from './curate-run.ts';
+import { curateRun, type CurationPause, type CurationSummary } from './curate-run.ts';
 import { addFleetMetrics } from './fleet-metrics.ts';
 import type { CurationSettings } from './settings.ts';
 
@@ -13,18 +13,26 @@ export type CurationOutcome =
       previousRunId?: string;
       supersedes?: string;
     })
+  | Omit<CurationPause, 'runId'>
   | { status: 'skipped'; reason: string; event: { curate: string } }
   | { status: 'failed'; error: string; errorType: string; code?: string; event: { curate: string } };
 
-/** `{"curate": "<runId>"}`: curates the run (or finishes its switch), and fails like a run when it cannot. */
+/**
+ * `{"curate": "<runId>"}`: curates the run (or finishes its switch), or goes on with it and
+ * answers `"status": "curating"` when it needs another invocation; fails like a run when it cannot.
+ */
 export async function curateOnRequest(
   services: CurateServices,
   settings: CurationSettings,
   request: { runId: string; remainingMs: () => number; logger: Logger },
-): Promise<CurationSummary> {
+): Promise<CurationSummary | CurationPause> {
   const { runId, logger } = request;
   logger.appendKeys({ runId });
   const summary = await curateRun(services, settings, request);
+  if (summary.status === 'curating') {
+    logger.info('Curation goes on in another invocation; the same event goes on with it', { summary });
+    return summary;
+  }
   if (summary.status === 'curated') recordCuration(services, summary);
   logger.info('Curation finished', { summary });
   return summary;
@@ -55,6 +63,11 @@ export async function curateAfterExport<Summary extends { runId: string }>(
   }
   try {
     const curated = await curateRun(services, settings, { runId: summary.runId, remainingMs: options.remainingMs, logger });
+    if (curated.status === 'curating') {
+      const { runId, ...pause } = curated;
+      logger.info('Curation goes on in an invocation of its own; curate the run with the event given', { runId, ...pause });
+      return { ...summary, curation: pause };
+    }
     if (curated.status === 'curated') recordCuration(services, curated);
     const { status, devices, added, removed, changed, removalsConfirmed, signals, current, recordKey, elapsedMs, comparison, previousRunId, supersedes } =
       curated;

@@ -20,6 +20,7 @@ import { parseRunId } from '../common/run-id.ts';
  *   P curated/runs/<runId>.json                     table curated_runs: one record per curated run
  *   P curated/runs/<runId>.<sha256:16>.json         the record of a later commit of the same run id
  *   P curated/state/<runId>.state.gz                what the next run's curation compares itself with
+ *   P curated/state/<runId>.progress.json           where a curation that goes on in another invocation stopped
  *
  * Manifests, the pointer, markers, key indexes and checkpoints sit outside the table
  * location, so engines that read the table never mistake them for data; each curated table
@@ -68,6 +69,7 @@ export const CURATED_REMOVABLE: readonly string[] = [
   `${CURATED_FOLDERS.snapshots}dt=*/run=*/part-*.parquet`,
   `${CURATED_FOLDERS.changes}dt=*/run=*/part-*.parquet`,
   `${CURATED_FOLDERS.state}*.state.gz`,
+  `${CURATED_FOLDERS.state}*.progress.json`,
 ];
 
 /** The one object of devices_current's location, under P: the list of the newest curated run's files. */
@@ -161,6 +163,8 @@ export interface CuratedKeys {
   /** The record of a later commit of the same run id (a redone schedule), named by its manifest's sha256. */
   recordKeyOfCommit: (manifestHash: string) => string;
   stateKey: string;
+  /** Where a curation that goes on in another invocation saves how far it got (curate/curation-progress.ts). */
+  progressKey: string;
 }
 
 /** Where curating a run writes. */
@@ -183,7 +187,13 @@ export function curatedKeys(prefix: string, runId: string): CuratedKeys {
     recordKey: `${recordsLocation}${runId}.json`,
     recordKeyOfCommit: (manifestHash) => `${recordsLocation}${runId}.${manifestHash.slice(0, 16)}.json`,
     stateKey: stateKeyOf(prefix, runId),
+    progressKey: progressKeyOf(prefix, runId),
   };
+}
+
+/** Where a run's curation saves how far it got when it goes on in another invocation; absent once the run is curated. */
+export function progressKeyOf(prefix: string, runId: string): string {
+  return `${prefix}${CURATED_FOLDERS.state}${runId}.progress.json`;
 }
 
 /** A run's comparison state, which the next run's curation reads. */

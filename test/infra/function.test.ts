@@ -134,6 +134,7 @@ describe('ExporterStack with the default context (bundled, as `cdk synth` builds
           Resource: underPrefix(
             'curated/device_changes/dt=*/run=*/part-*.parquet',
             'curated/device_snapshots/dt=*/run=*/part-*.parquet',
+            'curated/state/*.progress.json',
             'curated/state/*.state.gz',
           ),
         },

@@ -54,6 +54,7 @@ describe('ExporterStack with the default context', () => {
           `AwsSolutions-IAM5[Resource::<${s.bucketId}.Arn>/thingpark/curated/*]`,
           `AwsSolutions-IAM5[Resource::<${s.bucketId}.Arn>/thingpark/curated/device_changes/dt=*/run=*/part-*.parquet]`,
           `AwsSolutions-IAM5[Resource::<${s.bucketId}.Arn>/thingpark/curated/device_snapshots/dt=*/run=*/part-*.parquet]`,
+          `AwsSolutions-IAM5[Resource::<${s.bucketId}.Arn>/thingpark/curated/state/*.progress.json]`,
           `AwsSolutions-IAM5[Resource::<${s.bucketId}.Arn>/thingpark/curated/state/*.state.gz]`,
           `AwsSolutions-IAM5[Resource::<${s.bucketId}.Arn>/thingpark/devices/*]`,
           `AwsSolutions-IAM5[Resource::<${s.bucketId}.Arn>/thingpark/indexes/*]`,

@@ -139,6 +139,7 @@ describe('ExporterStack with the default context', () => {
           'Continue?',
           'Curate',
           'Curated?',
+          'StillCurating?',
           'Done',
           'Export',
           'CurationFailed',
@@ -161,6 +162,7 @@ describe('ExporterStack with the default context', () => {
                 Or: [
                   { Variable: '$.curation.status', StringEquals: 'skipped' },
                   { Variable: '$.curation.status', StringEquals: 'failed' },
+                  { Variable: '$.curation.status', StringEquals: 'curating' },
                 ],
               },
             ],
@@ -169,7 +171,21 @@ describe('ExporterStack with the default context', () => {
         ],
         Default: 'Done',
       });
-      expect(States.Curate).toMatchObject({ ...invoking({ Payload: { 'curate.$': '$.runId' } }), ResultPath: '$.curation', Next: 'Done' });
+      expect(States.Curate).toMatchObject({ ...invoking({ Payload: { 'curate.$': '$.runId' } }), ResultPath: '$.curation', Next: 'StillCurating?' });
+      // A curation that needs another invocation is invoked again with the same event, until it answers otherwise.
+      expect(States['StillCurating?']).toMatchObject({
+        Type: 'Choice',
+        Choices: [
+          {
+            And: [
+              { Variable: '$.curation.status', IsPresent: true },
+              { Variable: '$.curation.status', StringEquals: 'curating' },
+            ],
+            Next: 'Curate',
+          },
+        ],
+        Default: 'Done',
+      });
       expect(States.Curate.Catch).toEqual([{ ErrorEquals: ['States.ALL'], ResultPath: '$.curationFailure', Next: 'CurationFailed' }]);
       expect(States.Done).toEqual({ Type: 'Succeed' });
     });

@@ -208,7 +208,7 @@ describe('ExporterStack with every context value given (not bundled)', () => {
       .filter((statement) => String(statement.Action).startsWith('s3:') && statement.Action !== 's3:ListBucket')
       .flatMap((statement) => [statement.Resource].flat());
     const underPrefix =
-      /^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|checkpoints\/\*|curated\/\*|curated\/(device_snapshots|device_changes)\/dt=\*\/run=\*\/part-\*\.parquet|curated\/state\/\*\.state\.gz|latest\.json)$/;
+      /^\/exports\/fleet\/(devices\/\*|manifests\/\*|attempts\/\*|indexes\/\*|checkpoints\/\*|curated\/\*|curated\/(device_snapshots|device_changes)\/dt=\*\/run=\*\/part-\*\.parquet|curated\/state\/\*\.(state\.gz|progress\.json)|latest\.json)$/;
     expect(resources).not.toEqual([]);
     expect(resources.map((resource) => resource['Fn::Join'][1][1]).filter((key: string) => !underPrefix.test(key))).toEqual([]);
     const conditionalWrites = bucketPolicyStatements(s.template, bucketId).filter((statement) => statement.Action === 's3:PutObject');

@@ -63,6 +63,7 @@ describe('the bucket layout', () => {
       recordKey: `p/curated/runs/${RUN_ID}.json`,
       recordKeyOfCommit: `p/curated/runs/${RUN_ID}.abababababababab.json`,
       stateKey: `p/curated/state/${RUN_ID}.state.gz`,
+      progressKey: `p/curated/state/${RUN_ID}.progress.json`,
     });
   });
 
@@ -78,12 +79,12 @@ describe('the bucket layout', () => {
     expect(runIdOfManifestKey('p/', `q/manifests/${RUN_ID}.json`)).toBeUndefined();
   });
 
-  it("lets a failed curation's deletes reach its Parquet files and state, never a record nor the current table's symlink", () => {
+  it("lets a failed curation's deletes reach its Parquet files, state and progress, never a record nor the current table's symlink", () => {
     // As IAM matches a resource pattern: `*` for any characters, "/" included.
     const patterns = CURATED_REMOVABLE.map((pattern) => new RegExp(`^p/${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '.*')}$`));
     const removable = (key: string) => patterns.some((pattern) => pattern.test(key));
     const keys = curatedKeys('p/', RUN_ID);
-    for (const key of [keys.snapshotKey(0), keys.snapshotKey(12), keys.changesKey(0), keys.stateKey]) expect(removable(key), key).toBe(true);
+    for (const key of [keys.snapshotKey(0), keys.snapshotKey(12), keys.changesKey(0), keys.stateKey, keys.progressKey]) expect(removable(key), key).toBe(true);
     for (const key of [keys.recordKey, keys.currentKey]) expect(removable(key), key).toBe(false);
   });
 });
