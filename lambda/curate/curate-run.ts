@@ -278,11 +278,14 @@ async function curate(services: { s3: S3Client; config: Config }, settings: Cura
   };
 }
 
-/** Where an invocation stopped, as it answers; a curation past its last allowed invocation fails instead. */
+/**
+ * Where an invocation stopped, as it answers; a curation that still has devices to read after
+ * its last allowed invocation fails instead (one that has read them all only writes its changes next).
+ */
 function paused(manifest: Manifest, counts: ProgressCounts): CurationPause {
   const { runId } = manifest;
   const total = rowsOf(manifest);
-  if (counts.invocations >= CURATION_MAX_INVOCATIONS) {
+  if (!counts.read && counts.invocations >= CURATION_MAX_INVOCATIONS) {
     throw new RunLimitError(
       ErrorCode.CURATION_INVOCATION_LIMIT,
       `Stopped curating run ${runId} after ${counts.invocations} invocations (${Math.round(counts.elapsedMs / 1000)} s), the most one curation takes, with ${counts.devices} of its ${total} devices read; ` +

@@ -11,6 +11,7 @@ import { repeated } from '../support/collections.ts';
 import { currentKeys, queryObjects } from '../support/curated.ts';
 import { captureOutput } from '../support/lambda.ts';
 import { getJson, runRows, testS3 } from '../../tools/inspect/snapshot.ts';
+import { simulatedBrief } from '../../tools/stand-ins/fleet.ts';
 import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standins.ts';
 
 /**
@@ -18,6 +19,9 @@ import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standi
  * the function's bundle that CDK staged is loaded by lambda-local, and it runs a real
  * export against the local stand-ins with the environment the template gives it.
  */
+/** Devices of large briefs, for the curation that goes on over invocations. */
+const LARGE_FLEET = 6000;
+
 describe('the bundled Lambda asset', () => {
   let outdir: string;
   let bundle: string;
@@ -183,6 +187,49 @@ describe('the bundled Lambda asset', () => {
       const rows = await runRows(testS3(standIns.s3Url), summary);
       expect(rows).toHaveLength(3000);
       expect(repeated(rows.map((row) => row.EUI))).toEqual([]);
+    } finally {
+      standIns.platform.reset({ fleet: 3000 });
+    }
+  });
+
+  it('curates a run over several invocations: invoked again with the same event, the bundle goes on until the run is curated', async () => {
+    // Briefs with a history of 300 numbers each, as large briefs have: reading the run's
+    // devices takes longer than an invocation's time to work.
+    const fleet = Array.from({ length: LARGE_FLEET }, (_, i) => ({
+      ...simulatedBrief(i),
+      history: Array.from({ length: 300 }, (__, k) => (i * 7919 + k * 104_729) % 100_000),
+    }));
+    standIns.platform.reset({ fleet });
+    const sliced = await coldBundle('sliced');
+    try {
+      const env = environment({ SNAPSHOT_PREFIX: 'sliced/', RUN_DEADLINE_MARGIN_SECONDS: '1', RUN_CHECKPOINT_MARGIN_SECONDS: '1' });
+      const { runId } = (await execute({ scheduledTime: '2026-11-28T09:00:00Z' }, env, sliced)) as { runId: string };
+      // Invocations of 2.2 s less the two margins of 1 s: some 200 ms each to read devices.
+      const answers: { status: string; read?: number; event?: unknown }[] = [];
+      for (let i = 0; i < 40; i += 1) {
+        const answer = (await lambdaLocal.execute({
+          event: { curate: runId },
+          lambdaPath: sliced,
+          esm: true,
+          environment: env,
+          timeoutMs: 2200,
+          verboseLevel: 0,
+        })) as (typeof answers)[number];
+        answers.push(answer);
+        if (answer.status !== 'curating') break;
+      }
+      expect(answers.length).toBeGreaterThanOrEqual(2);
+      for (const answer of answers.slice(0, -1)) expect(answer).toMatchObject({ status: 'curating', total: LARGE_FLEET, event: { curate: runId } });
+      const curated = answers.at(-1) as unknown as { status: string; devices: number; snapshotFiles: { key: string }[] };
+      expect(curated).toMatchObject({ status: 'curated', devices: LARGE_FLEET });
+      expect(curated.snapshotFiles.length).toBeGreaterThanOrEqual(answers.length - 1);
+      const [counts] = await queryObjects(
+        testS3(standIns.s3Url),
+        DEMO.bucket,
+        curated.snapshotFiles.map(({ key }) => key),
+        'SELECT count(*)::INTEGER AS devices, count(DISTINCT eui)::INTEGER AS euis FROM read_parquet({files})',
+      );
+      expect(counts).toEqual({ devices: LARGE_FLEET, euis: LARGE_FLEET });
     } finally {
       standIns.platform.reset({ fleet: 3000 });
     }
