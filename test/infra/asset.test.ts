@@ -19,9 +19,6 @@ import { DEMO, startStandIns, type StandIns } from '../../tools/stand-ins/standi
  * the function's bundle that CDK staged is loaded by lambda-local, and it runs a real
  * export against the local stand-ins with the environment the template gives it.
  */
-/** Devices of large briefs, for the curation that goes on over invocations. */
-const LARGE_FLEET = 6000;
-
 describe('the bundled Lambda asset', () => {
   let outdir: string;
   let bundle: string;
@@ -193,26 +190,27 @@ describe('the bundled Lambda asset', () => {
   });
 
   it('curates a run over several invocations: invoked again with the same event, the bundle goes on until the run is curated', async () => {
-    // Briefs with a history of 300 numbers each, as large briefs have: reading the run's
+    // Briefs with a history of 1,500 numbers each (some 9 KB), as large briefs have: reading the run's
     // devices takes longer than an invocation's time to work.
+    const LARGE_FLEET = 10_000;
     const fleet = Array.from({ length: LARGE_FLEET }, (_, i) => ({
       ...simulatedBrief(i),
-      history: Array.from({ length: 300 }, (__, k) => (i * 7919 + k * 104_729) % 100_000),
+      history: Array.from({ length: 1500 }, (__, k) => (i * 7919 + k * 104_729) % 100_000),
     }));
     standIns.platform.reset({ fleet });
     const sliced = await coldBundle('sliced');
     try {
-      const env = environment({ SNAPSHOT_PREFIX: 'sliced/', RUN_DEADLINE_MARGIN_SECONDS: '1', RUN_CHECKPOINT_MARGIN_SECONDS: '1' });
+      const env = environment({ SNAPSHOT_PREFIX: 'sliced/', RUN_DEADLINE_MARGIN_SECONDS: '1', RUN_CHECKPOINT_MARGIN_SECONDS: '3' });
       const { runId } = (await execute({ scheduledTime: '2026-11-28T09:00:00Z' }, env, sliced)) as { runId: string };
-      // Invocations of 2.2 s less the two margins of 1 s: some 200 ms each to read devices.
+      // Invocations of 6 s less the margins (1 s, and 3 s to complete the files): 2 s each to load and read devices.
       const answers: { status: string; read?: number; event?: unknown }[] = [];
-      for (let i = 0; i < 40; i += 1) {
+      for (let i = 0; i < 48; i += 1) {
         const answer = (await lambdaLocal.execute({
           event: { curate: runId },
           lambdaPath: sliced,
           esm: true,
           environment: env,
-          timeoutMs: 2200,
+          timeoutMs: 6000,
           verboseLevel: 0,
         })) as (typeof answers)[number];
         answers.push(answer);
@@ -233,7 +231,7 @@ describe('the bundled Lambda asset', () => {
     } finally {
       standIns.platform.reset({ fleet: 3000 });
     }
-  });
+  }, 180_000);
 
   // Minification renames classes unless told not to: the error's name is what operators
   // read as errorType in the logs and in the dead-letter queue's records.

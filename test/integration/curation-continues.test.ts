@@ -152,8 +152,7 @@ describe('curation over several invocations', () => {
     const saved = await progressOf(prefix, runId);
     const before = await runKeys(prefix, runId);
     // The next invocation's reads of the raw files hang until its deadline.
-    h.proxy.rule = ({ method, key }) =>
-      method === 'GET' && key.includes(`/run=${runId}/`) && key.endsWith('.ndjson.gz') ? { holdResponseMs: 60_000 } : undefined;
+    holdRaw(runId, 60_000);
     const error = await invokeFailing(h, handler, { curate: runId }, lambdaContext(SLICE_MS));
     h.proxy.rule = undefined;
     expect(error).toMatchObject({ name: 'DeadlineError', code: 'DEADLINE_NEAR' });
@@ -211,10 +210,11 @@ describe('curation over several invocations', () => {
     await s3().send(
       new PutObjectCommand({ Bucket: DEMO.bucket, Key: `${prefix}curated/state/${runId}.progress.json`, Body: JSON.stringify({ ...saved, invocations: 47 }) }),
     );
-    // Its raw reads answer only after its time to read is over: it reads one device, and stops.
-    h.proxy.rule = ({ method, key }) =>
-      method === 'GET' && key.includes(`/run=${runId}/`) && key.endsWith('.ndjson.gz') ? { holdResponseMs: 4200 } : undefined;
-    const limit = await invokeFailing(h, handler, { curate: runId }, lambdaContext(6000));
+    // Its raw reads answer only after its time to read is over (2 s: 8 s less the margins of 1
+    // and 5 s), and well before its deadline: it reads one device, and stops.
+    const patient = await exporter(h, prefix, { ...MARGINS, CURATE_INLINE_MIN_REMAINING_SECONDS: '900', RUN_CHECKPOINT_MARGIN_SECONDS: '5' });
+    holdRaw(runId, 2500);
+    const limit = await invokeFailing(h, patient, { curate: runId }, lambdaContext(8000));
     h.proxy.rule = undefined;
     expect(limit).toMatchObject({ name: 'RunLimitError', code: 'CURATION_INVOCATION_LIMIT' });
     expect(limit.message).toContain(`Stopped curating run ${runId} after 48 invocations`);
