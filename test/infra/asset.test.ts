@@ -76,8 +76,8 @@ describe('the bundled Lambda asset', () => {
   };
 
   // verboseLevel 3 leaves stdout unmuted, so that captureOutput sees the function's log lines.
-  const execute = (event: unknown, env: Record<string, string>, lambdaPath = bundle, verboseLevel = 0) =>
-    lambdaLocal.execute({ event, lambdaPath, esm: true, environment: env, timeoutMs: 120_000, verboseLevel });
+  const execute = (event: unknown, env: Record<string, string>, lambdaPath = bundle, verboseLevel = 0, timeoutMs = 120_000) =>
+    lambdaLocal.execute({ event, lambdaPath, esm: true, environment: env, timeoutMs, verboseLevel });
 
   /**
    * A failing invocation of the bundle: the error record the runtime makes of what it threw
@@ -162,14 +162,7 @@ describe('the bundled Lambda asset', () => {
       const answers: { status: string; runId?: string; checkpoint?: string }[] = [];
       let event: unknown = { scheduledTime: '2026-11-28T08:00:00Z' };
       for (let i = 0; i < 20; i += 1) {
-        const answer = (await lambdaLocal.execute({
-          event,
-          lambdaPath: continued,
-          esm: true,
-          environment: env,
-          timeoutMs: 4000,
-          verboseLevel: 0,
-        })) as (typeof answers)[number];
+        const answer = (await execute(event, env, continued, 0, 4000)) as (typeof answers)[number];
         answers.push(answer);
         if (answer.status !== 'continue') break;
         event = answer;
@@ -205,14 +198,7 @@ describe('the bundled Lambda asset', () => {
       // Invocations of 6 s less the margins (1 s, and 3 s to complete the files): 2 s each to load and read devices.
       const answers: { status: string; read?: number; event?: unknown }[] = [];
       for (let i = 0; i < 48; i += 1) {
-        const answer = (await lambdaLocal.execute({
-          event: { curate: runId },
-          lambdaPath: sliced,
-          esm: true,
-          environment: env,
-          timeoutMs: 6000,
-          verboseLevel: 0,
-        })) as (typeof answers)[number];
+        const answer = (await execute({ curate: runId }, env, sliced, 0, 6000)) as (typeof answers)[number];
         answers.push(answer);
         if (answer.status !== 'curating') break;
       }

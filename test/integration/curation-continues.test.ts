@@ -5,6 +5,7 @@ import type { CurationPause, CurationSummary } from '../../lambda/curate/curate-
 import type { CurationProgress } from '../../lambda/curate/curation-progress.ts';
 import type { CurationRecord } from '../../lambda/curate/record.ts';
 import type { CuratedRunSummary } from '../../lambda/handler.ts';
+import { progressKeyOf } from '../../lambda/storage/layout.ts';
 import type { Manifest } from '../../lambda/storage/manifest.ts';
 import { DEMO, exporter, freshPrefix, invoke, invokeFailing, invokeOk, lambdaContext, reset, useHarness } from '../faults/harness.ts';
 import { queryObjects } from '../support/curated.ts';
@@ -68,7 +69,10 @@ const curateSlice = async (handler: Handler, runId: string) => {
     h.proxy.rule = undefined;
   }
 };
-const progressOf = (prefix: string, runId: string) => getJson<CurationProgress>(s3(), DEMO.bucket, `${prefix}curated/state/${runId}.progress.json`);
+const progressOf = (prefix: string, runId: string) => getJson<CurationProgress>(s3(), DEMO.bucket, progressKeyOf(prefix, runId));
+/** Stores `progress` as the run's saved progress, in place of the one its curation saved. */
+const putProgress = (prefix: string, runId: string, progress: unknown) =>
+  s3().send(new PutObjectCommand({ Bucket: DEMO.bucket, Key: progressKeyOf(prefix, runId), Body: JSON.stringify(progress) }));
 const recordOf = (prefix: string, runId: string) => getJson<CurationRecord>(s3(), DEMO.bucket, `${prefix}curated/runs/${runId}.json`);
 const runKeys = async (prefix: string, runId: string) => (await listKeys(s3(), DEMO.bucket, `${prefix}curated/`)).filter((key) => key.includes(runId));
 
@@ -170,10 +174,8 @@ describe('curation over several invocations', () => {
     const { handler, runId } = await twoRuns(prefix);
     expect(await curateSlice(handler, runId)).toMatchObject({ status: 'curating' });
     const saved = await progressOf(prefix, runId);
-    const progressKey = `${prefix}curated/state/${runId}.progress.json`;
-    const put = (body: string) => s3().send(new PutObjectCommand({ Bucket: DEMO.bucket, Key: progressKey, Body: body }));
     // A position that does not hold the devices it counts: reading on from it would lose or repeat some.
-    await put(JSON.stringify({ ...saved, next: { ...saved.next, line: saved.next.line + 1 } }));
+    await putProgress(prefix, runId, { ...saved, next: { ...saved.next, line: saved.next.line + 1 } });
     const outcome = await invoke(h, handler, { curate: runId }, lambdaContext());
     expect(outcome.summary).toMatchObject({ status: 'curated', devices: FLEET });
     expect(outcome.output).toContain('not one this code saves for this commit of the run: starting over');
@@ -207,9 +209,7 @@ describe('curation over several invocations', () => {
     await s3().send(new PutObjectCommand({ Bucket: DEMO.bucket, Key: last, Body: bytes }));
     expect(await curateSlice(handler, runId)).toMatchObject({ status: 'curating', invocations: 1 });
     const saved = await progressOf(prefix, runId);
-    await s3().send(
-      new PutObjectCommand({ Bucket: DEMO.bucket, Key: `${prefix}curated/state/${runId}.progress.json`, Body: JSON.stringify({ ...saved, invocations: 47 }) }),
-    );
+    await putProgress(prefix, runId, { ...saved, invocations: 47 });
     // Its raw reads answer only after its time to read is over (2 s: 8 s less the margins of 1
     // and 5 s), and well before its deadline: it reads one device, and stops.
     const patient = await exporter(h, prefix, { ...MARGINS, CURATE_INLINE_MIN_REMAINING_SECONDS: '900', RUN_CHECKPOINT_MARGIN_SECONDS: '5' });
