@@ -42,8 +42,15 @@ export type CursorOutcome = 'complete' | 'paused' | 'no-cursor-mode';
 
 export interface CursorSource {
   fetch: (query: ListQuery, target: Target, signal: AbortSignal) => Promise<DevicePage>;
-  /** Takes a page's devices; `again` once the ranges gave way to the unfiltered sweep, which meets devices already taken. */
-  take: (briefs: Brief[], again: boolean) => Promise<void>;
+  /**
+   * Takes a page's devices into `lane`; `again` once the ranges gave way to the unfiltered
+   * sweep, which meets devices already taken. Each lane is one stretch of the EUI space,
+   * taken in EUI order, and no two lanes overlap: until the ranges are given up, lanes
+   * listed by their first EUI hold the fleet in EUI order.
+   */
+  take: (briefs: Brief[], again: boolean, lane: string) => Promise<void>;
+  /** Nothing more comes to `lane`. */
+  end: (lane: string) => void;
   pageSize: number;
   /** Requests the window may keep on the wire at most: how many sweeps are worth having. */
   sweeps: number;
@@ -222,8 +229,9 @@ export class CursorSweep {
     const split = worth && desc ? this.#split(prefixes, asc, desc, count as number) : undefined;
     if (split) {
       // What the probes read outside the groups is all there is there: taken now, never read again.
-      await this.source.take(split.tails, false);
-      state.tailsRead += split.tails.length;
+      await this.#takeTail(split.below, `below ${rangeName(prefixes)}`);
+      await this.#takeTail(split.above, `above ${rangeName(prefixes)}`);
+      state.tailsRead += split.below.length + split.above.length;
       state.pages += 2;
       state.unprobed.push(...split.groups);
       for (const group of split.groups) this.#spawn(() => this.#probe(group));
@@ -248,7 +256,7 @@ export class CursorSweep {
    * tails outside, sparse in a skewed fleet, are what the probes already hold. Undefined
    * where the probes meet (the range is hardly two pages) or it cannot be split.
    */
-  #split(prefixes: readonly string[], asc: DevicePage, desc: DevicePage, count: number): { groups: string[][]; tails: Brief[] } | undefined {
+  #split(prefixes: readonly string[], asc: DevicePage, desc: DevicePage, count: number): { groups: string[][]; below: Brief[]; above: Brief[] } | undefined {
     const low = euiOf(asc.briefs.at(-1) ?? {});
     const high = euiOf(desc.briefs.at(-1) ?? {});
     if (low === undefined || high === undefined || low >= high) return undefined;
@@ -259,11 +267,21 @@ export class CursorSweep {
     const end = groups?.at(-1)?.at(-1);
     if (groups === undefined || start === undefined || end === undefined) return undefined;
     const below = asc.briefs.filter((brief) => (euiOf(brief) as string) < start);
-    const above = desc.briefs.filter((brief) => {
-      const eui = euiOf(brief) as string;
-      return eui > end && !eui.startsWith(end);
-    });
-    return { groups, tails: [...below, ...above] };
+    // The end page comes in descending order: reversed, the tail above is in EUI order like every lane.
+    const above = desc.briefs
+      .filter((brief) => {
+        const eui = euiOf(brief) as string;
+        return eui > end && !eui.startsWith(end);
+      })
+      .reverse();
+    return { groups, below, above };
+  }
+
+  /** A tail of a split range: a lane of its own, ended at once. */
+  async #takeTail(briefs: Brief[], lane: string): Promise<void> {
+    if (briefs.length === 0) return;
+    await this.source.take(briefs, false, lane);
+    this.source.end(lane);
   }
 
   /** What the platform answers as a full page: the size asked for, or what it clamps that to. */
@@ -301,7 +319,7 @@ export class CursorSweep {
     const kept = this.#inOrder(range, page.briefs);
     if (kept === undefined) return;
     if (page.count !== undefined) range.counts = [range.counts[0] ?? page.count, page.count];
-    await this.source.take(kept.briefs, state.mode === 'single');
+    await this.source.take(kept.briefs, state.mode === 'single', rangeName(range.prefixes));
     range.read += page.briefs.length;
     range.pages += 1;
     state.pages += 1;
@@ -362,6 +380,7 @@ export class CursorSweep {
 
   #finish(range: RangeState): void {
     range.done = true;
+    this.source.end(rangeName(range.prefixes));
     if (this.state.mode === 'ranges' && shortfall(range.read, range.counts) > 0) this.#giveUp('range-short');
   }
 

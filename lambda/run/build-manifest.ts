@@ -33,6 +33,7 @@ export function buildManifest(run: {
     tableLocation: keys.tableLocation,
     dataPrefix: keys.dataPrefix,
     files: snapshot.files,
+    ...(snapshot.order === undefined ? {} : { order: snapshot.order }),
     bytes: snapshot.files.reduce((sum, file) => sum + file.bytes, 0),
     index: snapshot.index,
   };

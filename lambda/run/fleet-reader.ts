@@ -8,6 +8,7 @@ import { firstPageIndex, listFetcher, pageFetcher, type Brief, type DevicePage, 
 import { isLast, orderedPages, type PagingStats } from '../platform/ordered-pages.ts';
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
+import { euiOf } from '../platform/eui-ranges.ts';
 import { DeviceKeySet } from '../common/device-key-set.ts';
 import type { RunServices } from '../common/services.ts';
 import { checkPageCeiling } from '../common/paging.ts';
@@ -159,10 +160,11 @@ export class FleetReader {
     const sweep = new CursorSweep(
       {
         fetch: listFetcher(this.#source),
-        take: async (briefs, again) => {
-          for (const brief of briefs) await this.#admit(brief, deviceKey(brief), again);
+        take: async (briefs, again, lane) => {
+          for (const brief of briefs) await this.#admit(brief, deviceKey(brief), again, lane);
           if (briefs.length > 0) this.pages += 1;
         },
+        end: (lane) => void this.run.writer.end(lane),
         pageSize: config.pageSize,
         sweeps: config.maxConcurrency,
       },
@@ -194,7 +196,7 @@ export class FleetReader {
     return this.#admit(brief, key, true);
   }
 
-  async #admit(brief: Brief, key: DeviceKey | undefined, again: boolean): Promise<boolean> {
+  async #admit(brief: Brief, key: DeviceKey | undefined, again: boolean, lane?: string): Promise<boolean> {
     if (key === undefined) {
       if (again) return false;
       this.unkeyed += 1;
@@ -202,7 +204,7 @@ export class FleetReader {
       if (!again) this.duplicates += 1;
       return false;
     } else this.seen.add(key);
-    await this.run.writer.write(withRunId(brief, this.#runField));
+    await this.run.writer.write(withRunId(brief, this.#runField), { ...(lane === undefined ? {} : { lane }), eui: euiOf(brief) });
     return true;
   }
 }

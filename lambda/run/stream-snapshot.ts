@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '@aws-lambda-powertools/logger';
-import type { DataFile, DataWriter } from '../storage/data-writer.ts';
+import { inEuiOrder, type DataFile, type DataWriter } from '../storage/data-writer.ts';
 import { writeKeyIndex, type KeyIndexEntry } from '../storage/key-index.ts';
 import type { RunCounts } from '../storage/manifest.ts';
 import type { Deadline } from '../common/deadline.ts';
@@ -17,7 +17,9 @@ export interface StreamedSnapshot extends Pick<Verified, 'verification' | 'compa
   /** How the list was read (see common/paging.ts), and where offset paging started. */
   source: { paging: Paging; firstPageIndex?: number };
   fallback?: Fallback;
+  /** The files, listed in EUI order where they hold the fleet in that order (a cursor read that did not fall back). */
   files: DataFile[];
+  order?: 'eui';
   index: KeyIndexEntry;
   counts: RunCounts;
 }
@@ -212,11 +214,15 @@ function snapshotOf(
 ): StreamedSnapshot {
   const { sweep, verified, index, tokenRequests } = run;
   const { verification: outcome, comparedWith, ...verificationCounts } = verified;
-  const allFiles = [...run.earlier.files, ...run.files];
+  const written = [...run.earlier.files, ...run.files];
+  // Each lane of a cursor read is in EUI order (cursor-sweep.ts); the unfiltered sweep of a fallback overlaps them.
+  const ordered = sweep.paging === 'cursor' && sweep.fallback === undefined ? inEuiOrder(written) : undefined;
+  const allFiles = ordered ?? written;
   return {
     source: { paging: sweep.paging ?? 'cursor', ...(sweep.firstPageIndex === undefined ? {} : { firstPageIndex: sweep.firstPageIndex }) },
     ...(sweep.fallback === undefined ? {} : { fallback: sweep.fallback }),
     files: allFiles,
+    ...(ordered === undefined ? {} : { order: 'eui' as const }),
     index,
     verification: outcome,
     ...(comparedWith === undefined ? {} : { comparedWith }),

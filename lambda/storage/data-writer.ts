@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Transform } from 'node:stream';
 import { createGzip, type Gzip } from 'node:zlib';
 import type { S3Client } from '@aws-sdk/client-s3';
@@ -13,9 +14,37 @@ export interface DataFile {
   /** Size of the stored (gzip) object. */
   bytes: number;
   uncompressedBytes: number;
+  /**
+   * The smallest and largest EUI among its rows (upper case, as the platform sorts them):
+   * a reader looking for one device needs only the files whose bounds hold its EUI.
+   * Absent when no row has one.
+   */
+  minEui?: string;
+  maxEui?: string;
+}
+
+/**
+ * The files listed in EUI order, where they hold the fleet in that order: each one a
+ * stretch of the EUI space, in order within, and no two overlapping. Undefined where the
+ * bounds say otherwise (a file without them, or two that overlap). The caller vouches for
+ * the order within each file: a cursor read's lanes (platform/cursor-sweep.ts).
+ */
+export function inEuiOrder(files: readonly DataFile[]): DataFile[] | undefined {
+  if (files.some((file) => file.minEui === undefined || file.maxEui === undefined)) return undefined;
+  const sorted = [...files].sort((a, b) => ((a.minEui as string) < (b.minEui as string) ? -1 : 1));
+  const overlapping = sorted.some((file, i) => i > 0 && (sorted[i - 1]?.maxEui as string) >= (file.minEui as string));
+  return overlapping ? undefined : sorted;
+}
+
+/** Where a line goes: its lane (see DataWriter), and its device's EUI, for the file's bounds. */
+export interface LineInfo {
+  lane?: string;
+  eui?: string;
 }
 
 interface OpenFile {
+  /** Its number among the writer's files, which orders them. */
+  index: number;
   key: string;
   gzip: Gzip;
   body: Transform;
@@ -24,6 +53,10 @@ interface OpenFile {
   counted: { bytes: number };
   devices: number;
   uncompressedBytes: number;
+  minEui?: string;
+  maxEui?: string;
+  /** Compressed bytes S3 has taken: what lib-storage no longer holds. */
+  uploaded: number;
   /** Lines not yet handed to gzip. */
   batch: string;
   /** Its body has ended: lib-storage may have sent it as one PutObject, which an abort cannot recall. */
@@ -63,17 +96,43 @@ const QUEUED_BYTES = 1024 * 1024;
 const GZIP_LEVEL = 1;
 
 /**
- * Streams NDJSON lines through gzip into multipart uploads, one data file at a time,
- * rolling to the next file once a file holds `maxBytes` of NDJSON. `write` waits while
- * gzip or the upload is behind, so memory stays bounded whatever the fleet size.
+ * What the files being written may hold in memory together, compressed (lib-storage
+ * buffers up to a part of each before it sends it) plus each open file's deflate state,
+ * before the writer completes the largest of them (several lanes) or waits for the files
+ * being completed (one lane rolling over). With one lane, one file's buffers stay under it.
+ */
+const HELD_BYTES = 20 * 1024 * 1024;
+
+/**
+ * How long a discard waits for the files being completed to be answered before it aborts
+ * them. Ranges end at any time, so a run that fails usually has a file on the wire; one
+ * answered is one the discard can vouch for, and a failed run then leaves no trace.
+ */
+const ENDING_GRACE_MS = 1000;
+
+/** zlib's deflate state at the default window and memLevel: what an open file costs before it holds any data. */
+const DEFLATE_STATE_BYTES = 256 * 1024;
+
+/**
+ * Streams NDJSON lines through gzip into multipart uploads, rolling to a new file once a
+ * file holds `maxBytes` of NDJSON. Lines go to lanes, each with a file of its own: a lane
+ * holds one EUI range's devices in order, so every file is one stretch of the EUI space
+ * (a run that reads one lane writes one file at a time, in order). `end(lane)` completes a
+ * lane's file without waiting for it. `write` waits while gzip or an upload is behind, and
+ * while the open and completing files hold more than HELD_BYTES, so memory stays bounded
+ * by bytes whatever the fleet size and however many lanes are open.
  * A run that fails discards its writer, which deletes every file it wrote: a failed run
  * leaves no data behind.
  */
 export class DataWriter {
-  readonly #files: DataFile[] = [];
+  readonly #files: { index: number; file: DataFile }[] = [];
+  readonly #started: string[] = [];
   readonly #adopted: string[] = [];
-  #open: OpenFile | undefined;
+  readonly #open = new Map<string, OpenFile>();
+  /** Files being completed: their last part and the upload's completion are on the wire. */
+  readonly #ending = new Map<OpenFile, Promise<void>>();
   #closed = false;
+  #failure: Error | undefined;
   #discarded: Promise<void> | undefined;
   #leftNothing = false;
   #stop: (reason: Error) => void = () => undefined;
@@ -92,8 +151,9 @@ export class DataWriter {
     this.#stopped.catch(() => undefined);
   }
 
+  /** The files completed so far, in the order they were opened. */
   get files(): readonly DataFile[] {
-    return this.#files;
+    return this.#inOrder();
   }
 
   /**
@@ -105,43 +165,111 @@ export class DataWriter {
     this.#adopted.push(key);
   }
 
-  async write(line: string): Promise<void> {
-    if (this.#closed) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer is closed');
+  async write(line: string, { lane = '', eui }: LineInfo = {}): Promise<void> {
+    this.#check();
+    let file = this.#open.get(lane);
     // The batch not yet flushed counts in characters: at most a few bytes short of its size.
-    if (this.#open && this.#open.uncompressedBytes + this.#open.batch.length >= this.maxBytes) {
-      await Promise.race([this.#finishFile(), this.#stopped]);
-      // Discarded while the finished file completed: a new file would never be ended.
-      if (this.#closed) throw new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded');
+    if (file && file.uncompressedBytes + file.batch.length >= this.maxBytes) {
+      // A lane rolls over one file after the other: the next opens once this one is stored.
+      file = undefined;
+      await Promise.race([this.end(lane), this.#stopped]).catch(() => undefined);
+      // Discarded while waiting: a new file would never be ended.
+      this.#check();
     }
-    const file = (this.#open ??= this.#openFile());
+    if (file === undefined) {
+      file = this.#openFile();
+      this.#open.set(lane, file);
+    }
     file.devices += 1;
     file.batch += `${line}\n`;
+    if (eui !== undefined) {
+      if (file.minEui === undefined || eui < file.minEui) file.minEui = eui;
+      if (file.maxEui === undefined || eui > file.maxEui) file.maxEui = eui;
+    }
     if (file.batch.length >= BATCH_CHARS) await this.#flush(file);
   }
 
-  /** Hands the batch to gzip, waiting while gzip or the upload is behind. */
+  /**
+   * Completes the lane's open file, if it has one: no more lines come to it. Nothing waits
+   * for it but `close()`; the promise says when it is stored (or failed: the writer's next
+   * write or close throws).
+   */
+  end(lane: string): Promise<void> {
+    const file = this.#open.get(lane);
+    if (file === undefined) return Promise.resolve();
+    this.#open.delete(lane);
+    const ending = this.#finishFile(file).then(
+      () => undefined,
+      (error: unknown) => {
+        this.#failure ??= error instanceof Error ? error : new StorageError(ErrorCode.WRITER_CLOSED, 'A data file could not be completed');
+      },
+    );
+    const stored = ending.finally(() => this.#ending.delete(file));
+    this.#ending.set(file, stored);
+    return stored;
+  }
+
+  /** Completes every open file and returns every file written, in the order they were opened. */
+  async close(): Promise<DataFile[]> {
+    for (const lane of [...this.#open.keys()]) void this.end(lane);
+    await Promise.race([Promise.all(this.#ending.values()), this.#stopped]);
+    this.#check();
+    this.#closed = true;
+    return this.#inOrder();
+  }
+
+  #check(): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#closed) throw new StorageError(ErrorCode.WRITER_CLOSED, this.#discarded ? 'The snapshot writer was discarded' : 'The snapshot writer is closed');
+  }
+
+  #inOrder(): DataFile[] {
+    return [...this.#files].sort((a, b) => a.index - b.index).map(({ file }) => file);
+  }
+
+  /** Hands the batch to gzip, waiting while gzip or the upload is behind, or the files held are over their budget. */
   async #flush(file: OpenFile): Promise<void> {
     const batch = Buffer.from(file.batch);
     file.batch = '';
     file.uncompressedBytes += batch.length;
     file.gzip.write(batch);
     if (file.gzip.writableLength >= QUEUED_BYTES) await Promise.race([once(file.gzip, 'drain'), file.done, this.#stopped]);
-  }
-
-  /** Completes the last file and returns every file written, in order. */
-  async close(): Promise<DataFile[]> {
-    if (this.#open) await this.#finishFile();
-    this.#closed = true;
-    return [...this.#files];
+    await this.#withinBudget();
   }
 
   /**
-   * Removes everything this writer wrote: stops further writes, aborts the open file's
-   * upload (its body is destroyed rather than ended, so no partial file is sent, and a
-   * multipart upload is never completed), then deletes every file it started. A single
-   * PutObject already on the wire can still land after the delete; the attempt's marker
-   * (see attempts.ts) is how a later run finds it. Safe to call after a failure, and after
-   * close() when the run fails to publish.
+   * Waits until the files open and being completed hold at most HELD_BYTES: for files
+   * being completed, which let go of everything once S3 has them; else it completes the
+   * open file that holds the most (the lane goes on in a new file). A lone open file is
+   * never completed for it: one file's buffers are bounded by lib-storage's.
+   */
+  async #withinBudget(): Promise<void> {
+    while (this.#held() > HELD_BYTES) {
+      if (this.#ending.size > 0) {
+        await Promise.race([...this.#ending.values(), this.#stopped]);
+        continue;
+      }
+      if (this.#open.size < 2) return;
+      const [lane] = [...this.#open].reduce((most, entry) => (heldBy(entry[1]) > heldBy(most[1]) ? entry : most));
+      void this.end(lane);
+    }
+    this.#check();
+  }
+
+  #held(): number {
+    let held = 0;
+    for (const file of this.#open.values()) held += heldBy(file);
+    for (const file of this.#ending.keys()) held += heldBy(file);
+    return held;
+  }
+
+  /**
+   * Removes everything this writer wrote: stops further writes, aborts the uploads of the
+   * files open or being completed (their bodies are destroyed rather than ended, so no
+   * partial file is sent, and a multipart upload is never completed), then deletes every
+   * file it started. A single PutObject already on the wire can still land after the
+   * delete; the attempt's marker (see attempts.ts) is how a later run finds it. Safe to call after a failure, and after close() when the run fails
+   * to publish.
    */
   discard(): Promise<void> {
     this.#discarded ??= this.#discard();
@@ -160,25 +288,30 @@ export class DataWriter {
     const stopped = new StorageError(ErrorCode.WRITER_CLOSED, 'The snapshot writer was discarded');
     this.#closed = true;
     this.#stop(stopped);
-    const keys = [...this.#files.map(({ key }) => key), ...this.#adopted];
-    const open = this.#open;
-    this.#open = undefined;
-    const inFlight = open !== undefined && open.ending && !open.answered;
-    if (open) {
-      // Aborted first: lib-storage sends no part once aborted, whatever the body does next.
-      await open.upload.abort();
-      open.gzip.destroy();
-      open.body.destroy();
-      await open.done.catch(() => undefined);
-      keys.push(open.key);
-    }
-    const { refused } = await deleteObjects(this.s3, this.bucket, keys);
+    const ending = [...this.#ending.keys()];
+    const files = [...this.#open.values(), ...ending];
+    this.#open.clear();
+    // A file being completed may be one PutObject on the wire: its answer, if it comes soon, says whether it landed.
+    await Promise.race([Promise.all(ending.map((file) => file.done.catch(() => undefined))), sleep(ENDING_GRACE_MS)]);
+    const inFlight = files.some((file) => file.ending && !file.answered);
+    // Aborted first: lib-storage sends no part once aborted, whatever the body does next.
+    await Promise.all(
+      files.map(async (file) => {
+        await file.upload.abort();
+        file.gzip.destroy();
+        file.body.destroy();
+        await file.done.catch(() => undefined);
+      }),
+    );
+    const { refused } = await deleteObjects(this.s3, this.bucket, [...this.#started, ...this.#adopted]);
     this.#leftNothing = refused.length === 0 && !inFlight;
     if (refused.length > 0) throw new StorageError(ErrorCode.DATA_NOT_DELETED, `S3 did not delete ${refused.length} data file(s): ${refused.join(', ')}`);
   }
 
   #openFile(): OpenFile {
-    const key = this.keyFor(this.#files.length);
+    const index = this.#started.length;
+    const key = this.keyFor(index);
+    this.#started.push(key);
     const gzip = createGzip({ level: GZIP_LEVEL });
     const counted = { bytes: 0 };
     const body = gzip.pipe(countingStream(counted));
@@ -196,30 +329,53 @@ export class DataWriter {
       partSize: PART_SIZE,
       queueSize: QUEUE_SIZE,
     });
-    const done = upload.done();
-    const file: OpenFile = { key, gzip, body, upload, done, counted, devices: 0, uncompressedBytes: 0, batch: '', ending: false, answered: false };
+    const file: OpenFile = {
+      index,
+      key,
+      gzip,
+      body,
+      upload,
+      done: upload.done(),
+      counted,
+      devices: 0,
+      uncompressedBytes: 0,
+      uploaded: 0,
+      batch: '',
+      ending: false,
+      answered: false,
+    };
+    upload.on('httpUploadProgress', ({ loaded }) => {
+      if (loaded !== undefined) file.uploaded = Math.max(file.uploaded, loaded);
+    });
     // Raced against drain in write(): a failed upload must not leave write() waiting.
-    done.then(
+    file.done.then(
       () => (file.answered = true),
       () => (file.answered = true),
     );
     return file;
   }
 
-  async #finishFile(): Promise<void> {
-    const file = this.#open as OpenFile;
-    if (file.batch !== '') await this.#flush(file);
+  async #finishFile(file: OpenFile): Promise<void> {
+    if (file.batch !== '') {
+      const batch = Buffer.from(file.batch);
+      file.batch = '';
+      file.uncompressedBytes += batch.length;
+      file.gzip.write(batch);
+    }
     file.ending = true;
     file.gzip.end();
-    await file.done;
-    this.#open = undefined;
+    await Promise.race([file.done, this.#stopped]);
+    const { index, key, devices, counted, uncompressedBytes, minEui, maxEui } = file;
     this.#files.push({
-      key: file.key,
-      devices: file.devices,
-      bytes: file.counted.bytes,
-      uncompressedBytes: file.uncompressedBytes,
+      index,
+      file: { key, devices, bytes: counted.bytes, uncompressedBytes, ...(minEui === undefined ? {} : { minEui, maxEui }) },
     });
   }
+}
+
+/** What an open or completing file holds in memory: its deflate state while open, and the compressed bytes S3 does not have yet. */
+function heldBy(file: OpenFile): number {
+  return (file.ending ? 0 : DEFLATE_STATE_BYTES) + file.counted.bytes - file.uploaded;
 }
 
 function countingStream(counted: { bytes: number }): Transform {

@@ -58,7 +58,13 @@ export interface Manifest {
   bucket: string;
   tableLocation: string;
   dataPrefix: string;
+  /** In EUI order, file after file, where `order` is "eui"; else in the order they were written. */
   files: DataFile[];
+  /**
+   * "eui": the files, read in the order listed, hold the fleet in EUI order, and each file's
+   * EUI bounds are disjoint from the others' (a cursor read that did not fall back).
+   */
+  order?: 'eui';
   bytes: number;
   /** The device keys this run exported, for the next run to compare with. */
   index?: KeyIndexEntry;

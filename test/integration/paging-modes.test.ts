@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { getJson, runRows, type Row } from '../../tools/inspect/snapshot.ts';
 import { SPEC_7_3, type SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
+import { queryObjects } from '../support/curated.ts';
 import { lambdaContext } from '../support/lambda.ts';
 import { DEMO, exporter, freshPrefix, invoke, invokeFailing, invokeOk, reset, useHarness, type Harness } from '../faults/harness.ts';
 
@@ -21,6 +22,25 @@ const auto = (prefix: string, env: Record<string, string | undefined> = {}) =>
 
 const euis = (rows: Row[]) => rows.map((row) => String(row.EUI));
 const repeated = (values: string[]) => values.filter((value, index) => values.indexOf(value) !== index);
+const ascending = (values: string[]) => values.every((value, i) => i === 0 || (values[i - 1] as string) < value);
+
+interface ListedFile {
+  key: string;
+  minEui?: string;
+  maxEui?: string;
+}
+
+/** The run's manifest, and each listed file's EUIs, in the order listed: each file's bounds checked against its rows. */
+async function filesOf(summary: { bucket: string; manifestKey: string }): Promise<{ order?: string; files: string[][] }> {
+  const manifest = await getJson<{ order?: string; files: ListedFile[] }>(h.proxy.direct, summary.bucket, summary.manifestKey);
+  const files: string[][] = [];
+  for (const file of manifest.files) {
+    const read = euis(await runRows(h.proxy.direct, { bucket: summary.bucket, dataKeys: [file.key] }));
+    expect({ minEui: file.minEui, maxEui: file.maxEui }).toEqual({ minEui: [...read].sort()[0], maxEui: [...read].sort().at(-1) });
+    files.push(read);
+  }
+  return { ...(manifest.order === undefined ? {} : { order: manifest.order }), files };
+}
 
 describe('cursor mode (the spec)', () => {
   it('reads a skewed fleet with IMEIs among DevEUIs in EUI ranges, each device once, without offsets or lookups', async () => {
@@ -42,6 +62,33 @@ describe('cursor mode (the spec)', () => {
     const manifest = await getJson<{ source: Record<string, unknown> }>(h.proxy.direct, summary.bucket, summary.manifestKey);
     expect(manifest.source).toMatchObject({ paging: 'cursor' });
     expect(manifest.source).not.toHaveProperty('firstPageIndex');
+  });
+
+  it('writes the snapshot in EUI order: a file per range, listed in order, their bounds in the manifest', async () => {
+    await spec({ fleet: 20_000 });
+    const summary = await invokeOk(h, await auto(freshPrefix()), {});
+    const { order, files } = await filesOf(summary);
+    expect(order).toBe('eui');
+    // Ranges read at once, each into a file of its own: more than one file, in the order listed.
+    expect(files.length).toBeGreaterThan(4);
+    const read = files.flat();
+    expect(read).toHaveLength(20_000);
+    expect(ascending(read)).toBe(true);
+  });
+
+  it('curates a cursor-read run into a device_snapshots table in EUI order', async () => {
+    await spec({ fleet: 20_000 });
+    const prefix = freshPrefix();
+    const summary = await invokeOk(h, await auto(prefix, { CURATE_INLINE_MIN_REMAINING_SECONDS: '0', CURATE_CHANGE_FIELDS: undefined }), {});
+    expect(summary).toMatchObject({ curation: { status: 'curated', devices: 20_000 } });
+    const record = await getJson<{ snapshotFiles: { key: string }[] }>(h.proxy.direct, summary.bucket, `${prefix}curated/runs/${summary.runId}.json`);
+    const curated: string[] = [];
+    for (const { key } of record.snapshotFiles) {
+      const rows = await queryObjects(h.proxy.direct, summary.bucket, [key], 'SELECT eui FROM read_parquet({files})');
+      curated.push(...rows.map((row) => String(row.eui).toUpperCase()));
+    }
+    expect(curated).toHaveLength(20_000);
+    expect(ascending(curated)).toBe(true);
   });
 
   it('reads a fleet ten times larger than the offset limit completely', async () => {
@@ -81,6 +128,8 @@ describe('cursor mode (the spec)', () => {
     expect(summary).toMatchObject({ devices: 5000, paging: 'cursor', fallback: 'filter-ignored', duplicates: 0 });
     const read = euis(await runRows(h.proxy.direct, summary));
     expect(repeated(read)).toEqual([]);
+    // The unfiltered sweep overlaps what the ranges wrote: the files are not claimed to be in order.
+    expect((await filesOf(summary)).order).toBeUndefined();
   });
 
   it('reads by offset when asked to (THINGPARK_PAGING=offset), from the page it learns the list starts at', async () => {
@@ -88,6 +137,10 @@ describe('cursor mode (the spec)', () => {
     const summary = await invokeOk(h, await auto(freshPrefix(), { THINGPARK_PAGING: 'offset' }), {});
     expect(summary).toMatchObject({ devices: 1500, paging: 'offset', ranges: 0 });
     expect(sim.stats.cursorRequests).toBe(0);
+    // In the list's own order, one file: its bounds are there, no order is claimed.
+    const { order, files } = await filesOf(summary);
+    expect(order).toBeUndefined();
+    expect(files).toHaveLength(1);
   });
 });
 
@@ -157,5 +210,9 @@ describe('a cursor read over several invocations', () => {
     const read = euis(await runRows(h.proxy.direct, answer as never));
     expect(repeated(read)).toEqual([]);
     expect(read).toHaveLength(6000);
+    // Each invocation completed its ranges' files; listed by their bounds, they are still in EUI order.
+    const { order, files } = await filesOf(answer as never);
+    expect(order).toBe('eui');
+    expect(ascending(files.flat())).toBe(true);
   });
 });

@@ -61,18 +61,24 @@ async function sweepAll(
   const platform = cursorList(euis, pageSize, options.behaviour);
   const taken: string[] = [];
   const seen = new Set<string>();
+  /** What each lane was given, in order, and the lanes ended. */
+  const lanes = new Map<string, string[]>();
+  const ended: string[] = [];
   const state = options.state ?? freshCursorState();
   const sweep = new CursorSweep(
     {
       fetch: platform.fetch,
-      take: (briefs, again) => {
+      take: (briefs, again, lane) => {
+        if (ended.includes(lane)) throw new Error(`${lane} was given devices after it ended`);
         for (const { EUI } of briefs as { EUI: string }[]) {
           if (again && seen.has(EUI)) continue;
           seen.add(EUI);
           taken.push(EUI);
+          lanes.set(lane, [...(lanes.get(lane) ?? []), EUI]);
         }
         return Promise.resolve();
       },
+      end: (lane) => void ended.push(lane),
       pageSize,
       sweeps: options.sweeps ?? 8,
     },
@@ -81,7 +87,7 @@ async function sweepAll(
     options.pause,
   );
   const outcome = await sweep.run();
-  return { outcome, taken, state, queries: platform.queries, list: platform.list };
+  return { outcome, taken, state, lanes, ended, queries: platform.queries, list: platform.list };
 }
 
 const hex = (n: number, digits = 16) => n.toString(16).toUpperCase().padStart(digits, '0');
@@ -126,6 +132,18 @@ describe('CursorSweep', () => {
     // Requests: the fleet's pages, plus the probes of the ranges that were split.
     const pages = Math.ceil(euis.length / 50);
     expect(queries.length).toBeLessThan(pages * 1.5);
+  });
+
+  it('gives each range, and each tail its probes held, a lane of its own: in EUI order, disjoint, each ended once', async () => {
+    const euis = skewedFleet(10_000);
+    const { outcome, lanes, ended, state } = await sweepAll(euis, { pageSize: 100, sweeps: 32 });
+    expect(outcome).toBe('complete');
+    expect(state.tailsRead).toBeGreaterThan(0);
+    expect([...ended].sort()).toEqual([...lanes.keys()].sort());
+    expect(duplicatesOf(ended)).toEqual([]);
+    // Listed by their first EUI, the lanes are the whole fleet in EUI order.
+    const byFirst = [...lanes.values()].sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1));
+    expect(byFirst.flat()).toEqual([...euis].sort());
   });
 
   it('reads a uniform fleet of 100 pages in ranges of even size, within 1.1 times its pages in requests', async () => {
@@ -220,7 +238,7 @@ describe('CursorSweep', () => {
     const fetch = (query: ListQuery) => platform.fetch({ ...query, pageSize: Math.min(query.pageSize ?? 20, 20) });
     let taken = 0;
     const sweep = new CursorSweep(
-      { fetch, take: (briefs) => Promise.resolve(void (taken += briefs.length)), pageSize: 100, sweeps: 1 },
+      { fetch, take: (briefs) => Promise.resolve(void (taken += briefs.length)), end: () => undefined, pageSize: 100, sweeps: 1 },
       freshCursorState(),
       new AbortController().signal,
     );
@@ -267,6 +285,7 @@ describe('CursorSweep', () => {
           mostUntaken = Math.max(mostUntaken, untaken);
           return { ...page, bytes: pageBytes };
         },
+        end: () => undefined,
         take: async () => {
           untaken -= 1;
           // The writer is slower than the platform.

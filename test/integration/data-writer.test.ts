@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { DataWriter, inEuiOrder, type DataFile } from '../../lambda/storage/data-writer.ts';
+import { runRows, testS3 } from '../../tools/inspect/snapshot.ts';
+import { DEMO, freshPrefix, useHarness, type Harness } from '../faults/harness.ts';
+
+/**
+ * The writer's lanes against a real S3-protocol server: a cursor read gives each EUI range
+ * a lane, so the ranges read at once each write a file of their own, in order, and the
+ * files together stay within a memory budget in bytes however many lanes are open.
+ */
+const h: Harness = useHarness();
+
+const writerAt = (prefix: string, maxBytes = 256 * 1024 * 1024) =>
+  new DataWriter(testS3(h.proxy.url), DEMO.bucket, (index) => `${prefix}part-${index}.ndjson.gz`, maxBytes, {});
+
+const rowsOf = async (file: DataFile) => (await runRows(h.proxy.direct, { bucket: DEMO.bucket, dataKeys: [file.key] })).map((row) => String(row.EUI));
+
+describe('DataWriter lanes', () => {
+  it("writes each lane's lines to files of its own, in order, with each file's EUI bounds", async () => {
+    const writer = writerAt(freshPrefix());
+    const lanes = { a: ['10', '11', '12'], b: ['30', '31'], c: ['20', '21', '22', '23'] };
+    // Interleaved, as pages of ranges read at once arrive.
+    for (let i = 0; i < 4; i += 1) {
+      for (const [lane, euis] of Object.entries(lanes)) {
+        const eui = euis[i];
+        if (eui !== undefined) await writer.write(JSON.stringify({ EUI: eui }), { lane, eui });
+      }
+    }
+    await writer.end('b');
+    const files = await writer.close();
+    expect(files.map(({ devices, minEui, maxEui }) => ({ devices, minEui, maxEui }))).toEqual([
+      { devices: 3, minEui: '10', maxEui: '12' },
+      { devices: 2, minEui: '30', maxEui: '31' },
+      { devices: 4, minEui: '20', maxEui: '23' },
+    ]);
+    expect(await Promise.all(files.map(rowsOf))).toEqual([lanes.a, lanes.b, lanes.c]);
+    const ordered = inEuiOrder(files);
+    expect(ordered?.map(({ minEui }) => minEui)).toEqual(['10', '20', '30']);
+  });
+
+  it('completes the lane holding the most once the open files hold more than their budget, each lane still in order', async () => {
+    const writer = writerAt(freshPrefix());
+    // Six lanes of about 4 MiB each once compressed (random bytes), none of them a whole
+    // 5 MiB part that S3 would take: 26 MiB held together, past the 20 MiB budget.
+    const lanes = ['a', 'b', 'c', 'd', 'e', 'f'];
+    const written = new Map<string, string[]>(lanes.map((lane) => [lane, []]));
+    for (let i = 0; i < 1024; i += 1) {
+      for (const lane of lanes) {
+        const eui = `${lane}${String(i).padStart(5, '0')}`;
+        written.get(lane)?.push(eui);
+        await writer.write(JSON.stringify({ EUI: eui, noise: randomBytes(4096).toString('base64') }), { lane, eui });
+      }
+    }
+    const files = await writer.close();
+    expect(files.length).toBeGreaterThan(lanes.length);
+    // Every file is one stretch of one lane: listed by their bounds, the lanes' lines in order.
+    const ordered = inEuiOrder(files) as DataFile[];
+    expect(ordered).toHaveLength(files.length);
+    const read = (await Promise.all(ordered.map(rowsOf))).flat();
+    expect(read).toEqual(lanes.flatMap((lane) => written.get(lane)));
+  });
+
+  it('claims no order for files that overlap or lack bounds', () => {
+    const file = (key: string, minEui?: string, maxEui?: string): DataFile => ({
+      key,
+      devices: 1,
+      bytes: 1,
+      uncompressedBytes: 1,
+      ...(minEui ? { minEui, maxEui } : {}),
+    });
+    expect(inEuiOrder([file('x', '20', '29'), file('y', '10', '20')])).toBeUndefined();
+    expect(inEuiOrder([file('x', '20', '29'), file('y')])).toBeUndefined();
+    expect(inEuiOrder([file('x', '20', '29'), file('y', '10', '19')])?.map(({ key }) => key)).toEqual(['y', 'x']);
+  });
+});
