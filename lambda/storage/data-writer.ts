@@ -101,7 +101,7 @@ const GZIP_LEVEL = 1;
  * before the writer completes the largest of them (several lanes) or waits for the files
  * being completed (one lane rolling over). With one lane, one file's buffers stay under it.
  */
-const HELD_BYTES = 20 * 1024 * 1024;
+const HELD_BYTES = 16 * 1024 * 1024;
 
 /**
  * How long a discard waits for the files being completed to be answered before it aborts
@@ -110,8 +110,14 @@ const HELD_BYTES = 20 * 1024 * 1024;
  */
 const ENDING_GRACE_MS = 1000;
 
-/** zlib's deflate state at the default window and memLevel: what an open file costs before it holds any data. */
-const DEFLATE_STATE_BYTES = 256 * 1024;
+/**
+ * A smaller deflate state than zlib's default (256 KiB: a 32 KiB window, memLevel 8), since
+ * a cursor read keeps a file open for every range it has begun. zlib's own formula: the
+ * window's 2^(windowBits + 2) bytes and the hash's 2^(memLevel + 9).
+ */
+const WINDOW_BITS = 13;
+const MEM_LEVEL = 7;
+const DEFLATE_STATE_BYTES = 2 ** (WINDOW_BITS + 2) + 2 ** (MEM_LEVEL + 9);
 
 /**
  * Streams NDJSON lines through gzip into multipart uploads, rolling to a new file once a
@@ -312,7 +318,7 @@ export class DataWriter {
     const index = this.#started.length;
     const key = this.keyFor(index);
     this.#started.push(key);
-    const gzip = createGzip({ level: GZIP_LEVEL });
+    const gzip = createGzip({ level: GZIP_LEVEL, windowBits: WINDOW_BITS, memLevel: MEM_LEVEL });
     const counted = { bytes: 0 };
     const body = gzip.pipe(countingStream(counted));
     const upload = new Upload({
@@ -373,9 +379,9 @@ export class DataWriter {
   }
 }
 
-/** What an open or completing file holds in memory: its deflate state while open, and the compressed bytes S3 does not have yet. */
+/** What an open or completing file holds in memory: its deflate state while open, the NDJSON gzip has not compressed yet, and the compressed bytes S3 does not have yet. */
 function heldBy(file: OpenFile): number {
-  return (file.ending ? 0 : DEFLATE_STATE_BYTES) + file.counted.bytes - file.uploaded;
+  return (file.ending ? 0 : DEFLATE_STATE_BYTES) + file.gzip.writableLength + file.counted.bytes - file.uploaded;
 }
 
 function countingStream(counted: { bytes: number }): Transform {

@@ -42,7 +42,7 @@ describe('DataWriter lanes', () => {
   it('completes the lane holding the most once the open files hold more than their budget, each lane still in order', async () => {
     const writer = writerAt(freshPrefix());
     // Six lanes of about 4 MiB each once compressed (random bytes), none of them a whole
-    // 5 MiB part that S3 would take: 26 MiB held together, past the 20 MiB budget.
+    // 5 MiB part that S3 would take: 26 MiB held together, past the 12 MiB budget.
     const lanes = ['a', 'b', 'c', 'd', 'e', 'f'];
     const written = new Map<string, string[]>(lanes.map((lane) => [lane, []]));
     for (let i = 0; i < 1024; i += 1) {

@@ -367,8 +367,8 @@ function pagingOf(name: string, m: Measured): string {
 
 function table(results: CaseResult[]): string {
   const lines = [
-    '| case | approach | paging | wall s | devices/s | CPU s | CPU µs/device | stand-ins CPU s | peak RSS MB | page requests (wasted) | token grants | rejected | max in flight | connections |',
-    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| case | approach | paging | wall s | devices/s | CPU s | CPU µs/device | stand-ins CPU s | peak RSS MB | data files | page requests (wasted) | token grants | rejected | max in flight | connections |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     const runs: [string, Measured | undefined, string][] = [
@@ -381,14 +381,14 @@ function table(results: CaseResult[]): string {
       if (!m) {
         if (name === 'floor' && r.case.rateLimit && r.baseline) {
           lines.push(
-            `| ${r.case.name} | floor (limit) | – | ${f2(floorMs(r) / 1000)} | ${int((r.case.fleet * 1000) / floorMs(r))} | – | – | – | – | ${Math.ceil(r.case.fleet / r.case.pageSize)} | – | 0 | – | – |`,
+            `| ${r.case.name} | floor (limit) | – | ${f2(floorMs(r) / 1000)} | ${int((r.case.fleet * 1000) / floorMs(r))} | – | – | – | – | – | ${Math.ceil(r.case.fleet / r.case.pageSize)} | – | 0 | – | – |`,
           );
         }
         continue;
       }
       lines.push(
         `| ${r.case.name} | ${label}${m.failed ? ' **failed**' : ''}${(m.runs ?? 1) > 1 ? ` (median of ${m.runs})` : ''} | ${pagingOf(name, m)} | ${f2(m.wallMs / 1000)} | ${int((m.devices * 1000) / m.wallMs)} | ` +
-          `${f2(m.workCpuMs / 1000)} | ${f1((m.workCpuMs * 1000) / m.devices)} | ${f2(m.standInsCpuMs / 1000)} | ${f1(m.maxRssMb)} | ` +
+          `${f2(m.workCpuMs / 1000)} | ${f1((m.workCpuMs * 1000) / m.devices)} | ${f2(m.standInsCpuMs / 1000)} | ${f1(m.maxRssMb)} | ${m.dataKeys.length || '–'} | ` +
           `${m.requests} (${m.wasted}) | ${m.grants} | ${m.rejected} | ${m.maxInFlight} | ${m.connections} |`,
       );
     }
@@ -581,7 +581,7 @@ for (const c of selected) {
   const { exporter, baseline, floor, offsetRun } = result;
   console.log(
     `  exporter (${pagingOf('exporter', exporter)}) ${f2(exporter.wallMs / 1000)} s ${f1(exporter.maxRssMb)} MB cpu ${f2(exporter.workCpuMs / 1000)} s (${f1((exporter.workCpuMs * 1000) / exporter.devices)} µs/device) ` +
-      `stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn)` +
+      `stand-ins cpu ${f2(exporter.standInsCpuMs / 1000)} s (${exporter.requests} req, ${exporter.wasted} wasted, ${exporter.rejected} rejected, in flight ≤ ${exporter.maxInFlight}, ${exporter.connections} conn, ${exporter.dataKeys.length} files of ${f1(Number(exporter.summary?.bytes ?? 0) / 2 ** 20)} MiB)` +
       (baseline ? ` | baseline ${f2(baseline.wallMs / 1000)} s ${f1(baseline.maxRssMb)} MB` : '') +
       (floor
         ? ` | floor ${f2(floor.wallMs / 1000)} s ${f1(floor.maxRssMb)} MB cpu ${f2(floor.workCpuMs / 1000)} s stand-ins cpu ${f2(floor.standInsCpuMs / 1000)} s in flight ≤ ${floor.maxInFlight}`
