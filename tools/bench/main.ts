@@ -689,6 +689,8 @@ ${coldTable(cold)}
   ceiling and growth rule), reading and parsing each page (needed to see \`more\`) and
   dropping it; no order, no output. In rate-limited cases the floor is the limit itself:
   (pages − burst) ÷ rate.
+- **data files** are the data files a run wrote: a cursor read writes each EUI range to
+  files of its own, so that the snapshot is in EUI order (docs/performance.md, "Order").
 - **page requests** are device-list requests the simulator received (retries included);
   **wasted** are pages requested past the last one; **connections** are TCP connections
   the simulator accepted from that process (keep-alive reuses them).
