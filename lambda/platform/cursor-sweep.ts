@@ -227,6 +227,11 @@ export class CursorSweep {
     if (worth && desc === undefined) return true;
     probed();
     const split = worth && desc ? this.#split(prefixes, asc, desc, count as number) : undefined;
+    // A tail is written as one stretch of the EUI space: the probes' order is checked as a range's pages are.
+    if (split && !(ascending(split.below) && ascending(split.above))) {
+      this.#giveUp('order-broken');
+      return false;
+    }
     if (split) {
       // What the probes read outside the groups is all there is there: taken now, never read again.
       await this.#takeTail(split.below, `below ${rangeName(prefixes)}`);
@@ -408,6 +413,11 @@ export class CursorSweep {
     state.ranges = [{ prefixes: [], done: false, read: 0, pages: 0, counts: state.fleetCounts.slice(0, 1) }];
     this.#signal = this.#arm();
   }
+}
+
+/** Whether the briefs' EUIs (checked to be there) rise strictly. */
+function ascending(briefs: readonly Brief[]): boolean {
+  return briefs.every((brief, i) => i === 0 || (euiOf(briefs[i - 1] as Brief) as string) < (euiOf(brief) as string));
 }
 
 /** A page's EUIs, in its order; only for pages whose briefs were checked to have one. */

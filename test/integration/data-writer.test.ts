@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DataWriter, inEuiOrder, type DataFile } from '../../lambda/storage/data-writer.ts';
 import { runRows, testS3 } from '../../tools/inspect/snapshot.ts';
-import { DEMO, freshPrefix, useHarness, type Harness } from '../faults/harness.ts';
+import { DEMO, freshPrefix, objects, reset, useHarness, type Harness } from '../faults/harness.ts';
 
 /**
  * The writer's lanes against a real S3-protocol server: a cursor read gives each EUI range
@@ -42,7 +42,7 @@ describe('DataWriter lanes', () => {
   it('completes the lane holding the most once the open files hold more than their budget, each lane still in order', async () => {
     const writer = writerAt(freshPrefix());
     // Six lanes of about 4 MiB each once compressed (random bytes), none of them a whole
-    // 5 MiB part that S3 would take: 26 MiB held together, past the 12 MiB budget.
+    // 5 MiB part that S3 would take: 24 MiB held together, past the 12 MiB the open files may hold.
     const lanes = ['a', 'b', 'c', 'd', 'e', 'f'];
     const written = new Map<string, string[]>(lanes.map((lane) => [lane, []]));
     for (let i = 0; i < 1024; i += 1) {
@@ -59,6 +59,37 @@ describe('DataWriter lanes', () => {
     expect(ordered).toHaveLength(files.length);
     const read = (await Promise.all(ordered.map(rowsOf))).flat();
     expect(read).toEqual(lanes.flatMap((lane) => written.get(lane)));
+  });
+
+  it("fails the run's next write when a lane's file cannot be completed, and a discard then leaves nothing", async () => {
+    const prefix = freshPrefix();
+    await reset(h);
+    h.proxy.rule = ({ key, method }) => (method === 'PUT' && key === `${prefix}part-0.ndjson.gz` ? { status: 500, code: 'InternalError' } : undefined);
+    const writer = writerAt(prefix);
+    await writer.write(JSON.stringify({ EUI: '10' }), { lane: 'a', eui: '10' });
+    await writer.write(JSON.stringify({ EUI: '20' }), { lane: 'b', eui: '20' });
+    // Lane a's file is completed while lane b goes on; S3 refuses it.
+    await expect(writer.end('a')).resolves.toBeUndefined();
+    await expect(writer.write(JSON.stringify({ EUI: '21' }), { lane: 'b', eui: '21' })).rejects.toMatchObject({ name: 'InternalError' });
+    await expect(writer.close()).rejects.toMatchObject({ name: 'InternalError' });
+    await writer.discard();
+    expect(writer.leftNothing).toBe(true);
+    expect(await objects(h, prefix)).toEqual({});
+  });
+
+  it('discards every lane, open or being completed, and deletes each file it started', async () => {
+    const prefix = freshPrefix();
+    await reset(h);
+    const writer = writerAt(prefix);
+    for (const lane of ['a', 'b', 'c']) await writer.write(JSON.stringify({ EUI: lane }), { lane, eui: lane });
+    await writer.end('a');
+    // b is being completed while c is open when the run fails.
+    const completing = writer.end('b');
+    await writer.discard();
+    await completing;
+    expect(writer.leftNothing).toBe(true);
+    expect(await objects(h, prefix)).toEqual({});
+    await expect(writer.write('{}', { lane: 'c' })).rejects.toThrow('The snapshot writer was discarded');
   });
 
   it('claims no order for files that overlap or lack bounds', () => {

@@ -16,6 +16,8 @@ interface ListBehaviour {
   beforeAnswer?: (query: ListQuery, list: string[]) => void;
   /** From this request on, every page read on from a cursor is the last one answered again, still saying there is more. */
   repeatFrom?: number;
+  /** A range's end page (`desc`, no cursor) with its first two devices swapped: out of order. */
+  unsortedEnd?: boolean;
 }
 
 function cursorList(euis: string[], pageSize: number, behaviour: ListBehaviour = {}) {
@@ -37,6 +39,7 @@ function cursorList(euis: string[], pageSize: number, behaviour: ListBehaviour =
     const start = after === undefined ? 0 : matching.findIndex((eui) => (query.order === 'desc' ? eui < after : eui > after));
     const size = query.pageSize ?? pageSize;
     const page = start < 0 ? [] : matching.slice(start, start + size);
+    if (behaviour.unsortedEnd && query.order === 'desc' && after === undefined && page.length > 1) page.splice(0, 2, page[1] as string, page[0] as string);
     const more = start >= 0 && start + size < matching.length;
     const last = page.at(-1);
     const briefs = page.map((EUI): Brief => ({ EUI }));
@@ -139,11 +142,22 @@ describe('CursorSweep', () => {
     const { outcome, lanes, ended, state } = await sweepAll(euis, { pageSize: 100, sweeps: 32 });
     expect(outcome).toBe('complete');
     expect(state.tailsRead).toBeGreaterThan(0);
+    // A tail from an end page, which comes in descending order, is among them.
+    expect([...lanes].some(([lane, taken]) => lane.startsWith('above ') && taken.length > 1)).toBe(true);
     expect([...ended].sort()).toEqual([...lanes.keys()].sort());
     expect(duplicatesOf(ended)).toEqual([]);
     // Listed by their first EUI, the lanes are the whole fleet in EUI order.
     const byFirst = [...lanes.values()].sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1));
     expect(byFirst.flat()).toEqual([...euis].sort());
+  });
+
+  it('gives the ranges up when an end page is out of order, rather than write its tail out of order', async () => {
+    const euis = skewedFleet(10_000);
+    const { outcome, taken, state } = await sweepAll(euis, { pageSize: 100, sweeps: 32, behaviour: { unsortedEnd: true } });
+    expect(outcome).toBe('complete');
+    expect(state.fallback).toBe('order-broken');
+    expect(duplicatesOf(taken)).toEqual([]);
+    expect(taken).toHaveLength(euis.length);
   });
 
   it('reads a uniform fleet of 100 pages in ranges of even size, within 1.1 times its pages in requests', async () => {
