@@ -241,10 +241,7 @@ export class DataWriter {
 
   /** Hands the batch to gzip, waiting while gzip or the upload is behind, or the files held are over their budget. */
   async #flush(file: OpenFile): Promise<void> {
-    const batch = Buffer.from(file.batch);
-    file.batch = '';
-    file.uncompressedBytes += batch.length;
-    file.gzip.write(batch);
+    handBatch(file);
     if (file.gzip.writableLength >= QUEUED_BYTES) await Promise.race([once(file.gzip, 'drain'), file.done, this.#stopped]);
     await this.#withinBudget();
   }
@@ -356,12 +353,7 @@ export class DataWriter {
   }
 
   async #finishFile(file: OpenFile): Promise<void> {
-    if (file.batch !== '') {
-      const batch = Buffer.from(file.batch);
-      file.batch = '';
-      file.uncompressedBytes += batch.length;
-      file.gzip.write(batch);
-    }
+    if (file.batch !== '') handBatch(file);
     file.ending = true;
     file.gzip.end();
     await Promise.race([file.done, this.#stopped]);
@@ -371,6 +363,14 @@ export class DataWriter {
       file: { key, devices, bytes: counted.bytes, uncompressedBytes, ...(minEui === undefined ? {} : { minEui, maxEui }) },
     });
   }
+}
+
+/** Hands the file's batch of lines to gzip, counting its bytes. */
+function handBatch(file: OpenFile): void {
+  const batch = Buffer.from(file.batch);
+  file.batch = '';
+  file.uncompressedBytes += batch.length;
+  file.gzip.write(batch);
 }
 
 function heldByAll(files: Iterable<OpenFile>): number {
