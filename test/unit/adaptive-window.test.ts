@@ -267,6 +267,20 @@ describe('AdaptiveWindow', () => {
     expect(window.reach).toBe(4);
   });
 
+  it('still doubles once its caller has many requests to send after rounds with few, as a cursor read after its plan', async () => {
+    const window = windowOf(32, { initial: 4 });
+    // The plan: probes one pair after another, two under way, for six round trips.
+    const sim = platform(window, { latency: () => 300, backlog: 2 });
+    await vi.advanceTimersByTimeAsync(1_800);
+    expect(window.limit).toBe(4);
+    // Then the ranges, each with a request to send: one round trip at 4, one at 8, one at 16.
+    sim.keep(33);
+    await vi.advanceTimersByTimeAsync(1_000);
+    sim.keep(0);
+    expect(sim.limits()).toEqual([4, 8, 16, 32]);
+    expect(sim.steps.slice(1).map((step) => step.at)).toEqual([2_100, 2_400, 2_700]);
+  });
+
   it('comes back toward what its caller uses once the caller uses less, never below where it started', async () => {
     const window = windowOf(32, { initial: 4 });
     const sim = platform(window, { latency: () => 100 });
