@@ -81,10 +81,11 @@ const QUEUE_SIZE = 2;
 const BATCH_CHARS = 64 * 1024;
 
 /**
- * NDJSON bytes that may wait in gzip's queue before a write waits for it to drain. gzip's
- * own high-water mark (16 KiB) is smaller than one batch: waiting on it after every batch
- * made the main thread idle through each compression's round trip to the thread pool,
- * instead of building the next batch while gzip compresses this one.
+ * NDJSON bytes that may wait in the open files' gzip queues together before a write waits
+ * for the longest queue to drain. gzip's own high-water mark (16 KiB) is smaller than one
+ * batch: waiting on it after every batch made the main thread idle through each
+ * compression's round trip to the thread pool, instead of building the next batch while
+ * gzip compresses this one.
  */
 const QUEUED_BYTES = 1024 * 1024;
 
@@ -96,14 +97,17 @@ const QUEUED_BYTES = 1024 * 1024;
 const GZIP_LEVEL = 1;
 
 /**
- * What the open files may hold in memory together (lib-storage buffers up to a part of
- * each before it sends it; see heldBy) before the writer completes the one that holds the
- * most; and, apart, what the files being completed may hold before a write waits for S3 to
- * take them. Apart, so that a writer at its budget hands files to S3 and goes on, rather than
- * wait a round trip to S3 at every batch: counted together, a million devices in 39 ranges
- * waited at almost every batch, and took 5 s more CPU and 20 MB more heap, as pages piled up
- * behind the writer. A lone open file is never completed for it: one file's buffers are
- * bounded by lib-storage's.
+ * What completing the open files would free, together (lib-storage buffers up to a part of
+ * each before it sends it; see releasedBy), before the writer completes the one that would
+ * free the most; and, apart, what the files being completed may hold before a write waits
+ * for S3 to take them. Apart, so that a writer at its budget hands files to S3 and goes on,
+ * rather than wait a round trip to S3 at every batch: counted together, a million devices
+ * in 39 ranges waited at almost every batch, and took 5 s more CPU and 20 MB more heap, as
+ * pages piled up behind the writer. The NDJSON in gzip's queues is not counted here but
+ * against QUEUED_BYTES: completing a file does not free it sooner, and counted here, the
+ * page just written (some 0.8 MB not yet compressed, 70 KB once it is) made its file the
+ * one completed, again and again, for files of one or two pages. A lone open file is never
+ * completed for it: one file's buffers are bounded by lib-storage's.
  */
 const HELD_BYTES = 12 * 1024 * 1024;
 
@@ -128,9 +132,10 @@ const DEFLATE_STATE_BYTES = 2 ** (WINDOW_BITS + 2) + 2 ** (MEM_LEVEL + 9);
  * file holds `maxBytes` of NDJSON. Lines go to lanes, each with a file of its own: a lane
  * holds one EUI range's devices in order, so every file is one stretch of the EUI space
  * (a run that reads one lane writes one file at a time, in order). `end(lane)` completes a
- * lane's file without waiting for it. `write` waits while gzip or an upload is behind, and
- * while the open and completing files hold more than HELD_BYTES, so memory stays bounded
- * by bytes whatever the fleet size and however many lanes are open. Writes come one at a
+ * lane's file without waiting for it. `write` waits while gzip's queues hold QUEUED_BYTES
+ * or an upload is behind, and while the completing files hold more than HELD_BYTES; past
+ * HELD_BYTES in the open files it completes one; so memory stays bounded by bytes whatever
+ * the fleet size and however many lanes are open. Writes come one at a
  * time (the reader takes a page's devices in turn): two at once into a lane rolling over
  * could both open its next file.
  * A run that fails discards its writer, which deletes every file it wrote: a failed run
@@ -242,21 +247,34 @@ export class DataWriter {
   /** Hands the batch to gzip, waiting while gzip or the upload is behind, or the files held are over their budget. */
   async #flush(file: OpenFile): Promise<void> {
     handBatch(file);
-    if (file.gzip.writableLength >= QUEUED_BYTES) await Promise.race([once(file.gzip, 'drain'), file.done, this.#stopped]);
+    await this.#compressing();
     await this.#withinBudget();
   }
 
+  /** Waits while the open files' gzip queues hold QUEUED_BYTES or more together, for the longest to drain. */
+  async #compressing(): Promise<void> {
+    for (;;) {
+      const open = [...this.#open.values()];
+      if (total(open, (file) => file.gzip.writableLength) < QUEUED_BYTES) return;
+      // Batches are larger than gzip's high-water mark, so a queue being worked through says when it drains.
+      const longest = open.filter((file) => file.gzip.writableNeedDrain).sort((a, b) => b.gzip.writableLength - a.gzip.writableLength)[0];
+      if (longest === undefined) return;
+      await Promise.race([once(longest.gzip, 'drain'), longest.done, this.#stopped]);
+      this.#check();
+    }
+  }
+
   /**
-   * Keeps the open files within HELD_BYTES, completing the one that holds the most (its
-   * lane goes on in a new file), and waits while the files being completed hold more than
-   * HELD_BYTES, until S3 has taken enough of them.
+   * Keeps what completing the open files would free within HELD_BYTES, completing the file
+   * that would free the most (its lane goes on in a new file), and waits while the files
+   * being completed hold more than HELD_BYTES, until S3 has taken enough of them.
    */
   async #withinBudget(): Promise<void> {
-    while (this.#open.size > 1 && heldByAll(this.#open.values()) > HELD_BYTES) {
-      const [lane] = [...this.#open].reduce((most, entry) => (heldBy(entry[1]) > heldBy(most[1]) ? entry : most));
+    while (this.#open.size > 1 && total(this.#open.values(), releasedBy) > HELD_BYTES) {
+      const [lane] = [...this.#open].reduce((most, entry) => (releasedBy(entry[1]) > releasedBy(most[1]) ? entry : most));
       void this.end(lane);
     }
-    while (heldByAll(this.#ending.keys()) > HELD_BYTES) await Promise.race([...this.#ending.values(), this.#stopped]);
+    while (total(this.#ending.keys(), heldBy) > HELD_BYTES) await Promise.race([...this.#ending.values(), this.#stopped]);
     this.#check();
   }
 
@@ -373,15 +391,20 @@ function handBatch(file: OpenFile): void {
   file.gzip.write(batch);
 }
 
-function heldByAll(files: Iterable<OpenFile>): number {
-  let held = 0;
-  for (const file of files) held += heldBy(file);
-  return held;
+function total(files: Iterable<OpenFile>, measure: (file: OpenFile) => number): number {
+  let sum = 0;
+  for (const file of files) sum += measure(file);
+  return sum;
 }
 
-/** What an open or completing file holds in memory: its deflate state while open, the NDJSON not yet compressed (its batch, gzip's queue), and the compressed bytes S3 does not have yet. */
+/** What a completing file holds in memory: the NDJSON not yet compressed (its batch, gzip's queue), and the compressed bytes S3 does not have yet. */
 function heldBy(file: OpenFile): number {
-  return (file.ending ? 0 : DEFLATE_STATE_BYTES) + file.batch.length + file.gzip.writableLength + file.counted.bytes - file.uploaded;
+  return file.batch.length + file.gzip.writableLength + file.counted.bytes - file.uploaded;
+}
+
+/** What completing an open file frees: its deflate state, its batch (gzip's queue drains either way), and the compressed bytes S3 does not have yet. */
+function releasedBy(file: OpenFile): number {
+  return DEFLATE_STATE_BYTES + file.batch.length + file.counted.bytes - file.uploaded;
 }
 
 function countingStream(counted: { bytes: number }): Transform {

@@ -61,6 +61,32 @@ describe('DataWriter lanes', () => {
     expect(read).toEqual(lanes.flatMap((lane) => written.get(lane)));
   });
 
+  it('completes no file for a page not yet compressed: completing one would not free it sooner', async () => {
+    const writer = writerAt(freshPrefix());
+    // Three lanes hold 11.15 MiB compressed (random bytes: 3 KiB a line, 4.54 MiB for 1,536
+    // lines), with four deflate states 11.5 MiB, under the 12 MiB the open files may hold;
+    // none of them a whole 5 MiB part that S3 would take.
+    const lines = { a: 1536, b: 1536, c: 700 };
+    for (const [lane, count] of Object.entries(lines)) {
+      for (let i = 0; i < count; i += 1) {
+        const eui = `${lane}${String(i).padStart(5, '0')}`;
+        await writer.write(JSON.stringify({ EUI: eui, noise: randomBytes(3072).toString('base64') }), { lane, eui });
+      }
+    }
+    // Once gzip has compressed them, two pages' worth of lines that compress to almost
+    // nothing (2 MiB, 25 KB once compressed) go to a fourth lane: gzip's queue fills to
+    // 1 MiB before a write waits.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (let i = 0; i < 2500; i += 1) {
+      const eui = `d${String(i).padStart(5, '0')}`;
+      await writer.write(JSON.stringify({ EUI: eui, text: 'same'.repeat(200) }), { lane: 'd', eui });
+    }
+    // Lanes a and b go on: had either been completed for the queue's sake, it would now be two files.
+    for (const eui of ['a99999', 'b99999']) await writer.write(JSON.stringify({ EUI: eui }), { lane: eui.slice(0, 1), eui });
+    const files = await writer.close();
+    expect(files.map(({ minEui, maxEui }) => `${minEui}..${maxEui}`).sort()).toEqual(['a00000..a99999', 'b00000..b99999', 'c00000..c00699', 'd00000..d02499']);
+  });
+
   it("fails the run's next write when a lane's file cannot be completed, and a discard then leaves nothing", async () => {
     const prefix = freshPrefix();
     await reset(h);
