@@ -1,11 +1,11 @@
 /**
- * `npm run bench -- --knobs [--scale=0.1]`: where the time of the 100k @ 100 ms and
- * 100k @ 300 ms cases goes, on the skewed fleet in cursor mode, as the knobs that shape a
- * cursor read change: the window's ceiling (THINGPARK_MAX_CONCURRENCY, which is also how
- * many sweeps the EUI ranges are planned for), where it starts (THINGPARK_CONCURRENCY), and
- * the page size. The exporter alone, median of three runs per setting, against one baseline
- * run per latency at the default page size (the speed-up targets' reference). main.ts runs
- * it; this file holds the settings and the tables.
+ * `npm run bench -- --knobs [--scale=0.1]`: where the time of the 100k @ 100 ms, 100k @
+ * 300 ms and 1000k @ 100 ms cases goes, on the skewed fleet in cursor mode, as the knobs that
+ * shape a cursor read change: the window's ceiling (THINGPARK_MAX_CONCURRENCY, which is also
+ * how many sweeps the EUI ranges are planned for), where it starts (THINGPARK_CONCURRENCY),
+ * and the page size. The exporter alone, median of three runs per setting, against one
+ * baseline run per case at the default page size (the speed-up targets' reference). main.ts
+ * runs it; this file holds the settings and the tables.
  *
  * Not swept: the fewest pages a range is split into (MIN_RANGE_PAGES in
  * lambda/platform/eui-ranges.ts, a constant, not a setting), and the stand-ins in the
@@ -15,19 +15,32 @@
 
 export interface KnobSetting {
   label: string;
+  /** The fleet, before --scale. */
+  devices: number;
   latencyMs: number;
   pageSize: number;
   env: Record<string, string>;
 }
 
-/** The latencies swept: the two of the speed-up targets. */
-export const KNOB_LATENCIES = [100, 300];
+/** The cases swept: those of the speed-up targets, a fleet and a latency each. */
+export const KNOB_CASES = [
+  { devices: 100_000, latencyMs: 100 },
+  { devices: 100_000, latencyMs: 300 },
+  { devices: 1_000_000, latencyMs: 100 },
+];
 
-/** The settings, each latency's default first. At 300 ms the window's start and ceiling are what the run waits on. */
+/**
+ * The settings, each case's default first. At 300 ms the window's start and ceiling are
+ * what the run waits on; at a million devices, whether anything but the run's CPU is.
+ */
 export function knobSettings(): KnobSetting[] {
   const window = (start: number, ceiling: number) => ({ THINGPARK_CONCURRENCY: String(start), THINGPARK_MAX_CONCURRENCY: String(ceiling) });
-  const at100 = (label: string, pageSize: number, env: Record<string, string>): KnobSetting => ({ label, latencyMs: 100, pageSize, env });
-  const at300 = (label: string, pageSize: number, env: Record<string, string>): KnobSetting => ({ label, latencyMs: 300, pageSize, env });
+  const at =
+    (devices: number, latencyMs: number) =>
+    (label: string, pageSize: number, env: Record<string, string>): KnobSetting => ({ label, devices, latencyMs, pageSize, env });
+  const at100 = at(100_000, 100);
+  const at300 = at(100_000, 300);
+  const million = at(1_000_000, 100);
   return [
     at100('defaults: window 4 → 32, pages of 1000', 1000, {}),
     at100('window 4 → 8', 1000, window(4, 8)),
@@ -41,6 +54,9 @@ export function knobSettings(): KnobSetting[] {
     at300('window 32 → 32', 1000, window(32, 32)),
     at300('pages of 500, window 4 → 64', 500, window(4, 64)),
     at300('pages of 500, window 64 → 64', 500, window(64, 64)),
+    million('defaults: window 4 → 32, pages of 1000', 1000, {}),
+    million('window 16 → 32', 1000, window(16, 32)),
+    million('pages of 2000, window 4 → 16', 2000, window(4, 16)),
   ];
 }
 

@@ -28,7 +28,7 @@ import { coldStart, type ColdStart } from './coldstart.ts';
 import { COLD_START_ESTIMATE_S, Progress, duration, estimateSeconds, repeatsOf } from './progress.ts';
 import { quietAwsSdk } from '../cli.ts';
 import { startBenchStandIns, type BenchSimulatorOptions, type BenchStandIns, type StandInCounts } from './stand-ins.ts';
-import { KNOB_LATENCIES, knobSection, knobSettings, knobTable, withKnobSection, type KnobRow, type KnobSetting } from './knobs.ts';
+import { KNOB_CASES, knobSection, knobSettings, knobTable, withKnobSection, type KnobRow, type KnobSetting } from './knobs.ts';
 import { digestObjects, type Digest } from './verify.ts';
 import {
   liveFleetTargets,
@@ -302,17 +302,17 @@ async function runCase(c: Case): Promise<CaseResult> {
   }
 }
 
-/** The knob sweep (knobs.ts): the 100k @ 100 ms and @ 300 ms cases, skewed, in cursor mode, setting by setting. */
+/** The knob sweep (knobs.ts): the speed-up targets' cases, skewed, in cursor mode, setting by setting. */
 async function runKnobs(): Promise<string> {
   const tables: string[] = [];
-  for (const latencyMs of KNOB_LATENCIES) tables.push(await runKnobsAt(latencyMs));
+  for (const knobCase of KNOB_CASES) tables.push(await runKnobsFor(knobCase));
   return tables.join('\n\n');
 }
 
-/** One latency's settings, each page size against stand-ins of its own; the baseline once, at pages of 1000. */
-async function runKnobsAt(latencyMs: number): Promise<string> {
-  const fleet = scaled(100_000);
-  const settings = knobSettings().filter((setting) => setting.latencyMs === latencyMs);
+/** One case's settings, each page size against stand-ins of its own; the baseline once, at pages of 1000. */
+async function runKnobsFor({ devices, latencyMs }: { devices: number; latencyMs: number }): Promise<string> {
+  const fleet = scaled(devices);
+  const settings = knobSettings().filter((setting) => setting.devices === devices && setting.latencyMs === latencyMs);
   const rows: KnobRow[] = [];
   let baselineMs = Number.NaN;
   for (const size of [...new Set(settings.map((setting) => setting.pageSize))]) {
@@ -333,7 +333,7 @@ async function runKnobsAt(latencyMs: number): Promise<string> {
 async function knobRow(standIns: BenchStandIns, params: ChildParams, setting: KnobSetting): Promise<KnobRow> {
   const runs: Measured[] = [];
   for (let i = 0; i < 3; i += 1) {
-    console.log(`  ${setting.latencyMs} ms, ${setting.label} ${i + 1}/3`);
+    console.log(`  ${sizeName(scaled(setting.devices))} @ ${setting.latencyMs} ms, ${setting.label} ${i + 1}/3`);
     runs.push(await runChild(standIns, 'exporter', params, { THINGPARK_PAGE_SIZE: String(setting.pageSize), ...setting.env }));
   }
   const m = [...runs].sort((a, b) => a.wallMs - b.wallMs)[1] as Measured;
@@ -544,7 +544,10 @@ quietAwsSdk();
 const started = Date.now();
 childFile = await bundleChild('tools/bench/child.ts', 'child');
 if (sweepKnobs) {
-  console.log(`knob sweep: ${knobSettings().length} settings, 3 runs each, about ${duration(knobSettings().length * 3 * (2 + 2 * scale) + 15 * scale + 10)}`);
+  // About 4 s a run at 100k devices, 22 s at a million; a baseline is a page at a time, 30 ms of work each.
+  const runsS = knobSettings().reduce((sum, setting) => sum + 3 * (2 + (2 * scale * setting.devices) / 100_000), 0);
+  const baselinesS = KNOB_CASES.reduce((sum, { devices, latencyMs }) => sum + (((scale * devices) / 1000) * (latencyMs + 30)) / 1000, 0);
+  console.log(`knob sweep: ${knobSettings().length} settings, 3 runs each, about ${duration(runsS + baselinesS + 10)}`);
   const section = `Measured by \`npm run bench -- --knobs${scale === 1 ? '' : ` --scale=${scale}`}\` on ${new Date().toISOString().slice(0, 10)}.\n\n${await runKnobs()}`;
   console.log(section);
   await mkdir(resolve('.bench'), { recursive: true });
