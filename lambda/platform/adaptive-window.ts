@@ -58,8 +58,10 @@ interface Waiter {
  * - Slow start. Until a round's latency rises, an unused round brings the limit back, or
  *   the platform first pushes back, a used round whose latency holds doubles the limit: a
  *   run of a hundred pages lasts only a few round trips, and growth by one per round trip
- *   would not get far in it. An unused round at the starting limit has nothing to bring
- *   back, and ends nothing.
+ *   would not get far in it. An unused round at the starting limit ends nothing: a caller
+ *   with little to ask yet says nothing of what it asks next. So a caller that fills the
+ *   window only now and then still doubles it once, before its first unused round above
+ *   the start ends slow start.
  * - Careful phase. After slow start, and near the ceiling (where doubling would pass it),
  *   a used round of twice the limit in answers whose latency holds adds one.
  * - Push-back. On 429/503 the limit halves, once per burst: rejections of requests sent
@@ -241,8 +243,8 @@ export class AdaptiveWindow {
   }
 
   /**
-   * A round that did not use the window (see the class): before any push-back the limit
-   * comes half way back to what was used, and slow start is over. A window still where it
+   * A round that did not use the window (see the class): slow start is over, and before
+   * any push-back the limit comes half way back to what was used. A window still where it
    * started is left as it is, slow start included: a caller with little to ask yet (a
    * cursor read's plan, each probe waiting on the one before) says nothing of the many
    * ranges it reads next, which would otherwise gain one request per two round trips. After
@@ -250,10 +252,10 @@ export class AdaptiveWindow {
    * Retry-After leave the window unused for a reason: the limit is left alone.
    */
   #settle(used: number): void {
-    if (this.#cuts > 0) return;
+    if (this.#cuts > 0 || this.#limit <= this.#start) return;
+    this.#slowStart = false;
     const settled = Math.max(this.#start, Math.ceil((this.#limit + used) / 2));
     if (settled >= this.#limit) return;
-    this.#slowStart = false;
     this.#limit = settled;
     this.#reach = settled;
   }
