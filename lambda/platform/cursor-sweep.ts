@@ -1,7 +1,7 @@
 import { MalformedPageError } from '../common/errors.ts';
 import { checkPageCeiling, type Fallback } from '../common/paging.ts';
 import type { Brief, DevicePage, ListQuery, Target } from './devices-api.ts';
-import { euiOf, inRange, plannedCount, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
+import { concentrated, euiOf, inRange, plannedCount, rangePagesTarget, shortfall, splitRange, worthSplitting } from './eui-ranges.ts';
 import { HeldPages } from './page-memory.ts';
 
 /** A range of the EUI space (every EUI starting with one of `prefixes`; none: the whole fleet), read by one cursor sweep. */
@@ -180,19 +180,26 @@ export class CursorSweep {
    * Probes wait for room as sweeps do: a split spawns a probe per group at once. The end
    * page of a range found worth splitting is asked for at once, its first page being held
    * until then: waiting, probes holding first pages could fill the budget and wait on each
-   * other.
+   * other. `bothEnds` asks for both pages together, for a range that is likely split: one
+   * round trip sooner, at one request more if it is not.
    */
-  async #probe(prefixes: string[]): Promise<void> {
+  async #probe(prefixes: string[], bothEnds = prefixes.length === 0): Promise<void> {
     const held: DevicePage[] = [];
-    const first = async (order: 'asc' | 'desc', now = false) => {
-      const ask = () => this.#get(prefixes, order, undefined, { priority: PROBE_PRIORITY, name: `the first ${order} page of ${rangeName(prefixes)}` });
+    const first = async (order: 'asc' | 'desc', now = false, admitted?: () => void) => {
+      const ask = () => {
+        const page = this.#get(prefixes, order, undefined, { priority: PROBE_PRIORITY, name: `the first ${order} page of ${rangeName(prefixes)}` });
+        admitted?.();
+        return page;
+      };
       const page = await (now ? this.#held.askNow(ask) : this.#held.ask(this.#signal, ask));
       held.push(page);
       return page;
     };
+    let both: Promise<DevicePage> | undefined;
     try {
-      // The whole fleet is almost always split: its end is asked for at once.
-      const [asc, desc] = await bothHeld(first('asc'), prefixes.length === 0 ? first('desc', true) : undefined);
+      // Both ends go once the first page finds room, not before: probes holding end pages could fill the budget and wait on each other.
+      const start = first('asc', false, bothEnds ? () => void (both = first('desc', true)) : undefined);
+      const [asc, desc] = await bothHeld(start, () => both);
       const wantsEnd = await this.#locked(() => this.#takeProbe(prefixes, asc, desc));
       if (wantsEnd) {
         const end = await first('desc', true);
@@ -239,7 +246,8 @@ export class CursorSweep {
       state.tailsRead += split.below.length + split.above.length;
       state.pages += 2;
       state.unprobed.push(...split.groups);
-      for (const group of split.groups) this.#spawn(() => this.#probe(group));
+      // The whole fleet is almost always split, and so is the group of a concentrated split that holds its block (one of four).
+      for (const group of split.groups) this.#spawn(() => this.#probe(group, split.concentrated));
       return false;
     }
     if (desc) state.wasted += 1;
@@ -261,13 +269,19 @@ export class CursorSweep {
    * tails outside, sparse in a skewed fleet, are what the probes already hold. Undefined
    * where the probes meet (the range is hardly two pages) or it cannot be split.
    */
-  #split(prefixes: readonly string[], asc: DevicePage, desc: DevicePage, count: number): { groups: string[][]; below: Brief[]; above: Brief[] } | undefined {
+  #split(
+    prefixes: readonly string[],
+    asc: DevicePage,
+    desc: DevicePage,
+    count: number,
+  ): { groups: string[][]; below: Brief[]; above: Brief[]; concentrated: boolean } | undefined {
     const low = euiOf(asc.briefs.at(-1) ?? {});
     const high = euiOf(desc.briefs.at(-1) ?? {});
     if (low === undefined || high === undefined || low >= high) return undefined;
     const perRange = (this.state.target ?? 1) * this.#pageSize(asc);
     const middle = Math.max(0, count - asc.briefs.length - desc.briefs.length);
     const groups = splitRange(low, high, plannedCount(middle, euis(asc), euis(desc), perRange), perRange, prefixes);
+    const dense = concentrated(middle, euis(asc), euis(desc));
     const start = groups?.[0]?.[0];
     const end = groups?.at(-1)?.at(-1);
     if (groups === undefined || start === undefined || end === undefined) return undefined;
@@ -279,7 +293,7 @@ export class CursorSweep {
         return eui > end && !eui.startsWith(end);
       })
       .reverse();
-    return { groups, below, above };
+    return { groups, below, above, concentrated: dense };
   }
 
   /** A tail of a split range: a lane of its own, ended at once. */
@@ -430,9 +444,13 @@ function rangeName(prefixes: readonly string[]): string {
   return prefixes.length === 1 ? `range ${prefixes[0]}` : `range ${prefixes[0]}..${prefixes.at(-1)}`;
 }
 
-/** Both pages, once both are in (or the one failed): none arrives after the probe let go of what it holds. */
-async function bothHeld(asc: Promise<DevicePage>, desc?: Promise<DevicePage>): Promise<[DevicePage, DevicePage | undefined]> {
-  const [first, end] = await Promise.allSettled([asc, desc]);
+/**
+ * The first page and the end page, if it was asked for (by the time the first page is in):
+ * once both are in, or one failed, so that none arrives after the probe let go of what it holds.
+ */
+async function bothHeld(asc: Promise<DevicePage>, desc: () => Promise<DevicePage> | undefined): Promise<[DevicePage, DevicePage | undefined]> {
+  const [first] = await Promise.allSettled([asc]);
+  const [end] = await Promise.allSettled([desc()]);
   if (first.status === 'rejected') throw first.reason;
   if (end.status === 'rejected') throw end.reason;
   return [first.value, end.value];

@@ -105,8 +105,12 @@ const MAX_GROUP_PREFIXES = 32;
  * once both of its probes reach into it), and the others are read as they are.
  */
 export function plannedCount(middle: number, asc: readonly string[], desc: readonly string[], perRange: number): number {
-  const predicted = spreadCount(asc, desc);
-  return middle > CONCENTRATION * predicted ? Math.max(CONCENTRATED_GROUPS * perRange, predicted) : middle;
+  return concentrated(middle, asc, desc) ? Math.max(CONCENTRATED_GROUPS * perRange, spreadCount(asc, desc)) : middle;
+}
+
+/** Whether a range's middle holds far more than its probes' density predicts: one block somewhere between two sparse ends (plannedCount). */
+export function concentrated(middle: number, asc: readonly string[], desc: readonly string[]): boolean {
+  return middle > CONCENTRATION * spreadCount(asc, desc);
 }
 
 /** How many times what the probes' density predicts the middle must hold to count as concentrated. */

@@ -182,6 +182,17 @@ describe('CursorSweep', () => {
     expect(state.ranges.filter((range) => range.pages <= 1).length).toBeLessThanOrEqual(4);
   });
 
+  it("asks the groups of a concentrated split for both their ends at once, so the block's ranges start a round trip sooner", async () => {
+    const euis = skewedFleet(10_000);
+    const { queries } = await sweepAll(euis, { pageSize: 100, sweeps: 32 });
+    // The fleet's pair, then each of the four groups' first pages, the block's among them, with its end page.
+    const firstPages = queries.filter((query) => query.after === undefined && (query.prefixes ?? []).length > 0);
+    const groups = firstPages.slice(0, 8);
+    expect(groups.filter((query) => query.order === 'asc')).toHaveLength(4);
+    expect(groups.filter((query) => query.order === 'desc')).toHaveLength(4);
+    expect(new Set(groups.map((query) => (query.prefixes ?? []).join()))).toHaveLength(4);
+  });
+
   it('answers no-cursor-mode on the first probe of a platform without cursors, having taken nothing', async () => {
     const { outcome, taken } = await sweepAll(
       Array.from({ length: 30 }, (_, i) => hex(i)),
