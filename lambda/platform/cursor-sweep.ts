@@ -280,8 +280,8 @@ export class CursorSweep {
     if (low === undefined || high === undefined || low >= high) return undefined;
     const perRange = (this.state.target ?? 1) * this.#pageSize(asc);
     const middle = Math.max(0, count - asc.briefs.length - desc.briefs.length);
-    const groups = splitRange(low, high, plannedCount(middle, euis(asc), euis(desc), perRange), perRange, prefixes);
-    const dense = concentrated(middle, euis(asc), euis(desc));
+    const [ascEuis, descEuis] = [euis(asc), euis(desc)];
+    const groups = splitRange(low, high, plannedCount(middle, ascEuis, descEuis, perRange), perRange, prefixes);
     const start = groups?.[0]?.[0];
     const end = groups?.at(-1)?.at(-1);
     if (groups === undefined || start === undefined || end === undefined) return undefined;
@@ -293,7 +293,7 @@ export class CursorSweep {
         return eui > end && !eui.startsWith(end);
       })
       .reverse();
-    return { groups, below, above, concentrated: dense };
+    return { groups, below, above, concentrated: concentrated(middle, ascEuis, descEuis) };
   }
 
   /** A tail of a split range: a lane of its own, ended at once. */

@@ -135,9 +135,9 @@ const DEFLATE_STATE_BYTES = 2 ** (WINDOW_BITS + 2) + 2 ** (MEM_LEVEL + 9);
  * lane's file without waiting for it. `write` waits while gzip's queues hold QUEUED_BYTES
  * or an upload is behind, and while the completing files hold more than HELD_BYTES; past
  * HELD_BYTES in the open files it completes one; so memory stays bounded by bytes whatever
- * the fleet size and however many lanes are open. Writes come one at a
- * time (the reader takes a page's devices in turn): two at once into a lane rolling over
- * could both open its next file.
+ * the fleet size and however many lanes are open. Writes come one at a time (the reader
+ * takes a page's devices in turn): two at once into a lane rolling over could both open its
+ * next file.
  * A run that fails discards its writer, which deletes every file it wrote: a failed run
  * leaves no data behind.
  */
@@ -258,7 +258,10 @@ export class DataWriter {
       if (total(open, (file) => file.gzip.writableLength) < QUEUED_BYTES) return;
       // A batch is at least gzip's high-water mark (16 KiB on Node 20, where the tests run; 64 KiB,
       // BATCH_CHARS, from Node 22, where the function runs), so a queue that holds one says when it drains.
-      const longest = open.filter((file) => file.gzip.writableNeedDrain).sort((a, b) => b.gzip.writableLength - a.gzip.writableLength)[0];
+      const longest = mostBy(
+        open.filter((file) => file.gzip.writableNeedDrain),
+        (file) => file.gzip.writableLength,
+      );
       if (longest === undefined) return;
       await Promise.race([once(longest.gzip, 'drain'), longest.done, this.#stopped]);
       this.#check();
@@ -272,7 +275,7 @@ export class DataWriter {
    */
   async #withinBudget(): Promise<void> {
     while (this.#open.size > 1 && total(this.#open.values(), releasedBy) > HELD_BYTES) {
-      const [lane] = [...this.#open].reduce((most, entry) => (releasedBy(entry[1]) > releasedBy(most[1]) ? entry : most));
+      const [lane] = mostBy([...this.#open], ([, file]) => releasedBy(file)) as [string, OpenFile];
       void this.end(lane);
     }
     while (total(this.#ending.keys(), heldBy) > HELD_BYTES) await Promise.race([...this.#ending.values(), this.#stopped]);
@@ -392,15 +395,20 @@ function handBatch(file: OpenFile): void {
   file.gzip.write(batch);
 }
 
+/** The item that measures the most, the first of equals; undefined for none. */
+function mostBy<T>(items: readonly T[], measure: (item: T) => number): T | undefined {
+  return items.reduce<T | undefined>((most, item) => (most === undefined || measure(item) > measure(most) ? item : most), undefined);
+}
+
 function total(files: Iterable<OpenFile>, measure: (file: OpenFile) => number): number {
   let sum = 0;
   for (const file of files) sum += measure(file);
   return sum;
 }
 
-/** What a completing file holds in memory: the NDJSON not yet compressed (its batch, gzip's queue), and the compressed bytes S3 does not have yet. */
+/** What a completing file holds in memory: the NDJSON gzip has yet to compress (its batch went to gzip as it ended), and the compressed bytes S3 does not have yet. */
 function heldBy(file: OpenFile): number {
-  return file.batch.length + file.gzip.writableLength + file.counted.bytes - file.uploaded;
+  return file.gzip.writableLength + file.counted.bytes - file.uploaded;
 }
 
 /** What completing an open file frees: its deflate state, its batch (gzip's queue drains either way), and the compressed bytes S3 does not have yet. */
