@@ -368,6 +368,20 @@ describe('a fleet that changes under a sweep', () => {
     expect(platform.stats.removed.map((brief) => brief.name)).toEqual(sensors(190, 200));
   });
 
+  it('deletes as many as asked when pages answered out of order reached past where the list now ends', async () => {
+    spec({
+      fleet: 500,
+      changes: [
+        { afterPage: 5, remove: 50, at: 'served' },
+        { afterPage: 4, remove: 50, at: 'served' },
+      ],
+    });
+    expect(names(await page({ pageSize: 100, pageIndex: 5 }))).toEqual(sensors(400, 500));
+    // 450 devices left, while the pages have reached 500: the furthest place is the list's end.
+    await page({ pageSize: 100, pageIndex: 4 });
+    expect(platform.stats.removed.map((brief) => brief.name)).toEqual([...sensors(450, 500), ...sensors(400, 450)]);
+  });
+
   it('keeps the creation order too: offset paging by default, as before', async () => {
     spec({ fleet: 500, changes: [{ afterPage: 2, remove: 10, at: 'served' }] });
     const read: unknown[] = [];

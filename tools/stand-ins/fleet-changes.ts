@@ -8,7 +8,8 @@ import type { Brief, LiveFleet } from './fleet.ts';
  * the request that triggered it reads it: its order (creation order, or EUI ascending or
  * descending) within its `devEUI` filter. (A `beforeLookup` change takes the last page's.)
  * - `'served'`: among devices already read, just before the furthest place any page of that
- *   order and filter has reached. In creation order (offset paging, the default sort),
+ *   order and filter has reached (or the list's end, where deletions since have moved it
+ *   back past that place). In creation order (offset paging, the default sort),
  *   deleting K there shifts the rest back, and the K devices that cross the page boundary
  *   are never served; adding K shifts them forward, and K devices are served twice. In EUI
  *   order the furthest place is an EUI: deleted devices are the last K read up to it, added
@@ -50,7 +51,9 @@ export interface FleetChange {
  * of devices in creation order, an EUI in EUI order; nothing yet when undefined).
  */
 export function applyChange(fleet: LiveFleet, change: FleetChange, view: View, reached: number | string | undefined): { removed: Brief[]; added: Brief[] } {
-  const served = reached === undefined ? 0 : placeOf(fleet, view, reached);
+  // Pages answered out of order can have reached past where the list now ends (devices
+  // deleted since): the furthest place is then its end, every device on it already read.
+  const served = reached === undefined ? 0 : Math.min(placeOf(fleet, view, reached), viewLength(fleet, view));
   const whole = view.order === 'creation' && view.prefixes.length === 0;
   let removed: Brief[] = [];
   if (change.remove !== undefined) {
