@@ -1,3 +1,4 @@
+import { keptBriefs } from './brief-text.ts';
 import { MalformedPageError, PlatformError } from '../common/errors.ts';
 import { TransientError, isNetworkError, lastingFailure, parseRetryAfter, type Retrying } from '../common/retry.ts';
 import { characters, excerpt, failureName, headerValue, isJsonAnswer, isJsonMediaType, unquoted } from '../common/redact.ts';
@@ -248,7 +249,7 @@ export function parsePage(index: number, body: string, contentType: string, toke
   const { count } = parsed as { count?: unknown };
   return {
     index,
-    briefs: briefs as Brief[],
+    briefs: keptBriefs(body, briefs as Brief[]),
     more,
     bytes: body.length,
     ...(typeof count === 'number' && Number.isSafeInteger(count) && count >= 0 ? { count } : {}),

@@ -9,6 +9,7 @@ import { isLast, orderedPages, type PagingStats } from '../platform/ordered-page
 import type { DataWriter } from '../storage/data-writer.ts';
 import { deviceKey, type DeviceKey } from '../common/device-key.ts';
 import { euiOf } from '../platform/eui-ranges.ts';
+import { lineOf } from '../platform/brief-text.ts';
 import { DeviceKeySet } from '../common/device-key-set.ts';
 import type { RunServices } from '../common/services.ts';
 import { checkPageCeiling } from '../common/paging.ts';
@@ -204,15 +205,9 @@ export class FleetReader {
       if (!again) this.duplicates += 1;
       return false;
     } else this.seen.add(key);
-    await this.run.writer.write(withRunId(brief, this.#runField), { ...(lane === undefined ? {} : { lane }), eui: euiOf(brief) });
+    await this.run.writer.write(lineOf(brief, this.#runField), { ...(lane === undefined ? {} : { lane }), eui: euiOf(brief) });
     return true;
   }
-}
-
-/** The brief as the platform sent it, with the run id appended, without copying the object. */
-function withRunId(brief: Brief, runField: string): string {
-  const json = JSON.stringify(brief);
-  return json.length === 2 ? `{${runField.slice(1)}` : json.slice(0, -1) + runField;
 }
 
 /**
