@@ -198,9 +198,13 @@ export function idsAfter(fleet: LiveFleet, view: View, after: string | undefined
   return { ids, more: false };
 }
 
-/** How many devices of a view come before (in its order) a place reached: an EUI, or already a count. */
+/**
+ * How many devices of a view come before (in its order) a place reached: an EUI, or already
+ * a count. Never past the view's end: pages answered out of order can have reached past
+ * where the list ends once devices were deleted since.
+ */
 export function placeOf(fleet: LiveFleet, view: View, reached: number | string): number {
-  if (typeof reached === 'number') return reached;
+  if (typeof reached === 'number') return Math.min(reached, viewLength(fleet, view));
   const index = fleet.euiIndex();
   return ranges(fleet, view).reduce((sum, [from, to]) => {
     const cut = view.order === 'asc' ? index.upperBound(reached) : index.lowerBound(reached);

@@ -51,9 +51,7 @@ export interface FleetChange {
  * of devices in creation order, an EUI in EUI order; nothing yet when undefined).
  */
 export function applyChange(fleet: LiveFleet, change: FleetChange, view: View, reached: number | string | undefined): { removed: Brief[]; added: Brief[] } {
-  // Pages answered out of order can have reached past where the list now ends (devices
-  // deleted since): the furthest place is then its end, every device on it already read.
-  const served = reached === undefined ? 0 : Math.min(placeOf(fleet, view, reached), viewLength(fleet, view));
+  const served = reached === undefined ? 0 : placeOf(fleet, view, reached);
   const whole = view.order === 'creation' && view.prefixes.length === 0;
   let removed: Brief[] = [];
   if (change.remove !== undefined) {
