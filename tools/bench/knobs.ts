@@ -7,6 +7,10 @@
  * baseline run per case at the default page size (the speed-up targets' reference). main.ts
  * runs it; this file holds the settings and the tables.
  *
+ * Where the stand-ins run is swept too: they share the machine's two cores with the
+ * exporter, so the exporter is also run on one core with the stand-ins on the other (what
+ * it does with a core of its own), and with them on its core (what sharing one costs).
+ *
  * Not swept: the fewest pages a range is split into (MIN_RANGE_PAGES in
  * lambda/platform/eui-ranges.ts, a constant, not a setting), and the stand-ins in the
  * exporter's own process (they run in a process of their own in every case: see
@@ -20,6 +24,8 @@ export interface KnobSetting {
   latencyMs: number;
   pageSize: number;
   env: Record<string, string>;
+  /** The cores the stand-ins and the exporter are pinned to (cores.ts); unpinned where absent. */
+  cores?: { standIns: number; exporter: number };
 }
 
 /** The cases swept: those of the speed-up targets, a fleet and a latency each. */
@@ -37,7 +43,16 @@ export function knobSettings(): KnobSetting[] {
   const window = (start: number, ceiling: number) => ({ THINGPARK_CONCURRENCY: String(start), THINGPARK_MAX_CONCURRENCY: String(ceiling) });
   const at =
     (devices: number, latencyMs: number) =>
-    (label: string, pageSize: number, env: Record<string, string>): KnobSetting => ({ label, devices, latencyMs, pageSize, env });
+    (label: string, pageSize: number, env: Record<string, string>, cores?: KnobSetting['cores']): KnobSetting => ({
+      label,
+      devices,
+      latencyMs,
+      pageSize,
+      env,
+      ...(cores ? { cores } : {}),
+    });
+  const apart = { standIns: 0, exporter: 1 };
+  const together = { standIns: 1, exporter: 1 };
   const at100 = at(100_000, 100);
   const at300 = at(100_000, 300);
   const million = at(1_000_000, 100);
@@ -49,6 +64,8 @@ export function knobSettings(): KnobSetting[] {
     at100('window 32 → 32', 1000, window(32, 32)),
     at100('pages of 500, window 4 → 64', 500, window(4, 64)),
     at100('pages of 2000, window 4 → 16', 2000, window(4, 16)),
+    at100('exporter on a core of its own, stand-ins on the other', 1000, {}, apart),
+    at100('exporter and stand-ins on one core', 1000, {}, together),
     at300('defaults: window 4 → 32, pages of 1000', 1000, {}),
     at300('window 16 → 32', 1000, window(16, 32)),
     at300('window 32 → 32', 1000, window(32, 32)),
@@ -57,6 +74,7 @@ export function knobSettings(): KnobSetting[] {
     million('defaults: window 4 → 32, pages of 1000', 1000, {}),
     million('window 16 → 32', 1000, window(16, 32)),
     million('pages of 2000, window 4 → 16', 2000, window(4, 16)),
+    million('exporter on a core of its own, stand-ins on the other', 1000, {}, apart),
   ];
 }
 

@@ -9,6 +9,7 @@
  * compared.
  */
 import { bundleChild } from './bundle.ts';
+import { onCore } from './cores.ts';
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -173,10 +174,10 @@ interface CaseResult {
 
 let childFile = '';
 
-async function runChild(standIns: BenchStandIns, mode: string, params: ChildParams, env: Record<string, string>): Promise<Measured> {
+async function runChild(standIns: BenchStandIns, mode: string, params: ChildParams, env: Record<string, string>, core?: number): Promise<Measured> {
   await standIns.clear();
   const child = fork(childFile, [], {
-    execArgv: [
+    ...onCore(core, [
       // The exporter under the deployed function's heap limit; the baseline with room for
       // the whole fleet in memory, which is how it works (a million devices would not fit
       // the function's memory).
@@ -186,7 +187,7 @@ async function runChild(standIns: BenchStandIns, mode: string, params: ChildPara
       // writes its V8 CPU profile to .bench/profiles.
       ...(process.env[`BENCH_FLAGS_${mode.toUpperCase()}`]?.split(' ').filter(Boolean) ?? []),
       ...(process.env.BENCH_PROFILE === mode ? ['--cpu-prof', `--cpu-prof-dir=${resolve('.bench/profiles')}`] : []),
-    ],
+    ]),
     env: { ...process.env, ...standIns.env, ...env, BENCH_MODE: mode, BENCH_PARAMS: JSON.stringify(params), TMPDIR: '/tmp', NODE_NO_WARNINGS: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -309,18 +310,24 @@ async function runKnobs(): Promise<string> {
   return tables.join('\n\n');
 }
 
-/** One case's settings, each page size against stand-ins of its own; the baseline once, at pages of 1000. */
+/**
+ * One case's settings, each page size and placement against stand-ins of their own; the
+ * baseline once, at pages of 1000, unpinned.
+ */
 async function runKnobsFor({ devices, latencyMs }: { devices: number; latencyMs: number }): Promise<string> {
   const fleet = scaled(devices);
   const settings = knobSettings().filter((setting) => setting.devices === devices && setting.latencyMs === latencyMs);
   const rows: KnobRow[] = [];
   let baselineMs = Number.NaN;
-  for (const size of [...new Set(settings.map((setting) => setting.pageSize))]) {
-    const standIns = await startBenchStandIns({ simulator: { fleet, latencyMs, identifiers: 'skewed' }, prerender: size });
+  const groupOf = (setting: KnobSetting) => `${setting.pageSize} ${setting.cores?.standIns ?? ''}`;
+  for (const key of new Set(settings.map(groupOf))) {
+    const group = settings.filter((setting) => groupOf(setting) === key);
+    const { pageSize: size, cores } = group[0] as KnobSetting;
+    const standIns = await startBenchStandIns({ simulator: { fleet, latencyMs, identifiers: 'skewed' }, prerender: size }, cores?.standIns);
     try {
       const params = childParams({ fleet, latencyMs, pageSize: size });
-      if (size === 1000) baselineMs = (await runChild(standIns, 'baseline', params, {})).wallMs;
-      for (const setting of settings.filter((each) => each.pageSize === size)) rows.push(await knobRow(standIns, params, setting));
+      if (size === 1000 && cores === undefined) baselineMs = (await runChild(standIns, 'baseline', params, {})).wallMs;
+      for (const setting of group) rows.push(await knobRow(standIns, params, setting));
     } finally {
       await standIns.stop();
     }
@@ -334,7 +341,7 @@ async function knobRow(standIns: BenchStandIns, params: ChildParams, setting: Kn
   const runs: Measured[] = [];
   for (let i = 0; i < 3; i += 1) {
     console.log(`  ${sizeName(scaled(setting.devices))} @ ${setting.latencyMs} ms, ${setting.label} ${i + 1}/3`);
-    runs.push(await runChild(standIns, 'exporter', params, { THINGPARK_PAGE_SIZE: String(setting.pageSize), ...setting.env }));
+    runs.push(await runChild(standIns, 'exporter', params, { THINGPARK_PAGE_SIZE: String(setting.pageSize), ...setting.env }, setting.cores?.exporter));
   }
   const m = [...runs].sort((a, b) => a.wallMs - b.wallMs)[1] as Measured;
   const { wallMs, workCpuMs, maxRssMb, requests, maxInFlight } = m;

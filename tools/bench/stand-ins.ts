@@ -11,6 +11,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { SimulatorOptions } from '../stand-ins/simulator.ts';
+import { onCore } from './cores.ts';
 
 /** What the stand-ins counted since the last `clear` or `reset`. */
 export interface StandInCounts {
@@ -57,10 +58,10 @@ export interface BenchStandIns extends Ready {
   stop(): Promise<void>;
 }
 
-/** Starts the stand-ins' process (tools/bench/stand-ins-process.ts, run by tsx) and waits until they listen. */
-export async function startBenchStandIns(options: BenchStandInsOptions): Promise<BenchStandIns> {
+/** Starts the stand-ins' process (tools/bench/stand-ins-process.ts, run by tsx), on `core` if given, and waits until they listen. */
+export async function startBenchStandIns(options: BenchStandInsOptions, core?: number): Promise<BenchStandIns> {
   const child = fork(resolve('tools/bench/stand-ins-process.ts'), [], {
-    execArgv: ['--import', 'tsx'],
+    ...onCore(core, ['--import', 'tsx']),
     env: { ...process.env, BENCH_STAND_INS: JSON.stringify(options), NODE_NO_WARNINGS: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

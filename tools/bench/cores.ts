@@ -1,0 +1,18 @@
+/**
+ * Where a benchmark process runs: `taskset` (util-linux) pins a forked process, and every
+ * thread it starts (gzip's, the garbage collector's), to one core, so the knob sweep can
+ * say how much the stand-ins sharing the machine's cores explains. Linux only, as taskset.
+ */
+import { spawnSync } from 'node:child_process';
+import type { ForkOptions } from 'node:child_process';
+
+/** Fork options that run the child's node on `core` (unpinned where undefined). */
+export function onCore(core: number | undefined, execArgv: string[]): Pick<ForkOptions, 'execPath' | 'execArgv'> {
+  if (core === undefined) return { execArgv };
+  if (spawnSync('taskset', ['-c', String(core), 'true']).status !== 0) {
+    throw new Error(`Pinning a process to core ${core} needs taskset (util-linux) and that core: install util-linux, or leave the placement settings out.`);
+  }
+  // fork runs execPath with execArgv before the module: taskset then starts node itself, which
+  // inherits the IPC channel fork set up.
+  return { execPath: 'taskset', execArgv: ['-c', String(core), process.execPath, ...execArgv] };
+}
