@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { getJson, runRows, type Row } from '../../tools/inspect/snapshot.ts';
+import { simulatedBrief } from '../../tools/stand-ins/fleet.ts';
 import { SPEC_7_3, type SimulatorOptions } from '../../tools/stand-ins/simulator.ts';
 import { queryObjects } from '../support/curated.ts';
 import { lambdaContext } from '../support/lambda.ts';
@@ -30,13 +31,14 @@ interface ListedFile {
   maxEui?: string;
 }
 
-/** The run's manifest, and each listed file's EUIs, in the order listed: each file's bounds checked against its rows. */
+/** The run's manifest, and each listed file's EUIs, in the order listed: each file's bounds (upper case, docs/data-layout.md) checked against its rows. */
 async function filesOf(summary: { bucket: string; manifestKey: string }): Promise<{ order?: string; files: string[][] }> {
   const manifest = await getJson<{ order?: string; files: ListedFile[] }>(h.proxy.direct, summary.bucket, summary.manifestKey);
   const files: string[][] = [];
   for (const file of manifest.files) {
     const read = euis(await runRows(h.proxy.direct, { bucket: summary.bucket, dataKeys: [file.key] }));
-    expect({ minEui: file.minEui, maxEui: file.maxEui }).toEqual({ minEui: [...read].sort()[0], maxEui: [...read].sort().at(-1) });
+    const bounds = read.map((eui) => eui.toUpperCase()).sort();
+    expect({ minEui: file.minEui, maxEui: file.maxEui }).toEqual({ minEui: bounds[0], maxEui: bounds.at(-1) });
     files.push(read);
   }
   return { ...(manifest.order === undefined ? {} : { order: manifest.order }), files };
@@ -120,6 +122,28 @@ describe('cursor mode (the spec)', () => {
     expect(summary).toMatchObject({ paging: 'cursor', verification: 'not-needed', recovered: 0, verificationRequests: 0 });
     expect(sim.stats.lookups).toBe(0);
     expect(summary.pageRequests).toBeLessThanOrEqual(Math.ceil(10_000 / 100) * 1.3);
+  });
+
+  it('reads a fleet whose EUIs come in lower case as it reads upper case: in ranges, each device once, in order, as sent', async () => {
+    // The spec writes EUIs in upper case; a platform that stores them as given, filtering and
+    // sorting them without regard to case (as the simulator does), must lose nothing either.
+    const fleet = Array.from({ length: 3000 }, (_, i) => {
+      const brief = simulatedBrief(i, { identifiers: 'skewed', ref: false });
+      return { ...brief, EUI: String(brief.EUI).toLowerCase() };
+    });
+    const sim = await spec({ fleet });
+    const summary = await invokeOk(h, await auto(freshPrefix()), {});
+    expect(summary).toMatchObject({ devices: 3000, duplicates: 0, paging: 'cursor', verification: 'not-needed' });
+    expect(summary.ranges).toBeGreaterThan(1);
+    expect(summary).not.toHaveProperty('fallback');
+    expect(sim.stats.lookups).toBe(0);
+    const { order, files } = await filesOf(summary);
+    const read = files.flat();
+    expect(order).toBe('eui');
+    expect(read).toHaveLength(3000);
+    expect(repeated(read)).toEqual([]);
+    expect(ascending(read)).toBe(true);
+    expect(new Set(read)).toEqual(new Set(fleet.map((brief) => brief.EUI)));
   });
 
   it('falls back to one unfiltered cursor sweep when the platform ignores the EUI filter, and says so', async () => {
