@@ -85,9 +85,13 @@ const BATCH_CHARS = 64 * 1024;
  * for the longest queue to drain. gzip's own high-water mark (16 KiB on Node 20, 64 KiB
  * from Node 22) is no larger than one batch: waiting on it after every batch made the main
  * thread idle through each compression's round trip to the thread pool, instead of building
- * the next batch while gzip compresses this one.
+ * the next batch while gzip compresses this one. Several pages' worth, not one: a lane's
+ * gzip compresses one batch at a time, so with room for about one page (1 MiB) the writer
+ * waited for each page it wrote to be compressed; with four, the lanes' queues compress at
+ * once on the thread pool while the main thread takes the next pages
+ * (docs/performance.md, "Order").
  */
-const QUEUED_BYTES = 1024 * 1024;
+export const QUEUED_BYTES = 4 * 1024 * 1024;
 
 /**
  * Level 1 compresses about 3x faster than zlib's default (6) for a larger file (about 1.5x

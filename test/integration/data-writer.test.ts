@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { DataWriter, inEuiOrder, type DataFile } from '../../lambda/storage/data-writer.ts';
+import { DataWriter, QUEUED_BYTES, inEuiOrder, type DataFile } from '../../lambda/storage/data-writer.ts';
 import { runRows, testS3 } from '../../tools/inspect/snapshot.ts';
 import { DEMO, freshPrefix, objects, reset, useHarness, type Harness } from '../faults/harness.ts';
 
@@ -74,8 +74,8 @@ describe('DataWriter lanes', () => {
       }
     }
     // Once gzip has compressed them, two pages' worth of lines that compress to almost
-    // nothing (2 MiB, 25 KB once compressed) go to a fourth lane: gzip's queue fills to
-    // 1 MiB before a write waits.
+    // nothing (2 MiB, 25 KB once compressed) go to a fourth lane, faster than gzip takes
+    // them: its queue holds up to 2 MiB, which would take the open files past 12 MiB.
     await new Promise((resolve) => setTimeout(resolve, 200));
     for (let i = 0; i < 2500; i += 1) {
       const eui = `d${String(i).padStart(5, '0')}`;
@@ -85,6 +85,24 @@ describe('DataWriter lanes', () => {
     for (const eui of ['a99999', 'b99999']) await writer.write(JSON.stringify({ EUI: eui }), { lane: eui.slice(0, 1), eui });
     const files = await writer.close();
     expect(files.map(({ minEui, maxEui }) => `${minEui}..${maxEui}`).sort()).toEqual(['a00000..a99999', 'b00000..b99999', 'c00000..c00699', 'd00000..d02499']);
+  });
+
+  it("lets gzip's queues hold several pages, and no more than QUEUED_BYTES, before a write waits", async () => {
+    const writer = writerAt(freshPrefix());
+    // gzip moves on only between turns of the event loop, and writes that need not wait take
+    // none: what is written before the first turn is what the queues held before one waited.
+    let turned = false;
+    setImmediate(() => (turned = true));
+    const line = JSON.stringify({ EUI: 'a', noise: randomBytes(3072).toString('base64') });
+    let before = 0;
+    for (let i = 0; i < (3 * QUEUED_BYTES) / line.length && !turned; i += 1) {
+      await writer.write(line, { lane: 'a', eui: 'a' });
+      before += line.length + 1;
+    }
+    expect(turned).toBe(true);
+    expect(before).toBeGreaterThan(3 * 1024 * 1024);
+    expect(before).toBeLessThanOrEqual(QUEUED_BYTES + 64 * 1024 + line.length);
+    await writer.close();
   });
 
   it("fails the run's next write when a lane's file cannot be completed, and a discard then leaves nothing", async () => {
