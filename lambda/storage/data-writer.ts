@@ -85,13 +85,12 @@ const BATCH_CHARS = 64 * 1024;
  * for the longest queue to drain. gzip's own high-water mark (16 KiB on Node 20, 64 KiB
  * from Node 22) is no larger than one batch: waiting on it after every batch made the main
  * thread idle through each compression's round trip to the thread pool, instead of building
- * the next batch while gzip compresses this one. Several pages' worth, not one: a lane's
- * gzip compresses one batch at a time, so with room for about one page (1 MiB) the writer
- * waited for each page it wrote to be compressed; with four, the lanes' queues compress at
- * once on the thread pool while the main thread takes the next pages
+ * the next batch while gzip compresses this one. About one page, not several: with 2 or
+ * 4 MiB the lanes compress at once and a run at 100 ms waits less, but a million devices
+ * peak some 15 MB higher, past the 256 MB the function is held to in some runs
  * (docs/performance.md, "Order").
  */
-export const QUEUED_BYTES = 4 * 1024 * 1024;
+export const QUEUED_BYTES = 1024 * 1024;
 
 /**
  * Level 1 compresses about 3x faster than zlib's default (6) for a larger file (about 1.5x
