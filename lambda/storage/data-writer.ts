@@ -85,10 +85,10 @@ const BATCH_CHARS = 64 * 1024;
  * for the longest queue to drain. gzip's own high-water mark (16 KiB on Node 20, 64 KiB
  * from Node 22) is no larger than one batch: waiting on it after every batch made the main
  * thread idle through each compression's round trip to the thread pool, instead of building
- * the next batch while gzip compresses this one. About one page, not several: with 2 or
- * 4 MiB the lanes compress at once and a run at 100 ms waits less, but a million devices
- * peak some 15 MB higher, past the 256 MB the function is held to in some runs
- * (docs/performance.md, "Order").
+ * the next batch while gzip compresses this one. About one page, not several: with 4 MiB
+ * the lanes compress at once and a run at 100 ms waits less (2 MiB gains half as much), but
+ * with either a million devices peak some 15 MB higher, past the 256 MB the function is
+ * held to in some runs (docs/performance.md, "More room in gzip's queues").
  */
 export const QUEUED_BYTES = 1024 * 1024;
 

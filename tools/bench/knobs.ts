@@ -8,8 +8,9 @@
  * runs it; this file holds the settings and the tables.
  *
  * Where the stand-ins run is swept too: they share the machine's two cores with the
- * exporter, so the exporter is also run on one core with the stand-ins on the other (what
- * it does with a core of its own), and with them on its core (what sharing one costs).
+ * exporter, so the exporter is also run alone on one core with the stand-ins on the other
+ * (no stand-ins beside it, but one core for its gzip and collector threads too), and on the
+ * stand-ins' core (what sharing one costs).
  *
  * Not swept: the fewest pages a range is split into (MIN_RANGE_PAGES in
  * lambda/platform/eui-ranges.ts, a constant, not a setting), and the stand-ins in the
@@ -64,7 +65,7 @@ export function knobSettings(): KnobSetting[] {
     at100('window 32 → 32', 1000, window(32, 32)),
     at100('pages of 500, window 4 → 64', 500, window(4, 64)),
     at100('pages of 2000, window 4 → 16', 2000, window(4, 16)),
-    at100('exporter on a core of its own, stand-ins on the other', 1000, {}, apart),
+    at100('exporter alone on one core, stand-ins on the other', 1000, {}, apart),
     at100('exporter and stand-ins on one core', 1000, {}, together),
     at300('defaults: window 4 → 32, pages of 1000', 1000, {}),
     at300('window 16 → 32', 1000, window(16, 32)),
@@ -74,7 +75,7 @@ export function knobSettings(): KnobSetting[] {
     million('defaults: window 4 → 32, pages of 1000', 1000, {}),
     million('window 16 → 32', 1000, window(16, 32)),
     million('pages of 2000, window 4 → 16', 2000, window(4, 16)),
-    million('exporter on a core of its own, stand-ins on the other', 1000, {}, apart),
+    million('exporter alone on one core, stand-ins on the other', 1000, {}, apart),
   ];
 }
 

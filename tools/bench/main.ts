@@ -9,7 +9,7 @@
  * compared.
  */
 import { bundleChild } from './bundle.ts';
-import { onCore } from './cores.ts';
+import { checkCores, onCore } from './cores.ts';
 import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -305,6 +305,7 @@ async function runCase(c: Case): Promise<CaseResult> {
 
 /** The knob sweep (knobs.ts): the speed-up targets' cases, skewed, in cursor mode, setting by setting. */
 async function runKnobs(): Promise<string> {
+  checkCores(knobSettings().flatMap((setting) => (setting.cores ? [setting.cores.standIns, setting.cores.exporter] : [])));
   const tables: string[] = [];
   for (const knobCase of KNOB_CASES) tables.push(await runKnobsFor(knobCase));
   return tables.join('\n\n');
@@ -727,10 +728,10 @@ compresses it and uploads it${cpuRatioText(results)}. With latency, the exporter
 work, which the baseline (one page at a time) cannot, and its window widens with the
 latency until its own CPU (or the platform's rate limit) is what bounds it.
 
-Where a speed target is missed, the knob sweep above shows what no setting changes: the
-window's start and ceiling, the page size, and where the stand-ins run (the exporter on a
-core of its own, or on theirs). docs/performance.md, "Why the speed targets are not met",
-says where the exporter's time goes.
+Where a speed target is missed, the knob sweep above shows the settings tried: the
+window's start and ceiling, the page size, and where the stand-ins run (the exporter alone
+on one core, or sharing theirs). docs/performance.md, "Why the speed targets are not met",
+says which differences are the machine's noise and where the exporter's time goes.
 `;
 
 console.log(`\n${table(results)}\n\n${ratios(results)}\n\n${rateTable(results)}\n\n${coldTable(cold)}\n\n${targetLines}\n\ntook ${int(elapsedS)} s`);
