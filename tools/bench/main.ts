@@ -724,9 +724,9 @@ The stand-ins still share the machine's two cores with the approach being measur
 they serve bytes rendered beforehand, and their CPU is shown apart. At zero latency every
 approach is bound by CPU, not by the platform: the floor only parses each page, while the
 exporter parses it, cuts each device's NDJSON row out of the page's text, keys it,
-compresses it and uploads it${cpuRatioText(results)}. With latency, the exporter overlaps waiting with that
-work, which the baseline (one page at a time) cannot, and its window widens with the
-latency until its own CPU (or the platform's rate limit) is what bounds it.
+compresses it and uploads it${cpuRatioText(results)}. With latency, the exporter overlaps
+waiting with that work, which the baseline (one page at a time) cannot, and its window
+widens with the latency until its own CPU (or the platform's rate limit) is what bounds it.
 
 Where a speed target is missed, the knob sweep above shows the settings tried: the
 window's start and ceiling, the page size, and where the stand-ins run (the exporter alone
